@@ -1,0 +1,1 @@
+"""Keyword spotting (Speech Commands) in JAX/Flax."""

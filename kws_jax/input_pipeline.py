@@ -1,0 +1,526 @@
+"""Speech Commands data in memory, and batches drawn from it.
+
+`create_datasets` fetches and prepares the data once (TFDS caches it), loads
+every split into memory as int16 arrays and applies the tutorial's class
+mix:
+
+* Classes are `['_silence_', '_unknown_', *wanted_words]`.
+* Training keeps every unknown clip and draws each batch with per-example
+  weights, so a draw is a wanted-word clip, unknown or silence in the
+  tutorial's proportions: each wanted-word clip weighs 1, all unknown clips
+  together weigh `unknown_percentage`% of the wanted-word clip count, and
+  silence (one all-zero clip; the augmentation adds noise to label 0) weighs
+  `silence_percentage`% of it.
+* Validation and test hold a fixed random subset of unknown clips and
+  made-up silence clips (background noise at a random volume), as many as
+  those percentages of the split's wanted-word clips, drawn with fixed seeds
+  so every run scores the same clips.
+
+`train_iterator` makes each step's batch a pure function of
+`(config.seed, step)`, so resumed runs see the batches they would have seen.
+"""
+
+import collections
+import dataclasses
+import math
+import time
+from typing import Any, Iterator, Sequence
+
+from absl import logging
+import ml_collections
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from kws_jax import audio_io
+from kws_jax import config_validation
+from kws_jax import download
+from kws_jax import speech_commands_builder
+
+SILENCE_LABEL = '_silence_'
+UNKNOWN_LABEL = '_unknown_'
+SILENCE_INDEX = 0
+UNKNOWN_INDEX = 1
+# The splits of `Datasets`, by TFDS split name.
+EVAL_SPLITS = ('validation', 'test')
+# Fixed seeds for the evaluation splits' unknown subsets and silence clips,
+# kept apart from `config.seed` so runs with different seeds are scored on
+# the same clips.
+_EVAL_SEEDS = {'validation': 1018, 'test': 2029}
+_UNKNOWN_STREAM, _SILENCE_STREAM = 0, 1
+# Batches prepared ahead of the training step.
+_PREFETCH = 4
+# Clips decoded at a time when loading prepared data.
+_LOAD_CHUNK = 1024
+
+
+@dataclasses.dataclass
+class Split:
+  """One split in memory.
+
+  Attributes:
+    audio: int16 [N, L] clips, full scale 32768.
+    label: int32 [N] indices into `Datasets.labels`.
+    weight: float32 [N] sampling weights (training); 1 for evaluation.
+    names: N clip paths relative to the data folder ('' for made-up
+      silence).
+  """
+  audio: np.ndarray
+  label: np.ndarray
+  weight: np.ndarray
+  names: list[str]
+
+  def __len__(self) -> int:
+    return len(self.label)
+
+
+@dataclasses.dataclass
+class Datasets:
+  """Everything training and evaluation need from the data.
+
+  Attributes:
+    labels: class names; index 0 is silence and 1 unknown.
+    train, validation, test: the splits.
+    background: float32 [M] all background-noise recordings concatenated, in
+      [-1, 1] at the config's sample rate (empty if there are none).
+    summary: counts per split and class, training weights, skipped files,
+      timings; see `create_datasets`.
+  """
+  labels: list[str]
+  train: Split
+  validation: Split
+  test: Split
+  background: np.ndarray
+  summary: dict[str, Any]
+
+
+def prepare_words_list(wanted_words: Sequence[str] | str) -> list[str]:
+  """Returns `['_silence_', '_unknown_', *wanted_words]`.
+
+  Args:
+    wanted_words: words in order, or a comma string such as 'yes,no'.
+  """
+  return [SILENCE_LABEL, UNKNOWN_LABEL,
+          *config_validation.normalize_words(wanted_words)]
+
+
+def clip_samples(config: ml_collections.ConfigDict) -> int:
+  """L, the samples in one clip: `sample_rate * clip_duration_ms / 1000`."""
+  return int(config.sample_rate * config.clip_duration_ms / 1000)
+
+
+def _hide_gpus_from_tf() -> None:
+  # The input pipeline runs on the CPU; TF must not take accelerator memory
+  # that JAX needs.
+  try:
+    tf.config.set_visible_devices([], 'GPU')
+  except (RuntimeError, ValueError):
+    pass  # Already initialized; nothing visible to hide then.
+
+
+@dataclasses.dataclass
+class _Raw:
+  """One split as stored: fixed-length clips and their word or label."""
+  audio: np.ndarray  # int16 [N, L]
+  label: np.ndarray  # int32 [N], already mapped to our labels
+  names: list[str]
+
+
+def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
+  """Fetches, prepares (once) and loads the data; see the module docstring.
+
+  Args:
+    config: uses data_url, data_dir, data_source, tfds_data_dir,
+      wanted_words, silence_percentage, unknown_percentage,
+      validation_percentage, testing_percentage, sample_rate,
+      clip_duration_ms.
+
+  Returns:
+    The splits in memory. `summary` holds 'labels', 'counts' ({split:
+    {label: clips}}), 'train_weights' ({label: total sampling weight}),
+    'skipped_files' ([[name, reason]]), 'num_skipped', 'background_clips',
+    'background_seconds', 'eval_silence' ({split: made-up silence clips}),
+    'split_method', 'prepare_seconds' and 'load_seconds'.
+
+  Raises:
+    ValueError: a wanted word is not in the data, or (tfds source) not one of
+      the official ten.
+  """
+  _hide_gpus_from_tf()
+  labels = prepare_words_list(config.wanted_words)
+  length = clip_samples(config)
+  if config.data_source == 'tfds':
+    raw, background_clips, info = _load_official(config, labels, length)
+  elif config.data_source == 'local':
+    raw, background_clips, info = _load_local(config, labels, length)
+  else:
+    raise ValueError(f"config.data_source={config.data_source!r}; use 'local' "
+                     "or 'tfds'.")
+
+  background = (np.concatenate(background_clips) if background_clips
+                else np.zeros(0, np.float32))
+  if not background_clips:
+    logging.warning(
+        'No background noise recordings: evaluation silence is all zeros and '
+        'training adds no noise.')
+  train = _training_split(raw['train'], labels, config)
+  splits = {'train': train}
+  eval_silence = {}
+  for name in EVAL_SPLITS:
+    splits[name], eval_silence[name] = _evaluation_split(
+        raw[name], name, background_clips, labels, length, config)
+
+  summary = dict(info)
+  summary['labels'] = labels
+  summary['counts'] = {
+      name: _count(split.label, labels) for name, split in splits.items()}
+  summary['train_weights'] = {
+      label: float(train.weight[train.label == i].sum())
+      for i, label in enumerate(labels)}
+  summary['eval_silence'] = eval_silence
+  summary['background_clips'] = len(background_clips)
+  summary['background_seconds'] = len(background) / config.sample_rate
+  _log_summary(summary)
+  return Datasets(labels=labels, train=train,
+                  validation=splits['validation'], test=splits['test'],
+                  background=background.astype(np.float32), summary=summary)
+
+
+def _count(label: np.ndarray, labels: list[str]) -> dict[str, int]:
+  counts = np.bincount(label, minlength=len(labels))
+  return {name: int(counts[i]) for i, name in enumerate(labels)}
+
+
+def _log_summary(summary: dict[str, Any]) -> None:
+  for split, counts in summary['counts'].items():
+    logging.info('%s: %d clips: %s', split, sum(counts.values()),
+                 ', '.join(f'{k} {v}' for k, v in counts.items()))
+  total = sum(summary['train_weights'].values()) or 1.0
+  logging.info('Training draws: %s', ', '.join(
+      f'{k} {100 * v / total:.1f}%'
+      for k, v in summary['train_weights'].items()))
+  logging.info('Background noise: %d recordings, %.1f s.',
+               summary['background_clips'], summary['background_seconds'])
+  if summary['num_skipped']:
+    logging.warning('Skipped %d unreadable files: %s', summary['num_skipped'],
+                    ', '.join(name for name, _ in summary['skipped_files']))
+
+
+def _label_words(words: Sequence[str], labels: list[str]) -> np.ndarray:
+  index = {word: i for i, word in enumerate(labels) if i >= 2}
+  return np.array([index.get(w, UNKNOWN_INDEX) for w in words], np.int32)
+
+
+def _sorted_by_name(audio: np.ndarray, label: np.ndarray,
+                    names: list[str]) -> _Raw:
+  # TFDS stores examples in a hashed order; sorting by name makes the arrays,
+  # and so the batches of a seed, independent of how TFDS wrote them.
+  order = np.argsort(np.array(names, dtype=object), kind='stable')
+  return _Raw(audio[order], label[order], [names[i] for i in order])
+
+
+def _load_local(config: ml_collections.ConfigDict, labels: list[str],
+                length: int):
+  """Prepares `data_dir` with our builder and loads it."""
+  download.maybe_download_and_extract(
+      config.data_url, config.data_dir,
+      expected_sha256=config.get('data_sha256', None) or None)
+  started = time.time()
+  builder_config = speech_commands_builder.make_config(
+      config.data_dir, sample_rate=config.sample_rate,
+      clip_duration_ms=config.clip_duration_ms,
+      validation_percentage=config.validation_percentage,
+      testing_percentage=config.testing_percentage)
+  builder = speech_commands_builder.SpeechCommandsLocal(
+      config=builder_config, data_dir=config.tfds_data_dir or None)
+  builder.download_and_prepare()
+  prepared = time.time()
+  logging.info('Data prepared in %s (%.1f s).', builder.data_dir,
+               prepared - started)
+
+  available = set(builder.info.splits.keys())
+  raw, words_found = {}, collections.Counter()
+  for split in ('train', *EVAL_SPLITS):
+    if split not in available:
+      logging.warning('%s has no %s clips.', config.data_dir, split)
+      raw[split] = _Raw(np.zeros((0, length), np.int16),
+                        np.zeros(0, np.int32), [])
+      continue
+    audio, words, names = _read_split(builder, split, length)
+    words_found.update(words)
+    raw[split] = _sorted_by_name(audio, _label_words(words, labels), names)
+  _check_wanted_words(labels, words_found, config.data_dir)
+
+  background_clips = []
+  if speech_commands_builder.BACKGROUND_SPLIT in available:
+    examples = sorted(
+        tfds.as_numpy(builder.as_dataset(
+            split=speech_commands_builder.BACKGROUND_SPLIT)),
+        key=lambda ex: ex['name'])
+    background_clips = [
+        ex['audio'].astype(np.float32) / audio_io.PCM16_SCALE
+        for ex in examples]
+  skipped = list(builder.info.metadata.get('skipped', []))
+  loaded = time.time()
+  logging.info('Loaded %d clips into memory in %.1f s.',
+               sum(len(r.label) for r in raw.values()), loaded - prepared)
+  info = {
+      'data_source': 'local', 'data_dir': config.data_dir,
+      'tfds_dir': str(builder.data_dir),
+      'split_method': builder.info.metadata.get('split_method', ''),
+      'skipped_files': skipped, 'num_skipped': len(skipped),
+      'prepare_seconds': prepared - started, 'load_seconds': loaded - prepared,
+  }
+  return raw, background_clips, info
+
+
+def _read_split(builder: tfds.core.DatasetBuilder, split: str,
+                length: int) -> tuple[np.ndarray, list[str], list[str]]:
+  """Reads a prepared split into int16 [N, length] plus words and names."""
+  # Chunks filling one preallocated array keep the peak memory near the
+  # split's size; a single batch_size=-1 tensor would double it.
+  audio = np.empty((builder.info.splits[split].num_examples, length),
+                   np.int16)
+  words, names = [], []
+  for chunk in tfds.as_numpy(
+      builder.as_dataset(split=split, batch_size=_LOAD_CHUNK)):
+    start = len(names)
+    audio[start:start + len(chunk['name'])] = chunk['audio']
+    words.extend(w.decode() for w in chunk['word'])
+    names.extend(n.decode() for n in chunk['name'])
+  if len(names) != len(audio):
+    raise RuntimeError(
+        f'{builder.data_dir} holds {len(names)} {split} clips, its info says '
+        f'{len(audio)}; delete that folder to prepare the data again.')
+  return audio, words, names
+
+
+def _check_wanted_words(labels: list[str], found: collections.Counter,
+                        where: str) -> None:
+  missing = [w for w in labels[2:] if not found[w]]
+  if missing:
+    raise ValueError(
+        f'Wanted word(s) {", ".join(map(repr, missing))} not found in the '
+        f'data at {where}; its words are {sorted(found)}. Fix '
+        '--config.wanted_words or --config.data_dir.')
+
+
+def _load_official(config: ml_collections.ConfigDict, labels: list[str],
+                   length: int):
+  """Loads TFDS's own `speech_commands`, mapping its labels to ours."""
+  if config.sample_rate != 16000:
+    raise ValueError(
+        "TFDS's speech_commands is 16000 Hz; set --config.sample_rate=16000 "
+        'or use --config.data_source=local.')
+  started = time.time()
+  builder = tfds.builder('speech_commands',
+                         data_dir=config.tfds_data_dir or None)
+  names = builder.info.features['label'].names
+  official = [n for n in names if n not in (SILENCE_LABEL, UNKNOWN_LABEL)]
+  extra = [w for w in labels[2:] if w not in official]
+  if extra:
+    raise ValueError(
+        f"Wanted word(s) {', '.join(map(repr, extra))} are not in TFDS's "
+        f'speech_commands, which has only {official}. Choose from those or '
+        'use --config.data_source=local with data_dir/data_url.')
+  builder.download_and_prepare()
+  prepared = time.time()
+  # Their ClassLabel index -> ours.
+  mapping = np.array(
+      [SILENCE_INDEX if name == SILENCE_LABEL else
+       labels.index(name) if name in labels[2:] else UNKNOWN_INDEX
+       for name in names], np.int32)
+
+  def fit(example):
+    audio = example['audio'][:length]
+    audio = tf.pad(audio, [[0, length - tf.shape(audio)[0]]])
+    return tf.ensure_shape(audio, [length]), example['label']
+
+  raw = {}
+  for split in ('train', *EVAL_SPLITS):
+    ds = builder.as_dataset(split=split).map(fit).batch(4096)
+    audio, label = [], []
+    for batch_audio, batch_label in tfds.as_numpy(ds):
+      audio.append(batch_audio.astype(np.int16))
+      label.append(batch_label)
+    audio = (np.concatenate(audio) if audio
+             else np.zeros((0, length), np.int16))
+    label = mapping[np.concatenate(label)] if label else np.zeros(0, np.int32)
+    raw[split] = _Raw(audio, label, [f'{split}/{i}' for i in range(len(label))])
+  # Its train split cuts the background recordings into silence clips; they
+  # are the only background noise it has.
+  train = raw['train']
+  background_clips = [
+      train.audio[i].astype(np.float32) / audio_io.PCM16_SCALE
+      for i in np.flatnonzero(train.label == SILENCE_INDEX)]
+  loaded = time.time()
+  logging.info("Loaded TFDS's speech_commands in %.1f s.", loaded - prepared)
+  info = {
+      'data_source': 'tfds', 'data_dir': str(builder.data_dir),
+      'tfds_dir': str(builder.data_dir), 'split_method': 'tfds',
+      'skipped_files': [], 'num_skipped': 0,
+      'prepare_seconds': prepared - started, 'load_seconds': loaded - prepared,
+  }
+  return raw, background_clips, info
+
+
+def _training_split(raw: _Raw, labels: list[str],
+                    config: ml_collections.ConfigDict) -> Split:
+  """All clips plus silence, weighted to the tutorial's class mix."""
+  length = raw.audio.shape[1]
+  is_word = raw.label >= 2
+  num_words = int(is_word.sum())
+  if num_words == 0:
+    raise ValueError(
+        f'The training split of {config.data_dir} has no clips of '
+        f'{labels[2:]}; there is nothing to train on.')
+  audio, label, names = raw.audio, raw.label, list(raw.names)
+  if not np.any(label == SILENCE_INDEX) and config.silence_percentage > 0:
+    # One silent clip carries all of silence's weight: every draw of it gets
+    # fresh noise in the augmentation, so more copies would add nothing.
+    audio = np.concatenate([audio, np.zeros((1, length), np.int16)])
+    label = np.concatenate([label, np.array([SILENCE_INDEX], np.int32)])
+    names.append('')
+  weight = np.ones(len(label), np.float32)
+  for index, percentage in ((SILENCE_INDEX, config.silence_percentage),
+                            (UNKNOWN_INDEX, config.unknown_percentage)):
+    members = label == index
+    if members.any():
+      weight[members] = percentage / 100 * num_words / members.sum()
+  if not np.any(label == UNKNOWN_INDEX) and config.unknown_percentage > 0:
+    logging.warning('The training data has no unknown-word clips; the '
+                    '_unknown_ class is never trained.')
+  return Split(audio=audio, label=label, weight=weight, names=names)
+
+
+def _evaluation_split(raw: _Raw, split: str, background_clips: list[np.ndarray],
+                      labels: list[str], length: int,
+                      config: ml_collections.ConfigDict) -> tuple[Split, int]:
+  """Word clips, a fixed unknown subset and fixed silence; clips made up."""
+  num_words = int(np.sum(raw.label >= 2))
+  seed = _EVAL_SEEDS[split]
+  keep = np.flatnonzero(raw.label >= 2)
+
+  unknown = np.flatnonzero(raw.label == UNKNOWN_INDEX)
+  num_unknown = min(
+      math.ceil(num_words * config.unknown_percentage / 100), len(unknown))
+  rng = np.random.default_rng([seed, _UNKNOWN_STREAM])
+  keep = np.concatenate(
+      [keep, np.sort(rng.choice(unknown, num_unknown, replace=False))])
+
+  num_silence = math.ceil(num_words * config.silence_percentage / 100)
+  recorded = np.flatnonzero(raw.label == SILENCE_INDEX)
+  rng = np.random.default_rng([seed, _SILENCE_STREAM])
+  made_up = 0
+  if len(recorded):
+    # TFDS's own data brings its silence clips; take a fixed subset.
+    keep = np.concatenate([keep, np.sort(rng.choice(
+        recorded, min(num_silence, len(recorded)), replace=False))])
+    silence = np.zeros((0, length), np.int16)
+  else:
+    silence = _made_up_silence(rng, background_clips, num_silence, length)
+    made_up = len(silence)
+    logging.info('%s: %d silence clips made from background noise.', split,
+                 made_up)
+  keep = np.sort(keep)
+  audio = np.concatenate([raw.audio[keep], silence])
+  label = np.concatenate(
+      [raw.label[keep], np.full(len(silence), SILENCE_INDEX, np.int32)])
+  names = [raw.names[i] for i in keep] + [''] * len(silence)
+  if num_words == 0:
+    logging.warning('The %s split has no clips of %s.', split, labels[2:])
+  return Split(audio=audio, label=label,
+               weight=np.ones(len(label), np.float32), names=names), made_up
+
+
+def _made_up_silence(rng: np.random.Generator,
+                     background_clips: list[np.ndarray], count: int,
+                     length: int) -> np.ndarray:
+  """int16 [count, length] background snippets at random volumes in [0, 1]."""
+  out = np.zeros((count, length), np.int16)
+  if not background_clips:
+    return out
+  for row in range(count):
+    clip = background_clips[rng.integers(len(background_clips))]
+    start = rng.integers(max(len(clip) - length, 0) + 1)
+    snippet = audio_io.fit_length(clip[start:start + length], length)
+    out[row] = audio_io.to_int16(snippet * rng.uniform(0.0, 1.0))
+  return out
+
+
+def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
+                   start_step: int = 0, process_index: int = 0,
+                   process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+  """Yields training batches for steps `start_step, start_step + 1, ...`.
+
+  Each step draws `config.batch_size` clip indices (with replacement) from
+  the training split's weights with a stateless RNG seeded by
+  `(config.seed, step)`; this process gets its contiguous slice.
+
+  Args:
+    datasets: from `create_datasets`.
+    config: uses batch_size and seed.
+    start_step: the first step to yield.
+    process_index: this process, in [0, process_count).
+    process_count: processes sharing each global batch.
+
+  Yields:
+    {'audio': float32 [B, L] in [-1, 1], 'label': int32 [B]} with
+    B = batch_size / process_count.
+  """
+  _hide_gpus_from_tf()
+  batch_size = config.batch_size
+  if batch_size % process_count:
+    raise ValueError(
+        f'config.batch_size={batch_size} must be a multiple of the '
+        f'{process_count} processes sharing each batch.')
+  if not 0 <= process_index < process_count:
+    raise ValueError(f'process_index={process_index} is not in '
+                     f'[0, {process_count}).')
+  split = datasets.train
+  if not len(split) or not np.any(split.weight > 0):
+    raise ValueError('The training split is empty; nothing to draw from.')
+  local = batch_size // process_count
+  first = process_index * local
+  with np.errstate(divide='ignore'):
+    log_weights = tf.constant(np.log(split.weight)[None, :], tf.float32)
+  audio = tf.constant(split.audio)
+  labels = tf.constant(split.label)
+  seed = tf.constant(config.seed, tf.int64)
+
+  def batch_for(step: tf.Tensor) -> dict[str, tf.Tensor]:
+    indices = tf.random.stateless_categorical(
+        log_weights, batch_size, seed=tf.stack([seed, step]),
+        dtype=tf.int64)[0, first:first + local]
+    return {
+        'audio': tf.cast(tf.gather(audio, indices), tf.float32) /
+                 audio_io.PCM16_SCALE,
+        'label': tf.gather(labels, indices),
+    }
+
+  batches = tf.data.Dataset.counter(start_step, dtype=tf.int64).map(
+      batch_for, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  yield from batches.prefetch(_PREFETCH).as_numpy_iterator()
+
+
+def eval_iterator(split: Split,
+                  batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+  """Yields the split in order in fixed-size batches.
+
+  Yields:
+    {'audio': float32 [batch_size, L], 'label': int32 [batch_size],
+    'mask': bool [batch_size]}; the last batch is zero-padded and its padding
+    rows have mask False.
+  """
+  if batch_size <= 0:
+    raise ValueError(f'batch_size must be positive, got {batch_size}.')
+  for start in range(0, len(split), batch_size):
+    audio = split.audio[start:start + batch_size]
+    real = len(audio)
+    pad = batch_size - real
+    yield {
+        'audio': np.pad(audio.astype(np.float32) / audio_io.PCM16_SCALE,
+                        ((0, pad), (0, 0))),
+        'label': np.pad(split.label[start:start + batch_size], (0, pad)),
+        'mask': np.arange(batch_size) < real,
+    }

@@ -1,0 +1,321 @@
+"""Tests for kws_jax.input_pipeline on tiny generated data."""
+
+import logging
+import math
+import pathlib
+import shutil
+import time
+
+import ml_collections
+import numpy as np
+import pytest
+import soundfile as sf
+import tensorflow_datasets as tfds
+
+from conftest import make_speech_commands_dir
+from configs import default as default_config
+from configs import test as test_config
+from kws_jax import input_pipeline
+
+_REAL_ARCHIVE = (pathlib.Path(__file__).resolve().parents[1].parent /
+                 'shared' / 'data' / 'speech_commands_dev.tar.gz')
+
+
+def _config(data_dir, tmp_path, **overrides) -> ml_collections.ConfigDict:
+  config = test_config.get_config()
+  config.data_dir = str(data_dir)
+  config.tfds_data_dir = str(tmp_path / 'tfds')
+  for key, value in overrides.items():
+    config[key] = value
+  return config
+
+
+@pytest.fixture
+def tiny(tiny_data_dir, tmp_path):
+  config = _config(tiny_data_dir, tmp_path)
+  return config, input_pipeline.create_datasets(config)
+
+
+def test_prepare_words_list():
+  assert input_pipeline.prepare_words_list(('yes', 'no')) == [
+      '_silence_', '_unknown_', 'yes', 'no']
+  assert input_pipeline.prepare_words_list('Up, down') == [
+      '_silence_', '_unknown_', 'up', 'down']
+
+
+def test_splits_follow_the_tutorials_mix(tiny):
+  config, data = tiny
+  assert data.labels == ['_silence_', '_unknown_', 'yes', 'no']
+  length = 16000
+  for split in (data.train, data.validation, data.test):
+    assert split.audio.dtype == np.int16 and split.audio.shape[1] == length
+    assert split.label.dtype == np.int32
+    assert split.weight.dtype == np.float32
+    assert len(split.names) == len(split) == len(split.audio)
+
+  # Training: every clip of every word (10 a word, 6 of them in training
+  # by speaker), all unknown clips, one silent clip.
+  counts = data.summary['counts']
+  assert counts['train'] == {'_silence_': 1, '_unknown_': 12, 'yes': 6,
+                             'no': 6}
+  train = data.train
+  silence = train.label == 0
+  assert not np.any(train.audio[silence])
+  assert [train.names[i] for i in np.flatnonzero(silence)] == ['']
+  num_words = np.sum(train.label >= 2)
+  np.testing.assert_allclose(train.weight[train.label >= 2], 1.0)
+  np.testing.assert_allclose(train.weight[silence].sum(),
+                             config.silence_percentage / 100 * num_words)
+  np.testing.assert_allclose(train.weight[train.label == 1].sum(),
+                             config.unknown_percentage / 100 * num_words)
+
+  # Evaluation: ceil(10% of 4 word clips) = 1 unknown and 1 silence clip.
+  for name in ('validation', 'test'):
+    assert counts[name] == {'_silence_': 1, '_unknown_': 1, 'yes': 2, 'no': 2}
+    split = getattr(data, name)
+    np.testing.assert_array_equal(split.weight, 1.0)
+    made_up = split.label == 0
+    assert [split.names[i] for i in np.flatnonzero(made_up)] == ['']
+    assert np.any(split.audio[made_up])  # Noise, not zeros.
+  assert data.summary['eval_silence'] == {'validation': 1, 'test': 1}
+
+  assert data.background.dtype == np.float32
+  assert data.background.shape == (2 * 3 * 16000,)
+  assert np.abs(data.background).max() <= 1.0
+  assert data.summary['num_skipped'] == 0
+  assert data.summary['split_method'] == 'hash'
+
+
+def test_evaluation_is_the_same_every_run(tmp_path):
+  root = make_speech_commands_dir(tmp_path / 'data', words=('yes', 'no', 'up'),
+                                  clips_per_word=40)
+  config = _config(root, tmp_path, silence_percentage=50.0,
+                   unknown_percentage=50.0)
+  first = input_pipeline.create_datasets(config)
+  # Another seed, a fresh TFDS cache: the same evaluation clips.
+  config.seed = 7
+  config.tfds_data_dir = str(tmp_path / 'tfds2')
+  second = input_pipeline.create_datasets(config)
+  for name in ('validation', 'test'):
+    a, b = getattr(first, name), getattr(second, name)
+    np.testing.assert_array_equal(a.audio, b.audio)
+    np.testing.assert_array_equal(a.label, b.label)
+    assert a.names == b.names
+    num_words = np.sum(a.label >= 2)
+    assert np.sum(a.label == 0) == math.ceil(num_words / 2)
+    assert np.sum(a.label == 1) == math.ceil(num_words / 2)  # Of 8 'up's.
+  # Silence clips differ from each other (random volume and offset).
+  silence = first.validation.audio[first.validation.label == 0]
+  assert len({row.tobytes() for row in silence}) == len(silence)
+
+
+def test_second_load_uses_the_cache(tiny_data_dir, tmp_path, caplog):
+  config = _config(tiny_data_dir, tmp_path)
+  input_pipeline.create_datasets(config)
+  with caplog.at_level(logging.INFO):
+    data = input_pipeline.create_datasets(config)
+  assert 'Reusing dataset' in caplog.text
+  assert 'Loaded 40 clips into memory in' in caplog.text
+  assert data.summary['load_seconds'] >= 0
+
+  # Changed data is prepared again.
+  sf.write(tiny_data_dir / 'yes' / 'c4ca4238_nohash_9.wav',
+           np.zeros(16000, np.float32), 16000)
+  changed = input_pipeline.create_datasets(config)
+  assert changed.summary['tfds_dir'] != data.summary['tfds_dir']
+  assert changed.summary['counts']['train']['yes'] == 7
+
+
+def test_missing_wanted_word(tiny_data_dir, tmp_path):
+  config = _config(tiny_data_dir, tmp_path, wanted_words=('yes', 'marvin'))
+  with pytest.raises(ValueError, match=f"'marvin'.*{tiny_data_dir}"):
+    input_pipeline.create_datasets(config)
+
+
+def test_missing_data_dir(tmp_path):
+  config = _config(tmp_path / 'absent', tmp_path)
+  with pytest.raises(FileNotFoundError, match='absent'):
+    input_pipeline.create_datasets(config)
+
+
+def test_skipped_files_reach_the_summary(tiny_data_dir, tmp_path):
+  (tiny_data_dir / 'no' / 'c4ca4238_nohash_7.wav').write_bytes(b'junk')
+  data = input_pipeline.create_datasets(_config(tiny_data_dir, tmp_path))
+  assert data.summary['num_skipped'] == 1
+  assert data.summary['skipped_files'][0][0] == 'no/c4ca4238_nohash_7.wav'
+
+
+def test_no_background_noise(tiny_data_dir, tmp_path, caplog):
+  shutil.rmtree(tiny_data_dir / '_background_noise_')
+  with caplog.at_level(logging.WARNING):
+    data = input_pipeline.create_datasets(_config(tiny_data_dir, tmp_path))
+  assert 'No background noise' in caplog.text
+  assert data.background.shape == (0,)
+  silence = data.validation.audio[data.validation.label == 0]
+  assert len(silence) == 1 and not np.any(silence)
+
+
+def test_split_lists_are_used(tmp_path):
+  root = make_speech_commands_dir(tmp_path / 'data', with_lists=True)
+  (root / 'validation_list.txt').write_text('yes/c4ca4238_nohash_0.wav\n')
+  (root / 'testing_list.txt').write_text('no/c4ca4238_nohash_0.wav\n')
+  data = input_pipeline.create_datasets(_config(root, tmp_path))
+  assert data.summary['split_method'] == 'lists'
+  assert [n for n in data.validation.names if n] == [
+      'yes/c4ca4238_nohash_0.wav']
+  assert [n for n in data.test.names if n] == ['no/c4ca4238_nohash_0.flac']
+
+
+def test_train_batches_are_a_function_of_seed_and_step(tiny):
+  config, data = tiny
+  run = input_pipeline.train_iterator(data, config, start_step=0)
+  batches = [next(run) for _ in range(6)]
+  for batch in batches:
+    assert batch['audio'].shape == (8, 16000)
+    assert batch['audio'].dtype == np.float32
+    assert batch['label'].dtype == np.int32
+    assert np.abs(batch['audio']).max() <= 1.0
+  resumed = input_pipeline.train_iterator(data, config, start_step=4)
+  for step in (4, 5):
+    got = next(resumed)
+    np.testing.assert_array_equal(got['audio'], batches[step]['audio'])
+    np.testing.assert_array_equal(got['label'], batches[step]['label'])
+  assert any(not np.array_equal(a['label'], b['label'])
+             for a, b in zip(batches, batches[1:]))
+
+  config.seed = 1
+  other = next(input_pipeline.train_iterator(data, config, start_step=0))
+  assert not np.array_equal(other['audio'], batches[0]['audio'])
+
+  # The audio is the stored clip, scaled to [-1, 1].
+  index = {row.tobytes(): i for i, row in enumerate(data.train.audio)}
+  for row, label in zip(batches[0]['audio'], batches[0]['label']):
+    stored = np.round(row * 32768).astype(np.int16)
+    assert data.train.label[index[stored.tobytes()]] == label
+
+
+def test_processes_get_disjoint_slices(tiny):
+  config, data = tiny
+  config.batch_size = 12
+  whole = next(input_pipeline.train_iterator(data, config, 3))
+  parts = [next(input_pipeline.train_iterator(data, config, 3, p, 3))
+           for p in range(3)]
+  for part in parts:
+    assert part['label'].shape == (4,)
+  np.testing.assert_array_equal(
+      np.concatenate([p['audio'] for p in parts]), whole['audio'])
+  with pytest.raises(ValueError, match='multiple'):
+    next(input_pipeline.train_iterator(data, config, 0, 0, 5))
+
+
+def test_draws_match_the_weights(tmp_path):
+  root = make_speech_commands_dir(tmp_path / 'data',
+                                  words=('yes', 'no', 'up', 'cat', 'bed'),
+                                  clips_per_word=10)
+  config = _config(root, tmp_path, batch_size=500, silence_percentage=20.0,
+                   unknown_percentage=30.0)
+  data = input_pipeline.create_datasets(config)
+  run = input_pipeline.train_iterator(data, config)
+  labels = np.concatenate([next(run)['label'] for _ in range(40)])
+  share = np.bincount(labels, minlength=4) / len(labels)
+  # Wanted words weigh 1 each (6 + 6 clips): silence 20/150, unknown 30/150.
+  np.testing.assert_allclose(share, [0.2 / 1.5, 0.3 / 1.5, 0.5 / 1.5,
+                                     0.5 / 1.5], atol=0.015)
+  # Every unknown clip (18 of three words) is drawn.
+  drawn = set()
+  for _ in range(20):
+    batch = next(run)
+    drawn.update(row.tobytes() for row, label in
+                 zip(batch['audio'], batch['label']) if label == 1)
+  assert len(drawn) == np.sum(data.train.label == 1) == 18
+
+
+def test_eval_iterator_pads_and_masks():
+  split = input_pipeline.Split(
+      audio=np.arange(5 * 4, dtype=np.int16).reshape(5, 4) * 1000,
+      label=np.arange(5, dtype=np.int32),
+      weight=np.ones(5, np.float32), names=['a', 'b', 'c', 'd', 'e'])
+  batches = list(input_pipeline.eval_iterator(split, 2))
+  assert len(batches) == 3
+  for batch in batches:
+    assert batch['audio'].shape == (2, 4) and batch['audio'].dtype == np.float32
+    assert batch['label'].shape == (2,) and batch['mask'].dtype == bool
+  np.testing.assert_array_equal(batches[-1]['mask'], [True, False])
+  np.testing.assert_array_equal(batches[-1]['label'], [4, 0])
+  np.testing.assert_array_equal(batches[-1]['audio'][1], 0)
+  np.testing.assert_allclose(batches[0]['audio'][1],
+                             np.arange(4, 8) * 1000 / 32768)
+  got = np.concatenate([b['label'][b['mask']] for b in batches])
+  np.testing.assert_array_equal(got, split.label)
+  empty = input_pipeline.Split(np.zeros((0, 4), np.int16),
+                               np.zeros(0, np.int32), np.zeros(0, np.float32),
+                               [])
+  assert not list(input_pipeline.eval_iterator(empty, 3))
+
+
+def test_download_runs_first(tmp_path):
+  root = make_speech_commands_dir(tmp_path / 'src', words=('yes', 'no', 'up'),
+                                  clips_per_word=5)
+  archive = tmp_path / 'sc.tar.gz'
+  shutil.make_archive(str(tmp_path / 'sc'), 'gztar', root_dir=root)
+  config = _config(tmp_path / 'data', tmp_path, data_url=str(archive))
+  data = input_pipeline.create_datasets(config)
+  assert (tmp_path / 'data' / '.extracted-sc.tar.gz').exists()
+  assert sum(data.summary['counts']['train'].values()) > 0
+
+
+def test_official_tfds_source(tmp_path):
+  config = _config('', tmp_path, data_source='tfds',
+                   wanted_words=('yes', 'off'))
+  with tfds.testing.mock_data(num_examples=60,
+                              policy=tfds.testing.MockPolicy.USE_CODE):
+    data = input_pipeline.create_datasets(config)
+    builder = tfds.builder('speech_commands')
+    names = builder.info.features['label'].names
+    theirs = [names[ex['label']] for ex in tfds.as_numpy(
+        builder.as_dataset(split='train'))]
+  assert data.labels == ['_silence_', '_unknown_', 'yes', 'off']
+  # Their labels map onto ours: the wanted words keep their names, the
+  # other eight words join _unknown_.
+  want = {'_silence_': 0, 'yes': 2, 'off': 3}
+  expected = sorted(want.get(name, 1) for name in theirs)
+  train = data.train
+  assert sorted(train.label.tolist()) == expected
+  assert train.audio.shape == (60, 16000)
+  np.testing.assert_allclose(
+      train.weight[train.label == 0].sum(),
+      config.silence_percentage / 100 * np.sum(train.label >= 2), rtol=1e-5)
+  # Their train split's silence clips are the background noise.
+  assert data.background.size == 16000 * np.sum(train.label == 0)
+
+  config.wanted_words = ('yes', 'marvin')
+  with tfds.testing.mock_data(num_examples=5,
+                              policy=tfds.testing.MockPolicy.USE_CODE):
+    with pytest.raises(ValueError, match="'marvin'.*only"):
+      input_pipeline.create_datasets(config)
+
+
+@pytest.mark.skipif(not _REAL_ARCHIVE.exists(),
+                    reason=f'{_REAL_ARCHIVE} is not here (shared/ data).')
+def test_real_dev_archive(tmp_path):
+  config = default_config.get_config()
+  config.data_url = str(_REAL_ARCHIVE)
+  config.data_dir = str(tmp_path / 'data')
+  config.tfds_data_dir = str(tmp_path / 'tfds')
+  started = time.time()
+  data = input_pipeline.create_datasets(config)
+  logging.info('Real archive prepared in %.1f s.', time.time() - started)
+  counts = data.summary['counts']
+  assert data.summary['split_method'] == 'lists'
+  assert data.summary['num_skipped'] == 0
+  # The archive's README: 2,016 validation and 1,505 testing clips, 8 words
+  # of about 1,200 clips, on/off about 280.
+  for word in ('yes', 'no', 'up', 'down', 'left', 'right', 'stop', 'go'):
+    total = sum(counts[s][word] for s in counts)
+    assert 1171 <= total <= 1204, word
+  assert data.summary['background_clips'] == 6
+  assert counts['validation']['_silence_'] == math.ceil(
+      sum(counts['validation'][w] for w in data.labels[2:]) / 10)
+  # Half a gigabyte; pytest would keep it for a few runs.
+  shutil.rmtree(tmp_path / 'data')
+  shutil.rmtree(tmp_path / 'tfds')
