@@ -1,0 +1,86 @@
+"""Shared defaults: the TensorFlow speech_commands tutorial's flags and values.
+
+Every architecture's config calls `get_config()` here and overrides a few
+fields. Field names are the tutorial's flag names, so
+`--config.how_many_training_steps=15000,3000` means what a user of
+`tensorflow/examples/speech_commands/train.py` expects.
+"""
+
+import ml_collections
+
+# The full Speech Commands v0.02 archive, as in the tutorial.
+SPEECH_COMMANDS_URL = (
+    'https://storage.googleapis.com/download.tensorflow.org/data/'
+    'speech_commands_v0.02.tar.gz')
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the tutorial's defaults for the `conv` model."""
+  config = ml_collections.ConfigDict()
+
+  # --- Data ---------------------------------------------------------------
+  # Archive to fetch into `data_dir`: an http(s) URL, a local .tar.gz path or
+  # a file:// URL; '' uses `data_dir` as it is.
+  config.data_url = SPEECH_COMMANDS_URL
+  config.data_dir = '/tmp/speech_dataset/'
+  # 'local': our TFDS builder over `data_dir` (any folder in the Speech
+  # Commands layout, works offline). 'tfds': TFDS's own `speech_commands`
+  # (downloads the official archives; its ten words are fixed).
+  config.data_source = 'local'
+  # Where TFDS keeps prepared data; '' means TFDS's default
+  # (~/tensorflow_datasets or $TFDS_DATA_DIR).
+  config.tfds_data_dir = ''
+  # The command words; every other word is `_unknown_`. A comma-separated
+  # string on the command line works too (`--config.wanted_words=yes,no`).
+  config.wanted_words = ('yes', 'no', 'up', 'down', 'left', 'right', 'on',
+                         'off', 'stop', 'go')
+  # Sizes of the silence and unknown classes, as percentages of the number of
+  # wanted-word clips in each split.
+  config.silence_percentage = 10.0
+  config.unknown_percentage = 10.0
+  # Used only when the data has no validation_list.txt / testing_list.txt.
+  config.validation_percentage = 10
+  config.testing_percentage = 10
+
+  # --- Augmentation (training only) -------------------------------------
+  config.time_shift_ms = 100.0
+  config.background_volume = 0.1
+  config.background_frequency = 0.8
+
+  # --- Front end (inside the model, so it is exported with it) ----------
+  config.sample_rate = 16000
+  config.clip_duration_ms = 1000
+  config.window_size_ms = 30.0
+  config.window_stride_ms = 10.0
+  config.feature_bin_count = 40
+  # 'mfcc', 'average' (pooled spectrogram) or 'logmel'.
+  config.preprocess = 'mfcc'
+
+  # --- Model --------------------------------------------------------------
+  config.model_architecture = 'conv'
+  # Settings of the chosen architecture, passed to its constructor.
+  config.model = ml_collections.ConfigDict({'dropout_rate': 0.5})
+
+  # --- Training -----------------------------------------------------------
+  # Piecewise-constant schedule: train the first 15000 steps at 0.001, then
+  # 3000 at 0.0001. Both are comma lists of the same length.
+  config.how_many_training_steps = '15000,3000'
+  config.learning_rate = '0.001,0.0001'
+  # 'gradient_descent', 'momentum' (0.9, Nesterov) or 'adam'.
+  config.optimizer = 'gradient_descent'
+  config.batch_size = 100
+  config.eval_step_interval = 400
+  config.save_step_interval = 100
+  # A checkpoint directory (".../checkpoints/1200") to start from; '' resumes
+  # from the workdir's latest checkpoint if there is one.
+  config.start_checkpoint = ''
+  config.check_nans = False
+
+  # --- Beyond the tutorial ------------------------------------------------
+  config.seed = 0
+  config.eval_batch_size = 500
+  # Log the `Step #N: ...` line every this many steps.
+  config.log_step_interval = 1
+  # Checkpoints kept besides the best one (by validation accuracy).
+  config.keep_checkpoints = 5
+  return config

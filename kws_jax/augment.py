@@ -1,0 +1,163 @@
+"""Training-time augmentation in pure JAX (batched, runs inside `jit`).
+
+`augment_waveform` is the TF speech_commands tutorial's waveform
+augmentation: a random time shift with zero padding, then background noise
+mixed in at a random volume, then clipping to [-1, 1]. `spec_augment` zeroes
+random time and frequency bands of the features (Park et al., 2019).
+
+Everything here draws from an explicit key and has only static shapes, so one
+key gives one result and the functions trace once per input shape.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+SILENCE_INDEX = 0  # Class order is ['_silence_', '_unknown_', *wanted_words].
+
+
+def time_shift(key: jax.Array, audio: jax.Array,
+               max_shift_samples: int) -> jax.Array:
+  """Shifts each clip by a uniform integer in [-max, max] samples.
+
+  A positive shift delays the clip (zeros in front, its end cut off), a
+  negative one advances it (start cut off, zeros at the end), as the tutorial
+  does with pad + slice.
+
+  Args:
+    key: PRNG key.
+    audio: float32 [B, L].
+    max_shift_samples: largest shift either way, samples (static).
+
+  Returns:
+    float32 [B, L].
+  """
+  if max_shift_samples <= 0:
+    return audio
+  batch, length = audio.shape
+  shifts = jax.random.randint(key, (batch, 1), -max_shift_samples,
+                              max_shift_samples + 1)
+  source = jnp.arange(length)[None, :] - shifts  # [B, L]
+  valid = (source >= 0) & (source < length)
+  shifted = jnp.take_along_axis(audio, jnp.clip(source, 0, length - 1), axis=1)
+  return jnp.where(valid, shifted, 0.0).astype(audio.dtype)
+
+
+def background_noise(key: jax.Array, background: jax.Array, batch: int,
+                     length: int) -> jax.Array:
+  """Cuts `batch` random windows of `length` samples out of `background`.
+
+  Args:
+    key: PRNG key.
+    background: float32 [M], all noise recordings concatenated, M > 0. If
+      M < length it is repeated to `length` samples first.
+    batch: number of windows B.
+    length: samples per window L.
+
+  Returns:
+    float32 [B, L], each row starting at a uniform offset in [0, M - L].
+  """
+  if background.shape[0] < length:
+    repeats = -(-length // background.shape[0])
+    background = jnp.tile(background, repeats)
+  max_offset = background.shape[0] - length
+  offsets = jax.random.randint(key, (batch, 1), 0, max_offset + 1)
+  return background[offsets + jnp.arange(length)[None, :]]
+
+
+def augment_waveform(key: jax.Array,
+                     audio: jax.Array,
+                     label: jax.Array,
+                     background: jax.Array,
+                     *,
+                     time_shift_samples: int,
+                     background_frequency: float,
+                     background_volume: float) -> jax.Array:
+  """The tutorial's waveform augmentation for one training batch.
+
+  1. Time shift, uniform in [-time_shift_samples, time_shift_samples],
+     zero padded.
+  2. Background noise: a random window of `background` times a volume:
+     uniform(0, 1) for silence examples (label 0), so silence is always
+     noise; for the rest uniform(0, background_volume) with probability
+     `background_frequency`, else 0. Skipped when `background` is empty.
+  3. Clipping to [-1, 1].
+
+  Args:
+    key: PRNG key.
+    audio: float32 [B, L] in [-1, 1].
+    label: int32 [B] class indices (0 is silence).
+    background: float32 [M]; M may be 0 (no noise available).
+    time_shift_samples: largest shift, samples (static).
+    background_frequency: probability in [0, 1] of noise on a non-silence
+      example.
+    background_volume: largest noise volume for non-silence examples.
+
+  Returns:
+    float32 [B, L] in [-1, 1].
+  """
+  batch, length = audio.shape
+  shift_key, offset_key, use_key, volume_key = jax.random.split(key, 4)
+  audio = time_shift(shift_key, audio.astype(jnp.float32), time_shift_samples)
+  if background.shape[0] > 0:
+    noise = background_noise(offset_key, background.astype(jnp.float32),
+                             batch, length)
+    unit = jax.random.uniform(volume_key, (batch,))
+    use_noise = jax.random.uniform(use_key, (batch,)) < background_frequency
+    volume = jnp.where(label == SILENCE_INDEX, unit,
+                       jnp.where(use_noise, unit * background_volume, 0.0))
+    audio = audio + volume[:, None] * noise
+  return jnp.clip(audio, -1.0, 1.0)
+
+
+def _band_mask(key: jax.Array, batch: int, size: int, num_masks: int,
+               max_width: int) -> jax.Array:
+  """Bool [B, size], True inside any of `num_masks` random bands per row.
+
+  Each band has a width uniform in [0, max_width] (capped at `size`) and a
+  start uniform over the positions where it fits.
+  """
+  max_width = min(max_width, size)
+  width_key, start_key = jax.random.split(key)
+  widths = jax.random.randint(width_key, (batch, num_masks, 1), 0,
+                              max_width + 1)
+  # Uniform start in [0, size - width]: scale a uniform draw per band.
+  starts = jnp.floor(
+      jax.random.uniform(start_key, (batch, num_masks, 1)) *
+      (size - widths + 1)).astype(jnp.int32)
+  positions = jnp.arange(size)[None, None, :]
+  inside = (positions >= starts) & (positions < starts + widths)
+  return jnp.any(inside, axis=1)
+
+
+def spec_augment(key: jax.Array,
+                 features: jax.Array,
+                 *,
+                 time_masks: int,
+                 time_mask_max: int,
+                 freq_masks: int,
+                 freq_mask_max: int) -> jax.Array:
+  """SpecAugment time and frequency masking (no time warping).
+
+  Args:
+    key: PRNG key.
+    features: float32 [B, T, F].
+    time_masks: number of time bands zeroed per example (0: none).
+    time_mask_max: largest time band, frames.
+    freq_masks: number of frequency bands zeroed per example (0: none).
+    freq_mask_max: largest frequency band, bins.
+
+  Returns:
+    float32 [B, T, F], masked entries set to 0. With no masks (or zero
+    maximum widths) it returns `features` unchanged.
+  """
+  batch, frames, bins = features.shape
+  time_key, freq_key = jax.random.split(key)
+  if time_masks > 0 and time_mask_max > 0:
+    mask = _band_mask(time_key, batch, frames, time_masks, time_mask_max)
+    features = jnp.where(mask[:, :, None], 0.0, features)
+  if freq_masks > 0 and freq_mask_max > 0:
+    mask = _band_mask(freq_key, batch, bins, freq_masks, freq_mask_max)
+    features = jnp.where(mask[:, None, :], 0.0, features)
+  return features

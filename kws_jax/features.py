@@ -1,0 +1,368 @@
+"""Pure-JAX audio front end: waveform in, spectral features out.
+
+The front end is the first layer of every exported model, so it only uses
+operations that jax2tf + the TFLite converter map to TFLite builtins: strided
+slices and reshapes for framing, `rfft`, elementwise math, `matmul` with
+constant matrices and `log`. Every constant (window, mel and DCT matrices) is
+computed once in numpy when the `Frontend` is built.
+
+Three feature types (`preprocess`), as in the TF speech_commands tutorial:
+
+* 'mfcc': the tutorial's `audio_ops.mfcc` defaults: magnitude spectrum, 40
+  triangular mel channels 20..4000 Hz (each FFT bin split between two
+  neighbouring channels), `log(max(x, 1e-12))`, DCT-II scaled by
+  sqrt(2 / channels) keeping `feature_bin_count` coefficients.
+* 'average': the power spectrum averaged over groups of neighbouring FFT bins.
+  The tutorial pools with a fixed width of floor(fft_bins / feature_bin_count)
+  and so returns ceil(fft_bins / width) bins (43 for the defaults, not 40);
+  here the FFT bins are split into exactly `feature_bin_count` contiguous
+  groups of near-equal width covering the whole spectrum, so the output width
+  is always `feature_bin_count` (the module contract). No log, like the
+  tutorial.
+* 'logmel': `log(mel + 1e-6)` of `feature_bin_count` triangular (HTK mel
+  scale) bands of the power spectrum, 20 Hz .. sample_rate / 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+PREPROCESS_TYPES = ('mfcc', 'average', 'logmel')
+
+# Above this many slices per frame, framing uses one constant gather instead.
+_MAX_FRAMING_SLICES = 32
+
+
+def ms_to_samples(duration_ms: float, sample_rate: int) -> int:
+  """Converts a duration in milliseconds to a whole number of samples.
+
+  Rounds rather than truncates (the tutorial uses `int()`), so a float
+  product such as 479.99999 still gives 480; both agree for the usual values.
+  """
+  return int(round(sample_rate * duration_ms / 1000.0))
+
+
+def next_power_of_two(n: int) -> int:
+  """Smallest power of two >= n (n >= 1)."""
+  return 1 << (int(n) - 1).bit_length()
+
+
+def num_frames(config: ml_collections.ConfigDict) -> int:
+  """Feature frames per clip: `1 + (L - window) // stride` (98 by default)."""
+  clip_samples = ms_to_samples(config.clip_duration_ms, config.sample_rate)
+  window = ms_to_samples(config.window_size_ms, config.sample_rate)
+  stride = ms_to_samples(config.window_stride_ms, config.sample_rate)
+  return _frames_for(clip_samples, window, stride)
+
+
+def _frames_for(num_samples: int, window: int, stride: int) -> int:
+  if num_samples < window:
+    raise ValueError(f'{num_samples} samples are fewer than one window '
+                     f'({window} samples).')
+  return 1 + (num_samples - window) // stride
+
+
+def hertz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+  """HTK mel scale: 1127 * ln(1 + f / 700) (f in Hz)."""
+  return 1127.0 * np.log1p(np.asarray(hz, np.float64) / 700.0)
+
+
+def periodic_hann(length: int) -> np.ndarray:
+  """Periodic Hann window [length] (what TF's audio_spectrogram uses)."""
+  n = np.arange(length, dtype=np.float64)
+  return 0.5 - 0.5 * np.cos(2.0 * np.pi * n / length)
+
+
+def tutorial_mfcc_filterbank(num_fft_bins: int, sample_rate: int,
+                             num_channels: int, lower_hz: float,
+                             upper_hz: float) -> np.ndarray:
+  """Mel weights [num_fft_bins, num_channels] of TF's `audio_ops.mfcc`.
+
+  Channel centres are evenly spaced in mel between `lower_hz` and `upper_hz`
+  (num_channels + 1 of them, the last at `upper_hz`). Each FFT bin inside the
+  range gives weight w to the channel whose centre lies at or below it and
+  1 - w to the next one, w falling linearly in mel between the two centres;
+  bins outside the range are unused.
+
+  Args:
+    num_fft_bins: rfft bins, fft_length // 2 + 1.
+    sample_rate: Hz.
+    num_channels: mel channels.
+    lower_hz: lowest frequency used, Hz.
+    upper_hz: highest frequency used, Hz.
+
+  Returns:
+    float64 weights to apply to the *magnitude* spectrum.
+  """
+  mel_low, mel_high = hertz_to_mel(lower_hz), hertz_to_mel(upper_hz)
+  spacing = (mel_high - mel_low) / (num_channels + 1)
+  centres = mel_low + spacing * np.arange(1, num_channels + 2)
+  hz_per_bin = 0.5 * sample_rate / (num_fft_bins - 1)
+  start = int(1.5 + lower_hz / hz_per_bin)
+  end = int(upper_hz / hz_per_bin)
+
+  weights = np.zeros((num_fft_bins, num_channels))
+  for i in range(max(start, 0), min(end, num_fft_bins - 1) + 1):
+    mel = hertz_to_mel(i * hz_per_bin)
+    # Index of the last channel whose centre is below this bin (may be -1).
+    band = int(np.sum(centres[:num_channels] < mel)) - 1
+    if band >= 0:
+      w = (centres[band + 1] - mel) / (centres[band + 1] - centres[band])
+      weights[i, band] = w
+    else:
+      w = (centres[0] - mel) / (centres[0] - mel_low)
+    if band + 1 < num_channels:
+      weights[i, band + 1] = 1.0 - w
+  return weights
+
+
+def triangular_mel_filterbank(num_fft_bins: int, sample_rate: int,
+                              num_bands: int, lower_hz: float,
+                              upper_hz: float) -> np.ndarray:
+  """Triangular mel weights [num_fft_bins, num_bands] for a power spectrum.
+
+  Band edges are evenly spaced on the HTK mel scale; each band rises linearly
+  (in mel) from its lower edge to its centre and falls to its upper edge. The
+  DC bin is left out. This is the construction of
+  `tf.signal.linear_to_mel_weight_matrix`.
+  """
+  bin_hz = np.linspace(0.0, sample_rate / 2.0, num_fft_bins)
+  bin_mel = hertz_to_mel(bin_hz)[:, None]
+  edges = np.linspace(hertz_to_mel(lower_hz), hertz_to_mel(upper_hz),
+                      num_bands + 2)
+  lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
+  rising = (bin_mel - lower) / (centre - lower)
+  falling = (upper - bin_mel) / (upper - centre)
+  weights = np.maximum(0.0, np.minimum(rising, falling))
+  weights[0, :] = 0.0
+  return weights
+
+
+def average_pooling_matrix(num_fft_bins: int, num_groups: int) -> np.ndarray:
+  """[num_fft_bins, num_groups] matrix averaging contiguous groups of bins.
+
+  Groups have near-equal widths (they differ by at most one bin) and together
+  cover every bin.
+  """
+  if num_groups > num_fft_bins:
+    raise ValueError(f"'average' cannot make {num_groups} bins out of "
+                     f'{num_fft_bins} FFT bins.')
+  bounds = np.round(np.linspace(0, num_fft_bins, num_groups + 1)).astype(int)
+  matrix = np.zeros((num_fft_bins, num_groups))
+  for g in range(num_groups):
+    matrix[bounds[g]:bounds[g + 1], g] = 1.0 / (bounds[g + 1] - bounds[g])
+  return matrix
+
+
+def dct_matrix(num_inputs: int, num_outputs: int) -> np.ndarray:
+  """DCT-II as a [num_inputs, num_outputs] matrix, like TF's mfcc op.
+
+  `out[k] = sqrt(2 / N) * sum_n x[n] cos(pi / N * (n + 0.5) * k)`; unlike the
+  orthonormal DCT, coefficient 0 is not scaled down by sqrt(2).
+  """
+  n = np.arange(num_inputs)[:, None]
+  k = np.arange(num_outputs)[None, :]
+  return np.sqrt(2.0 / num_inputs) * np.cos(np.pi / num_inputs * (n + 0.5) * k)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FrontendTables:
+  """The front end's constant numpy arrays.
+
+  NNX treats a numpy array attribute as pytree *data*: it would then show up
+  in `nnx.split` next to the parameters (and break the exhaustive
+  `nnx.split(model, nnx.Param, nnx.BatchStat)` of the training loop), while
+  `nnx.static(array)` is rejected. Wrapped in this (non-pytree, identity
+  hashed) holder the arrays are static metadata of the graph: `nnx.split`
+  gives no state for the `Frontend`, and under `jit` they are constants.
+
+  Attributes:
+    window: float32 [window_samples], periodic Hann.
+    projection: float32 [fft_length // 2 + 1, channels]: mel / pooling
+      weights applied to the spectrum.
+    dct: float32 [channels, feature_bin_count] for 'mfcc', else None.
+  """
+  window: np.ndarray
+  projection: np.ndarray
+  dct: np.ndarray | None
+
+
+@functools.lru_cache(maxsize=32)
+def _build_tables(preprocess: str, sample_rate: int, window_samples: int,
+                  fft_length: int, feature_bin_count: int, mfcc_channels: int,
+                  mfcc_lower_hz: float, mfcc_upper_hz: float,
+                  logmel_lower_hz: float,
+                  logmel_upper_hz: float) -> FrontendTables:
+  """Cached so that front ends built from one config share their tables."""
+  num_fft_bins = fft_length // 2 + 1
+  dct = None
+  if preprocess == 'mfcc':
+    projection = tutorial_mfcc_filterbank(num_fft_bins, sample_rate,
+                                          mfcc_channels, mfcc_lower_hz,
+                                          mfcc_upper_hz)
+    dct = dct_matrix(mfcc_channels, feature_bin_count).astype(np.float32)
+  elif preprocess == 'average':
+    projection = average_pooling_matrix(num_fft_bins, feature_bin_count)
+  else:
+    projection = triangular_mel_filterbank(num_fft_bins, sample_rate,
+                                           feature_bin_count, logmel_lower_hz,
+                                           logmel_upper_hz)
+  window = periodic_hann(window_samples).astype(np.float32)
+  projection = projection.astype(np.float32)
+  for array in (window, projection, dct):
+    if array is not None:
+      array.setflags(write=False)  # Shared through the cache.
+  return FrontendTables(window=window, projection=projection, dct=dct)
+
+
+class Frontend(nnx.Module):
+  """Audio [B, L] -> features [B, frames, feature_bin_count]; no parameters.
+
+  `frames = 1 + (L - window_samples) // stride_samples` (98 for 1 s at
+  16 kHz with 30 ms windows every 10 ms). Audio is float32 in [-1, 1].
+  """
+
+  def __init__(self,
+               *,
+               sample_rate: int = 16000,
+               window_size_ms: float = 30.0,
+               window_stride_ms: float = 10.0,
+               feature_bin_count: int = 40,
+               preprocess: str = 'mfcc',
+               mfcc_channels: int = 40,
+               mfcc_lower_hz: float = 20.0,
+               mfcc_upper_hz: float = 4000.0,
+               mfcc_log_floor: float = 1e-12,
+               logmel_lower_hz: float = 20.0,
+               logmel_upper_hz: float | None = None,
+               logmel_log_floor: float = 1e-6):
+    """Builds the front end and its constant tables.
+
+    Args:
+      sample_rate: Hz.
+      window_size_ms: analysis window, ms.
+      window_stride_ms: hop between windows, ms.
+      feature_bin_count: features per frame.
+      preprocess: one of PREPROCESS_TYPES.
+      mfcc_channels: mel channels before the DCT (TF mfcc op: 40).
+      mfcc_lower_hz: lowest mel channel edge for 'mfcc', Hz (TF: 20).
+      mfcc_upper_hz: highest mel channel edge for 'mfcc', Hz (TF: 4000).
+      mfcc_log_floor: floor before the log for 'mfcc' (TF: 1e-12).
+      logmel_lower_hz: lowest band edge for 'logmel', Hz.
+      logmel_upper_hz: highest band edge for 'logmel', Hz; None is Nyquist.
+      logmel_log_floor: added before the log for 'logmel'.
+    """
+    if preprocess not in PREPROCESS_TYPES:
+      raise ValueError(f'preprocess must be one of {PREPROCESS_TYPES}, '
+                       f'got {preprocess!r}.')
+    self.sample_rate = int(sample_rate)
+    self.window_samples = ms_to_samples(window_size_ms, sample_rate)
+    self.stride_samples = ms_to_samples(window_stride_ms, sample_rate)
+    if self.window_samples < 1 or self.stride_samples < 1:
+      raise ValueError('window_size_ms and window_stride_ms must each be at '
+                       'least one sample long.')
+    self.fft_length = next_power_of_two(self.window_samples)
+    self.feature_bin_count = int(feature_bin_count)
+    self.preprocess = preprocess
+    nyquist = sample_rate / 2.0
+    if logmel_upper_hz is None:
+      logmel_upper_hz = nyquist
+    if preprocess == 'mfcc':
+      if feature_bin_count > mfcc_channels:
+        raise ValueError(f"'mfcc' keeps at most mfcc_channels={mfcc_channels} "
+                         f'coefficients, got feature_bin_count='
+                         f'{feature_bin_count}.')
+      if not 0 <= mfcc_lower_hz < mfcc_upper_hz <= nyquist:
+        raise ValueError('Need 0 <= mfcc_lower_hz < mfcc_upper_hz <= '
+                         f'{nyquist} Hz.')
+    if preprocess == 'logmel' and not (
+        0 <= logmel_lower_hz < logmel_upper_hz <= nyquist):
+      raise ValueError('Need 0 <= logmel_lower_hz < logmel_upper_hz <= '
+                       f'{nyquist} Hz.')
+    self.mfcc_log_floor = float(mfcc_log_floor)
+    self.logmel_log_floor = float(logmel_log_floor)
+    self.tables = _build_tables(preprocess, self.sample_rate,
+                                self.window_samples, self.fft_length,
+                                self.feature_bin_count, int(mfcc_channels),
+                                float(mfcc_lower_hz), float(mfcc_upper_hz),
+                                float(logmel_lower_hz), float(logmel_upper_hz))
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> Frontend:
+    """Builds the front end from the tutorial's config fields."""
+    return cls(sample_rate=config.sample_rate,
+               window_size_ms=config.window_size_ms,
+               window_stride_ms=config.window_stride_ms,
+               feature_bin_count=config.feature_bin_count,
+               preprocess=config.preprocess)
+
+  def num_frames(self, num_samples: int) -> int:
+    """Frames produced for clips of `num_samples` samples."""
+    return _frames_for(num_samples, self.window_samples, self.stride_samples)
+
+  def frame(self, audio: jax.Array) -> jax.Array:
+    """Splits audio [B, L] into overlapping frames [B, frames, window].
+
+    With g = gcd(window, stride), the audio is cut into chunks of g samples
+    and frame t is the window // g consecutive chunks starting at chunk
+    t * stride // g; each of those window // g positions is one strided slice
+    (3 slices for 30 ms / 10 ms). These are static slices and reshapes, which
+    TFLite runs as builtins. When that would need many slices (awkward
+    window/stride ratios) a single gather with constant indices is used.
+    """
+    batch, length = audio.shape
+    window, stride = self.window_samples, self.stride_samples
+    frames = self.num_frames(length)
+    chunk = math.gcd(window, stride)
+    chunks_per_window, chunks_per_stride = window // chunk, stride // chunk
+    if chunks_per_window > _MAX_FRAMING_SLICES:
+      indices = (np.arange(frames)[:, None] * stride +
+                 np.arange(window)[None, :])
+      return jnp.take(audio, jnp.asarray(indices, jnp.int32), axis=1)
+    used_chunks = (frames - 1) * chunks_per_stride + chunks_per_window
+    chunks = audio[:, :used_chunks * chunk].reshape(batch, used_chunks, chunk)
+    pieces = [
+        chunks[:, k:k + (frames - 1) * chunks_per_stride + 1:chunks_per_stride]
+        for k in range(chunks_per_window)
+    ]
+    # [B, frames, chunks_per_window, chunk] -> [B, frames, window].
+    return jnp.stack(pieces, axis=2).reshape(batch, frames, window)
+
+  def power_spectrum(self, audio: jax.Array) -> jax.Array:
+    """Audio [B, L] -> |rfft|^2 [B, frames, fft_length // 2 + 1].
+
+    Each frame is multiplied by the periodic Hann window and zero-padded at
+    the end to `fft_length` (the next power of two) before the FFT, as TF's
+    `audio_spectrogram` does. Units: squared amplitude of [-1, 1] audio.
+    """
+    frames = self.frame(audio.astype(jnp.float32)) * self.tables.window
+    pad = self.fft_length - self.window_samples
+    if pad:
+      frames = jnp.pad(frames, ((0, 0), (0, 0), (0, pad)))
+    spectrum = jnp.fft.rfft(frames, axis=-1)
+    # real^2 + imag^2 rather than abs(): both map to TFLite builtins, and this
+    # avoids the sqrt we would square again.
+    return jnp.square(spectrum.real) + jnp.square(spectrum.imag)
+
+  def __call__(self, audio: jax.Array) -> jax.Array:
+    """Audio float32 [B, L] in [-1, 1] -> features [B, frames, bins]."""
+    if audio.ndim != 2:
+      raise ValueError(f'Expected audio [batch, samples], got {audio.shape}.')
+    power = self.power_spectrum(audio)
+    projection = jnp.asarray(self.tables.projection)
+    if self.preprocess == 'average':
+      return power @ projection
+    if self.preprocess == 'logmel':
+      return jnp.log(power @ projection + self.logmel_log_floor)
+    # 'mfcc': TF's mel filterbank works on the magnitude spectrum.
+    mel = jnp.sqrt(power) @ projection
+    log_mel = jnp.log(jnp.maximum(mel, self.mfcc_log_floor))
+    return log_mel @ jnp.asarray(self.tables.dct)

@@ -1,0 +1,139 @@
+"""Model registry and the full model: front end + backbone.
+
+`MODELS` maps `config.model_architecture` to a backbone class. Every backbone
+is an `nnx.Module` built as
+
+    Model(*, num_classes, input_shape=(frames, bins), rngs, **config.model)
+
+whose `__call__(features [B, frames, bins], *, rngs=None)` returns logits
+[B, num_classes]. Dropout draws from the `rngs` given to the call (needed in
+train mode only); dropout and BatchNorm follow `model.train()` /
+`model.eval()`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from kws_jax import features as features_lib
+from kws_jax.models import bc_resnet
+from kws_jax.models import ds_cnn
+from kws_jax.models import tc_resnet
+from kws_jax.models import tutorial
+
+MODELS: dict[str, type[nnx.Module]] = {
+    # The TF speech_commands tutorial's architectures.
+    'single_fc': tutorial.SingleFC,
+    'conv': tutorial.Conv,
+    'low_latency_conv': tutorial.LowLatencyConv,
+    'low_latency_svdf': tutorial.LowLatencySVDF,
+    'tiny_conv': tutorial.TinyConv,
+    'tiny_embedding_conv': tutorial.TinyEmbeddingConv,
+    # Later, smaller and more accurate families.
+    'bc_resnet': bc_resnet.Model,
+    'tc_resnet': tc_resnet.Model,
+    'ds_cnn': ds_cnn.Model,
+}
+
+
+class KWSModel(nnx.Module):
+  """Raw audio to logits: `classify(features(audio))`.
+
+  The front end has no parameters, so `nnx.split(model, nnx.Param,
+  nnx.BatchStat)` holds only the backbone's state.
+  """
+
+  def __init__(self, frontend: features_lib.Frontend, backbone: nnx.Module):
+    self.frontend = frontend
+    self.backbone = backbone
+
+  def features(self, audio: jax.Array) -> jax.Array:
+    """Audio float32 [B, L] in [-1, 1] -> features [B, frames, bins]."""
+    return self.frontend(audio)
+
+  def classify(self, features: jax.Array, *,
+               rngs: nnx.Rngs | None = None) -> jax.Array:
+    """Features [B, frames, bins] -> logits [B, num_classes]."""
+    return self.backbone(features, rngs=rngs)
+
+  def __call__(self, audio: jax.Array, *,
+               rngs: nnx.Rngs | None = None) -> jax.Array:
+    """Audio float32 [B, L] -> logits [B, num_classes]."""
+    return self.classify(self.features(audio), rngs=rngs)
+
+
+def model_settings(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """`config.model` as keyword arguments for the backbone constructor."""
+  settings = config.get('model') or {}
+  if isinstance(settings, ml_collections.ConfigDict):
+    settings = settings.to_dict()
+  return dict(settings)
+
+
+def create_model(config: ml_collections.ConfigDict, num_classes: int,
+                 rngs: nnx.Rngs) -> KWSModel:
+  """Builds the front end and the `config.model_architecture` backbone.
+
+  Args:
+    config: needs the front-end fields (sample_rate, clip_duration_ms,
+      window_size_ms, window_stride_ms, feature_bin_count, preprocess),
+      `model_architecture` and `model` (the backbone's settings).
+    num_classes: output classes (silence and unknown included).
+    rngs: parameter initialisation keys.
+
+  Returns:
+    The model, in train mode (NNX's default).
+  """
+  name = config.model_architecture
+  if name not in MODELS:
+    raise ValueError(f'Unknown model_architecture {name!r}; choose one of '
+                     f'{sorted(MODELS)}.')
+  frontend = features_lib.Frontend.from_config(config)
+  input_shape = (features_lib.num_frames(config), frontend.feature_bin_count)
+  backbone = MODELS[name](num_classes=num_classes, input_shape=input_shape,
+                          rngs=rngs, **model_settings(config))
+  return KWSModel(frontend, backbone)
+
+
+def count_params(model: nnx.Module) -> int:
+  """Number of trainable parameters (`nnx.Param` entries; no BN statistics)."""
+  return sum(int(x.size) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def estimate_multiply_adds(model: nnx.Module, input_shape: tuple[int, ...]
+                           ) -> int:
+  """Multiply-adds of one eval-mode forward pass on one example, estimated.
+
+  XLA's cost analysis counts floating-point operations of the compiled
+  batch-1 forward; half of them is taken as the multiply-add count. That is
+  exact for convolutions and matmuls, which dominate, and slightly
+  overcounts elementwise work (activations, normalisation, the FFT).
+
+  Args:
+    model: any module called as `model(x)`, e.g. a `KWSModel` (input: audio
+      [L]) or a backbone (input: features [frames, bins]).
+    input_shape: one example's input shape, without the batch axis.
+
+  Returns:
+    Estimated multiply-adds; -1 when the backend reports no cost.
+  """
+  graphdef, state = nnx.split(model)
+  eval_model = nnx.merge(graphdef, state)  # A copy, so `model` keeps its mode.
+  eval_model.eval()
+  graphdef, state = nnx.split(eval_model)
+
+  def forward(state, x):
+    return nnx.merge(graphdef, state)(x)
+
+  example = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
+  cost = jax.jit(forward).lower(state, example).cost_analysis()
+  if isinstance(cost, (list, tuple)):  # Older JAX: one dict per computation.
+    cost = cost[0] if cost else None
+  if not cost or 'flops' not in cost:
+    return -1
+  return int(round(cost['flops'] / 2))

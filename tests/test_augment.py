@@ -1,0 +1,150 @@
+"""Tests for the JAX augmentation (kws_jax/augment.py)."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from kws_jax import augment
+
+LENGTH = 1600  # 0.1 s at 16 kHz keeps the tests quick.
+
+
+def _batch(batch=6, seed=0):
+  rng = np.random.default_rng(seed)
+  audio = np.clip(0.3 * rng.standard_normal((batch, LENGTH)), -1, 1)
+  audio = audio.astype(np.float32)
+  label = np.arange(batch, dtype=np.int32) % 3  # 0 (silence), 1, 2, 0, ...
+  background = (0.5 * rng.standard_normal(5 * LENGTH)).astype(np.float32)
+  return jnp.asarray(audio), jnp.asarray(label), jnp.asarray(background)
+
+
+def _augment(key, audio, label, background, shift=160, frequency=0.8,
+             volume=0.1):
+  return augment.augment_waveform(
+      key, audio, label, background, time_shift_samples=shift,
+      background_frequency=frequency, background_volume=volume)
+
+
+def test_shape_dtype_and_determinism():
+  audio, label, background = _batch()
+  fn = jax.jit(functools.partial(_augment))
+  a = fn(jax.random.key(0), audio, label, background)
+  b = fn(jax.random.key(0), audio, label, background)
+  c = fn(jax.random.key(1), audio, label, background)
+  assert a.shape == audio.shape and a.dtype == jnp.float32
+  np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert not np.allclose(np.asarray(a), np.asarray(c))
+
+
+def test_no_shift_and_no_volume_is_identity_for_words():
+  audio, label, background = _batch()
+  words = np.asarray(label) != 0
+  for frequency, volume in ((1.0, 0.0), (0.0, 0.5)):
+    out = _augment(jax.random.key(2), audio, label, background, shift=0,
+                   frequency=frequency, volume=volume)
+    np.testing.assert_array_equal(np.asarray(out)[words],
+                                  np.asarray(audio)[words])
+
+
+def test_silence_always_gets_noise():
+  _, label, background = _batch()
+  silence = jnp.zeros((len(label), LENGTH))
+  out = np.asarray(_augment(jax.random.key(3), silence, label, background,
+                            shift=0, frequency=0.0, volume=0.0))
+  is_silence = np.asarray(label) == 0
+  assert np.all(np.abs(out[is_silence]).max(axis=1) > 0)
+  assert np.all(out[~is_silence] == 0)
+
+
+def test_noise_is_a_window_of_the_background_within_the_volume():
+  _, label, background = _batch()
+  label = jnp.ones_like(label)  # No silence: volume <= background_volume.
+  silence = jnp.zeros((len(label), LENGTH))
+  out = np.asarray(_augment(jax.random.key(4), silence, label, background,
+                            shift=0, frequency=1.0, volume=0.1))
+  bg = np.asarray(background)
+  windows = np.lib.stride_tricks.sliding_window_view(bg, LENGTH)  # [O, L]
+  for row in out:
+    assert 0 < np.abs(row).max() <= 0.1 * np.abs(bg).max() + 1e-6
+    # row == v * bg[o:o + L] for some offset o and volume 0 < v <= 0.1.
+    volumes = windows @ row / np.sum(windows**2, axis=1)
+    residual = np.abs(row[None] - volumes[:, None] * windows).max(axis=1)
+    best = residual.argmin()
+    assert residual[best] < 1e-5 and 0 < volumes[best] <= 0.1 + 1e-6
+
+
+def test_time_shift_is_a_zero_padded_shift():
+  ramp = jnp.tile(jnp.arange(1, LENGTH + 1, dtype=jnp.float32)[None], (8, 1))
+  max_shift = 100
+  out = np.asarray(augment.time_shift(jax.random.key(5), ramp, max_shift))
+  seen = set()
+  for row in out:
+    first = np.flatnonzero(row)[0]
+    if first > 0:  # Delayed: zeros then 1, 2, ...
+      shift = first
+      np.testing.assert_array_equal(row[first:],
+                                    np.arange(1, LENGTH - shift + 1))
+    else:  # Advanced: starts at 1 + s, zeros at the end.
+      shift = -(int(row[0]) - 1)
+      kept = LENGTH + shift
+      np.testing.assert_array_equal(row[:kept],
+                                    np.arange(1 - shift, LENGTH + 1))
+      assert np.all(row[kept:] == 0)
+    assert abs(shift) <= max_shift
+    seen.add(shift)
+  assert len(seen) > 1
+
+
+def test_output_is_clipped():
+  audio, label, background = _batch()
+  loud = jnp.clip(audio * 10, -1.5, 1.5)
+  out = np.asarray(_augment(jax.random.key(6), loud, label, background * 4,
+                            shift=0, frequency=1.0, volume=1.0))
+  assert out.max() <= 1.0 and out.min() >= -1.0
+  assert out.max() == 1.0 and out.min() == -1.0
+
+
+def test_empty_or_short_background():
+  audio, label, _ = _batch()
+  empty = jnp.zeros((0,), jnp.float32)
+  out = jax.jit(_augment)(jax.random.key(7), audio, label, empty)
+  assert out.shape == audio.shape
+  # Empty background: no noise, even for silence.
+  out = _augment(jax.random.key(7), audio, label, empty, shift=0)
+  np.testing.assert_array_equal(np.asarray(out), np.asarray(audio))
+  short = jnp.ones((LENGTH // 3,), jnp.float32)
+  out = _augment(jax.random.key(8), audio, label, short)
+  assert out.shape == audio.shape and np.all(np.isfinite(np.asarray(out)))
+
+
+def test_spec_augment_identity_and_masks():
+  features = jnp.asarray(
+      np.random.default_rng(0).uniform(1, 2, (4, 98, 40)).astype(np.float32))
+  key = jax.random.key(9)
+  same = augment.spec_augment(key, features, time_masks=0, time_mask_max=10,
+                              freq_masks=0, freq_mask_max=5)
+  np.testing.assert_array_equal(np.asarray(same), np.asarray(features))
+  fn = jax.jit(functools.partial(augment.spec_augment, time_masks=2,
+                                 time_mask_max=10, freq_masks=2,
+                                 freq_mask_max=5))
+  out = np.asarray(fn(key, features))
+  np.testing.assert_array_equal(out, np.asarray(fn(key, features)))
+  assert out.shape == features.shape
+  kept = out != 0
+  np.testing.assert_array_equal(out[kept], np.asarray(features)[kept])
+  for example in out:
+    zero_frames = np.all(example == 0, axis=1).sum()
+    zero_bins = np.all(example == 0, axis=0).sum()
+    assert zero_frames <= 2 * 10 and zero_bins <= 2 * 5
+  assert (out == 0).any()
+
+
+@pytest.mark.parametrize('batch', [1, 5])
+def test_spec_augment_masks_stay_in_range(batch):
+  features = jnp.ones((batch, 7, 3))
+  out = augment.spec_augment(jax.random.key(10), features, time_masks=3,
+                             time_mask_max=50, freq_masks=3, freq_mask_max=50)
+  assert out.shape == features.shape
