@@ -299,7 +299,7 @@ def _check_wanted_words(labels: list[str], found: collections.Counter,
                         where: str) -> None:
   missing = [w for w in labels[2:] if not found[w]]
   if missing:
-    raise ValueError(
+    raise config_validation.ConfigError(
         f'Wanted word(s) {", ".join(map(repr, missing))} not found in the '
         f'data at {where}; its words are {sorted(found)}. Fix '
         '--config.wanted_words or --config.data_dir.')
@@ -309,7 +309,7 @@ def _load_official(config: ml_collections.ConfigDict, labels: list[str],
                    length: int):
   """Loads TFDS's own `speech_commands`, mapping its labels to ours."""
   if config.sample_rate != 16000:
-    raise ValueError(
+    raise config_validation.ConfigError(
         "TFDS's speech_commands is 16000 Hz; set --config.sample_rate=16000 "
         'or use --config.data_source=local.')
   started = time.time()
@@ -319,7 +319,7 @@ def _load_official(config: ml_collections.ConfigDict, labels: list[str],
   official = [n for n in names if n not in (SILENCE_LABEL, UNKNOWN_LABEL)]
   extra = [w for w in labels[2:] if w not in official]
   if extra:
-    raise ValueError(
+    raise config_validation.ConfigError(
         f"Wanted word(s) {', '.join(map(repr, extra))} are not in TFDS's "
         f'speech_commands, which has only {official}. Choose from those or '
         'use --config.data_source=local with data_dir/data_url.')

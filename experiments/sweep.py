@@ -1,0 +1,184 @@
+r"""Runs every point of a sweep and writes its results table.
+
+  python -m experiments.sweep --sweep=experiments/recipe.py \
+      --workdir=/tmp/sweeps/recipe \
+      --override=data_url=../shared/data/speech_commands_dev.tar.gz
+
+A sweep file names a base config and a `sweep(add)` function that calls
+`add(field=value, ...)` once per point (nested fields as 'model.scale').
+Each point trains in its own process, `python -m kws_jax.main`, into
+`<workdir>/<point name>`; a point whose `results.json` exists is skipped, so
+an interrupted sweep resumes where it stopped (and a half-trained point
+resumes from its checkpoint). `--parallel` runs several points at once.
+The table is written to `<workdir>/results.csv` and `<workdir>/results.md`.
+"""
+
+import concurrent.futures
+import csv
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Any
+
+from absl import app
+from absl import flags
+from absl import logging
+
+_SWEEP = flags.DEFINE_string('sweep', None, 'Sweep file (Python).')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Where the points train.')
+_OVERRIDE = flags.DEFINE_multi_string(
+    'override', [], 'field=value applied to every point (e.g. data_url=...).')
+_PARALLEL = flags.DEFINE_integer('parallel', 1, 'Points trained at once.')
+flags.mark_flags_as_required(['sweep', 'workdir'])
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_sweep(path: str) -> tuple[str, list[dict[str, Any]]]:
+  """Returns (base config path, list of override dicts) of a sweep file."""
+  spec = importlib.util.spec_from_file_location('sweep_file', path)
+  if spec is None or not os.path.isfile(path):
+    raise FileNotFoundError(f'--sweep={path}: no such sweep file.')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  for name in ('BASE_CONFIG', 'sweep'):
+    if not hasattr(module, name):
+      raise ValueError(f'Sweep file {path} must define {name}; see '
+                       'experiments/README.md.')
+  points: list[dict[str, Any]] = []
+  module.sweep(lambda **overrides: points.append(overrides))
+  if not points:
+    raise ValueError(f'Sweep file {path} added no points.')
+  base = module.BASE_CONFIG
+  if not os.path.isabs(base):
+    base = os.path.join(REPO, base)
+  return base, points
+
+
+def point_name(overrides: dict[str, Any]) -> str:
+  """A readable, file-system-safe name such as 'learning_rate=0.01,seed=1'."""
+  if not overrides:
+    return 'base'
+  text = ','.join(f'{k}={_flag_value(v)}' for k, v in overrides.items())
+  return re.sub(r'[^A-Za-z0-9_.,=+-]', '_', text)[:200]
+
+
+def _flag_value(value: Any) -> str:
+  if isinstance(value, (tuple, list)):
+    return ','.join(str(v) for v in value)
+  return str(value)
+
+
+def command(base: str, workdir: str, overrides: dict[str, Any]) -> list[str]:
+  return [sys.executable, '-m', 'kws_jax.main', f'--config={base}',
+          f'--workdir={workdir}'] + [
+              f'--config.{k}={_flag_value(v)}' for k, v in overrides.items()]
+
+
+def run_point(base: str, workdir: str, overrides: dict[str, Any],
+              shown: dict[str, Any]) -> dict:
+  """Trains one point unless its results exist; returns its table row.
+
+  `overrides` go to the command line; `shown` (the point's own) to the table.
+  """
+  results_path = os.path.join(workdir, 'results.json')
+  seconds = None
+  if not os.path.exists(results_path):
+    os.makedirs(workdir, exist_ok=True)
+    started = time.time()
+    with open(os.path.join(workdir, 'train.log'), 'a') as log:
+      done = subprocess.run(command(base, workdir, overrides), cwd=REPO,
+                            stdout=log, stderr=subprocess.STDOUT)
+    seconds = time.time() - started
+    if done.returncode != 0:
+      logging.error('Point %s failed (exit %d); see %s/train.log', workdir,
+                    done.returncode, workdir)
+      return {'point': os.path.basename(workdir), 'status': 'failed'}
+  with open(results_path) as f:
+    results = json.load(f)
+  return row(os.path.basename(workdir), shown, results, seconds)
+
+
+def row(name: str, overrides: dict[str, Any], results: dict,
+        wall_seconds: float | None) -> dict[str, Any]:
+  per_class = results['test'].get('per_class', {})
+  out = {'point': name, 'status': 'done'}
+  out.update({k: _flag_value(v) for k, v in overrides.items()})
+  out.update({
+      'validation_accuracy': round(results['validation']['accuracy'] * 100, 2),
+      'test_accuracy': round(results['test']['accuracy'] * 100, 2),
+      'test_count': results['test']['count'],
+      'params': results.get('num_params'),
+      'train_seconds': round(results.get('train_seconds_excluding_compile', 0)),
+  })
+  for word in ('on', 'off'):
+    if word in per_class:
+      out[f'{word}_recall'] = round(per_class[word]['recall'] * 100, 1)
+  if wall_seconds is not None:
+    out['wall_seconds'] = round(wall_seconds)
+  return out
+
+
+def write_tables(workdir: str, rows: list[dict[str, Any]]) -> None:
+  columns: list[str] = []
+  for r in rows:
+    columns.extend(k for k in r if k not in columns)
+  with open(os.path.join(workdir, 'results.csv'), 'w', newline='') as f:
+    writer = csv.DictWriter(f, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+  lines = ['| ' + ' | '.join(columns) + ' |',
+           '|' + '---|' * len(columns)]
+  lines += ['| ' + ' | '.join(str(r.get(c, '')) for c in columns) + ' |'
+            for r in rows]
+  with open(os.path.join(workdir, 'results.md'), 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+
+
+def run_sweep(sweep_path: str, workdir: str, shared: dict[str, Any],
+              parallel: int = 1) -> list[dict[str, Any]]:
+  """Runs (or skips, if finished) every point; returns the table rows."""
+  base, points = load_sweep(sweep_path)
+  os.makedirs(workdir, exist_ok=True)
+  jobs = [(os.path.join(workdir, point_name(p)), {**shared, **p}, p)
+          for p in points]
+  names = [j[0] for j in jobs]
+  if len(set(names)) != len(names):
+    raise ValueError(f'Sweep file {sweep_path} has duplicate points.')
+  with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
+    futures = [pool.submit(run_point, base, *job) for job in jobs]
+    rows = [f.result() for f in futures]
+  write_tables(workdir, rows)
+  return rows
+
+
+def _parse_overrides(items: list[str]) -> dict[str, str]:
+  out = {}
+  for item in items:
+    if '=' not in item:
+      raise app.UsageError(f'--override={item!r} must look like field=value.')
+    key, value = item.split('=', 1)
+    out[key.strip()] = value
+  return out
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  rows = run_sweep(_SWEEP.value, _WORKDIR.value,
+                   _parse_overrides(_OVERRIDE.value), _PARALLEL.value)
+  failed = [r['point'] for r in rows if r['status'] != 'done']
+  logging.info('Results table: %s', os.path.join(_WORKDIR.value,
+                                                 'results.md'))
+  with open(os.path.join(_WORKDIR.value, 'results.md')) as f:
+    print(f.read())
+  if failed:
+    raise SystemExit(f'{len(failed)} point(s) failed: {failed}')
+
+
+if __name__ == '__main__':
+  app.run(main)

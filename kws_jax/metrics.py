@@ -1,0 +1,79 @@
+"""Classification figures: accuracy, confusion matrix, precision and recall."""
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class ClassificationResult:
+  """Figures over one evaluated set.
+
+  Attributes:
+    confusion: int64 [C, C]; row = true class, column = predicted class, in
+      label order.
+    labels: class names in order.
+  """
+  confusion: np.ndarray
+  labels: list[str]
+
+  @property
+  def count(self) -> int:
+    return int(self.confusion.sum())
+
+  @property
+  def accuracy(self) -> float:
+    return float(np.trace(self.confusion) / max(self.count, 1))
+
+  @property
+  def recall(self) -> np.ndarray:
+    """float [C]: of the clips of each class, the share labelled correctly."""
+    return np.diag(self.confusion) / np.maximum(self.confusion.sum(axis=1), 1)
+
+  @property
+  def precision(self) -> np.ndarray:
+    """float [C]: of the clips given each label, the share that were right."""
+    return np.diag(self.confusion) / np.maximum(self.confusion.sum(axis=0), 1)
+
+  def per_class(self) -> dict[str, dict[str, float]]:
+    support = self.confusion.sum(axis=1)
+    return {
+        label: {'precision': float(p), 'recall': float(r), 'count': int(n)}
+        for label, p, r, n in zip(self.labels, self.precision, self.recall,
+                                  support)
+    }
+
+  def to_dict(self) -> dict:
+    return {
+        'accuracy': self.accuracy,
+        'count': self.count,
+        'labels': list(self.labels),
+        'confusion_matrix': self.confusion.tolist(),
+        'per_class': self.per_class(),
+    }
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray,
+                     num_classes: int) -> np.ndarray:
+  """int64 [C, C] counts of (true, predicted) pairs."""
+  matrix = np.zeros((num_classes, num_classes), np.int64)
+  np.add.at(matrix, (np.asarray(labels), np.asarray(predictions)), 1)
+  return matrix
+
+
+def format_confusion(confusion: np.ndarray) -> str:
+  """The matrix as rows of right-aligned counts, one row per true class."""
+  width = max(len(str(int(confusion.max()))) if confusion.size else 1, 1)
+  return '\n'.join(
+      '[' + ' '.join(f'{int(v):{width}d}' for v in row) + ']'
+      for row in confusion)
+
+
+def format_per_class(result: ClassificationResult) -> str:
+  """A table of precision and recall per class."""
+  width = max(len(label) for label in result.labels)
+  lines = [f'{"label":<{width}}  precision  recall  count']
+  for label, figures in result.per_class().items():
+    lines.append(f'{label:<{width}}  {figures["precision"]*100:8.1f}%'
+                 f' {figures["recall"]*100:6.1f}%  {figures["count"]:5d}')
+  return '\n'.join(lines)

@@ -1,0 +1,383 @@
+"""Training and evaluation loop, with the tutorial's log lines.
+
+Reads top to bottom: check the config, load the data, build the model,
+restore, then `for step in range(start, total + 1)`: a jitted train step,
+the `Step #N` line, evaluation with a confusion matrix every
+`eval_step_interval` steps, a checkpoint every `save_step_interval` steps.
+At the end the best checkpoint (by validation accuracy) is scored on the test
+split.
+
+Data parallelism: the batch is sharded over a one-axis mesh of all devices
+(`jax.sharding`), parameters are replicated; with several processes
+(`jax.distributed`), each reads its own slice of every global batch, and
+only process 0 logs and writes files (orbax coordinates checkpoint writes).
+"""
+
+import functools
+import os
+import sys
+import time
+from typing import Any, Callable, Iterator
+
+from absl import logging
+import flax.struct
+from flax import nnx
+import jax
+import jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec as P
+import ml_collections
+import numpy as np
+import optax
+
+from kws_jax import augment
+from kws_jax import checkpoint
+from kws_jax import config_validation
+from kws_jax import input_pipeline
+from kws_jax import metrics as metrics_lib
+from kws_jax import models
+from kws_jax import workdir as workdir_lib
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a resumed run needs. `step` counts completed steps."""
+  step: jax.Array
+  params: nnx.State
+  batch_stats: nnx.State
+  opt_state: optax.OptState
+  rng: jax.Array  # uint32 key data; per-step keys are folded in from it.
+
+
+def make_optimizer(config: ml_collections.ConfigDict,
+                   schedule: config_validation.Schedule
+                   ) -> optax.GradientTransformation:
+  """The tutorial's optimizers on a piecewise-constant schedule."""
+  rate = optax.join_schedules(
+      [optax.constant_schedule(lr) for lr in schedule.learning_rates],
+      boundaries=list(schedule.boundaries))
+  if config.optimizer == 'gradient_descent':
+    return optax.sgd(rate)
+  if config.optimizer == 'momentum':
+    return optax.sgd(rate, momentum=0.9, nesterov=True)
+  return optax.adam(rate)
+
+
+def create_model(config: ml_collections.ConfigDict, num_classes: int,
+                 seed: int) -> tuple[nnx.GraphDef, nnx.GraphDef, nnx.State,
+                                     nnx.State]:
+  """Builds the model; returns train and eval graph definitions and state.
+
+  The parameters are initialised inside one `jax.jit` (eager NNX
+  initialisation would compile every op on its own).
+  """
+  def build():
+    return models.create_model(config, num_classes, nnx.Rngs(params=seed))
+
+  abstract = nnx.eval_shape(build)
+  abstract.train()
+  train_def, _, _ = nnx.split(abstract, nnx.Param, nnx.BatchStat)
+  abstract.eval()
+  eval_def, _, _ = nnx.split(abstract, nnx.Param, nnx.BatchStat)
+  params, batch_stats = jax.jit(
+      lambda: nnx.split(build(), nnx.Param, nnx.BatchStat)[1:])()
+  return train_def, eval_def, params, batch_stats
+
+
+def train_step(state: TrainState, batch: dict[str, jax.Array],
+               background: jax.Array, *, graphdef: nnx.GraphDef,
+               tx: optax.GradientTransformation,
+               config: ml_collections.ConfigDict
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One update on a batch of raw audio: augment, features, model, adam/sgd."""
+  key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+  aug_key, dropout_key = jax.random.split(key)
+  samples_per_ms = config.sample_rate / 1000
+  audio = augment.augment_waveform(
+      aug_key, batch['audio'], batch['label'], background,
+      time_shift_samples=int(config.time_shift_ms * samples_per_ms),
+      background_frequency=config.background_frequency,
+      background_volume=config.background_volume)
+
+  def loss_fn(params):
+    # copy: batch statistics are updated inside this (grad) trace.
+    model = nnx.merge(graphdef, params, state.batch_stats, copy=True)
+    logits = model(audio, rngs=nnx.Rngs(dropout=dropout_key))
+    loss = optax.softmax_cross_entropy_with_integer_labels(
+        logits, batch['label']).mean()
+    return loss, (logits, nnx.state(model, nnx.BatchStat))
+
+  (loss, (logits, batch_stats)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
+  new_state = state.replace(step=state.step + 1, params=params,
+                            batch_stats=batch_stats, opt_state=opt_state)
+  return new_state, {'cross_entropy': loss, 'accuracy': accuracy,
+                     'grad_norm': optax.global_norm(grads)}
+
+
+def predict_fn(graphdef: nnx.GraphDef) -> Callable[..., jax.Array]:
+  """Returns `f(params, batch_stats, audio [B, L]) -> logits [B, C]`."""
+  def predict(params, batch_stats, audio):
+    return nnx.merge(graphdef, params, batch_stats)(audio)
+  return predict
+
+
+class _Devices:
+  """The mesh, and moving host batches onto it."""
+
+  def __init__(self):
+    # Auto axes: XLA propagates the batch sharding; the code stays unaware.
+    self.mesh = jax.make_mesh((jax.device_count(),), ('data',),
+                              axis_types=(jax.sharding.AxisType.Auto,))
+    self.batch = NamedSharding(self.mesh, P('data'))
+    self.replicated = NamedSharding(self.mesh, P())
+
+  def global_batch(self, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    """Assembles each process's slice into one batch sharded over the mesh."""
+    return {k: jax.make_array_from_process_local_data(self.batch, v)
+            for k, v in local.items()}
+
+  def local_slice(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """This process's part of a batch that every process holds in full."""
+    n = len(next(iter(batch.values()))) // jax.process_count()
+    start = jax.process_index() * n
+    return {k: v[start:start + n] for k, v in batch.items()}
+
+
+def evaluate(predict: Callable[..., jax.Array], params: Any, batch_stats: Any,
+             split: input_pipeline.Split, labels: list[str], batch_size: int,
+             devices: _Devices) -> metrics_lib.ClassificationResult:
+  """Scores a split; every process runs it, all see the same result."""
+  # Batches must split evenly over devices; padding rows are masked out.
+  batch_size = -(-batch_size // jax.device_count()) * jax.device_count()
+  confusion = np.zeros((len(labels), len(labels)), np.int64)
+  for batch in input_pipeline.eval_iterator(split, batch_size):
+    logits = predict(params, batch_stats, devices.global_batch(
+        devices.local_slice({'audio': batch['audio']}))['audio'])
+    predictions = np.asarray(jax.device_get(logits)).argmax(-1)
+    keep = batch['mask'].astype(bool)
+    confusion += metrics_lib.confusion_matrix(
+        batch['label'][keep], predictions[keep], len(labels))
+  return metrics_lib.ClassificationResult(confusion, labels)
+
+
+def _log_evaluation(name: str, step: int | None,
+                    result: metrics_lib.ClassificationResult) -> None:
+  logging.info('Confusion Matrix:\n%s',
+               metrics_lib.format_confusion(result.confusion))
+  if step is None:
+    logging.info('%s = %.1f%% (N=%d)', name, result.accuracy * 100,
+                 result.count)
+  else:
+    logging.info('Step %d: %s = %.1f%% (N=%d)', step, name,
+                 result.accuracy * 100, result.count)
+
+
+def _progress(total: int, initial: int, enabled: bool):
+  """A progress bar with time remaining, only where a terminal is attached."""
+  if not (enabled and sys.stderr.isatty()):
+    return None
+  import tqdm  # Only needed interactively.
+  return tqdm.tqdm(total=total, initial=initial, unit='step', leave=False,
+                   dynamic_ncols=True)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: str) -> dict[str, Any]:
+  """Trains, evaluating and checkpointing as it goes; returns the results.
+
+  Args:
+    config: a config from `configs/`; checked before any work starts.
+    workdir: where config, labels, metrics, checkpoints and results go. A
+      workdir with checkpoints is resumed from its latest one.
+
+  Returns:
+    A dict with the final validation and test figures.
+  """
+  config = config_validation.validate_config(config)
+  schedule = config_validation.parse_schedule(config)
+  is_main = jax.process_index() == 0
+  devices = _Devices()
+  if config.batch_size % jax.device_count():
+    raise config_validation.ConfigError(
+        f'config.batch_size={config.batch_size} must be a multiple of the '
+        f'{jax.device_count()} devices, which share each batch.')
+  os.makedirs(workdir, exist_ok=True)
+
+  data = _create_datasets_once(config)
+  labels = data.labels
+  if is_main:
+    workdir_lib.write_config(workdir, config)
+    workdir_lib.write_labels(
+        workdir_lib.labels_path(workdir, config.model_architecture), labels)
+
+  train_def, eval_def, params, batch_stats = create_model(
+      config, len(labels), config.seed)
+  tx = make_optimizer(config, schedule)
+  state = TrainState(
+      step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+      opt_state=tx.init(params),
+      rng=jax.random.key_data(jax.random.key(config.seed)))
+  extra = {'config': config.to_dict(), 'labels': labels}
+
+  ckpts = checkpoint.Checkpoints(checkpoint.checkpoint_dir(workdir),
+                                 keep=config.keep_checkpoints)
+  # Restored arrays are laid out for this run's devices, whatever layout
+  # the checkpoint was written from.
+  abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                     sharding=devices.replicated), state)
+  if ckpts.latest_step() is not None:
+    state, _ = ckpts.restore(ckpts.latest_step(), abstract)
+    logging.info('Resuming from "%s"', ckpts.path(ckpts.latest_step()))
+  elif config.start_checkpoint:
+    state = _restore_start_checkpoint(config, labels, abstract)
+  state = jax.device_put(state, devices.replicated)
+  background = jax.device_put(jnp.asarray(data.background), devices.replicated)
+
+  step_fn = jax.jit(
+      functools.partial(train_step, graphdef=train_def, tx=tx, config=config),
+      donate_argnums=0)
+  predict = jax.jit(predict_fn(eval_def), out_shardings=devices.replicated)
+
+  start_step = int(state.step) + 1
+  total = schedule.total_steps
+  logging.info('Training from step: %d', start_step)
+  log = workdir_lib.MetricsLog(workdir, enabled=is_main)
+  bar = _progress(total, start_step - 1, is_main)
+  batches = input_pipeline.train_iterator(
+      data, config, start_step, jax.process_index(), jax.process_count())
+  started, first_timed_step = time.time(), None
+  step = start_step - 1
+  try:
+    for step in range(start_step, total + 1):
+      batch = devices.global_batch(next(batches))
+      state, step_metrics = step_fn(state, batch, background)
+      if first_timed_step is None:  # The first step compiles; time the rest.
+        jax.block_until_ready(state.step)
+        started, first_timed_step = time.time(), step
+      if bar is not None:
+        bar.update(1)
+      is_last = step == total
+      if config.check_nans or step % config.log_step_interval == 0 or is_last:
+        values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+        if config.check_nans and not np.isfinite(
+            [values['cross_entropy'], values['grad_norm']]).all():
+          raise FloatingPointError(
+              f'Step {step}: the loss or gradients are NaN/Inf (cross '
+              f'entropy {values["cross_entropy"]}). Lower '
+              '--config.learning_rate or check the input data.')
+        if step % config.log_step_interval == 0 or is_last:
+          rate = schedule.rate_at(step)
+          logging.info('Step #%d: rate %f, accuracy %.1f%%, cross entropy %f',
+                       step, rate, values['accuracy'] * 100,
+                       values['cross_entropy'])
+          log.write(step, 'train', {**values, 'learning_rate': rate})
+
+      step_scores = None
+      if step % config.eval_step_interval == 0 or is_last:
+        result = evaluate(predict, state.params, state.batch_stats,
+                          data.validation, labels, config.eval_batch_size,
+                          devices)
+        _log_evaluation('Validation accuracy', step, result)
+        step_scores = {checkpoint.BEST_METRIC: result.accuracy}
+        log.write(step, 'validation', {'accuracy': result.accuracy})
+      if step % config.save_step_interval == 0 or step_scores or is_last:
+        path = ckpts.save(step, state, {**extra, 'metrics': step_scores or {}},
+                          metrics=step_scores)
+        logging.info('Saving to "%s"', path)
+  except KeyboardInterrupt:
+    # Keep the work done so far: the next run resumes from here.
+    try:
+      done = int(state.step)
+    except RuntimeError:  # Interrupted inside a step that took its buffers.
+      done = 0
+    if done > (ckpts.latest_step() or 0):
+      path = ckpts.save(done, state, {**extra, 'metrics': {}})
+      logging.info('Interrupted; saving to "%s"', path)
+    ckpts.wait_until_finished()
+    raise
+  finally:
+    if bar is not None:
+      bar.close()
+  ckpts.wait_until_finished()
+
+  train_seconds = time.time() - started
+  timed_steps = step - (first_timed_step or step)
+  results = _final_test(config, ckpts, state, abstract, predict, data, labels,
+                        devices)
+  results.update({
+      'steps': total,
+      'num_params': int(sum(x.size for x in jax.tree.leaves(state.params))),
+      'train_seconds_excluding_compile': train_seconds,
+      'steps_per_second': timed_steps / train_seconds if timed_steps else None,
+      'samples_per_second': (timed_steps * config.batch_size / train_seconds
+                             if timed_steps else None),
+  })
+  if is_main:
+    workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
+  log.close()
+  ckpts.close()
+  return results
+
+
+def _create_datasets_once(config) -> input_pipeline.Datasets:
+  """Loads the data; with several processes, process 0 prepares it first."""
+  if jax.process_count() == 1:
+    return input_pipeline.create_datasets(config)
+  from jax.experimental import multihost_utils
+  data = None
+  if jax.process_index() == 0:
+    data = input_pipeline.create_datasets(config)
+  multihost_utils.sync_global_devices('kws_jax: data prepared')
+  return data or input_pipeline.create_datasets(config)
+
+
+def _restore_start_checkpoint(config, labels, abstract):
+  """Restores `config.start_checkpoint`, refusing one from another setup."""
+  directory, step = checkpoint.split_step_path(config.start_checkpoint)
+  source = checkpoint.Checkpoints(directory, read_only=True)
+  extra = source.restore_extra(step)
+  saved = extra.get('config', {})
+  if saved.get('model_architecture') != config.model_architecture:
+    raise checkpoint.CheckpointError(
+        f'config.start_checkpoint={config.start_checkpoint} holds a '
+        f'{saved.get("model_architecture")!r} model, not '
+        f'{config.model_architecture!r}; set --config.model_architecture to '
+        'match or start from another checkpoint.')
+  if extra.get('labels') != labels:
+    raise checkpoint.CheckpointError(
+        f'config.start_checkpoint={config.start_checkpoint} was trained on '
+        f'labels {extra.get("labels")}, this run has {labels}; use the same '
+        '--config.wanted_words or start from another checkpoint.')
+  try:
+    state, _ = source.restore(step, abstract)
+  except (ValueError, KeyError) as e:
+    raise checkpoint.CheckpointError(
+        f'config.start_checkpoint={config.start_checkpoint} does not fit '
+        f'this model ({e}); were the model settings changed?') from e
+  logging.info('Starting from "%s"', source.path(step))
+  return state
+
+
+def _final_test(config, ckpts, state, abstract, predict, data, labels,
+                devices) -> dict[str, Any]:
+  """Scores the best checkpoint (by validation accuracy) on the test split."""
+  best = ckpts.best_step()
+  if best is not None and best != int(state.step):
+    state, _ = ckpts.restore(best, abstract)
+    state = jax.device_put(state, devices.replicated)
+  best = best if best is not None else int(state.step)
+  validation = evaluate(predict, state.params, state.batch_stats,
+                        data.validation, labels, config.eval_batch_size,
+                        devices)
+  test = evaluate(predict, state.params, state.batch_stats, data.test, labels,
+                  config.eval_batch_size, devices)
+  logging.info('Scoring the checkpoint of step %d (best validation accuracy '
+               '%.1f%%) on the test split.', best, validation.accuracy * 100)
+  _log_evaluation('Final test accuracy', None, test)
+  logging.info('Per class:\n%s', metrics_lib.format_per_class(test))
+  return {'best_step': best, 'validation': validation.to_dict(),
+          'test': test.to_dict(), 'labels': labels}

@@ -1,0 +1,38 @@
+"""A two-point sweep on tiny data: trains, tabulates, and resumes."""
+
+import csv
+import os
+
+from experiments import sweep
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_two_point_sweep_trains_tabulates_and_skips_finished(tiny_data_dir,
+                                                              tmp_path):
+  sweep_file = tmp_path / 'two.py'
+  sweep_file.write_text(
+      f"BASE_CONFIG = {os.path.join(REPO, 'configs', 'test.py')!r}\n"
+      "def sweep(add):\n"
+      "  add(seed=0)\n"
+      "  add(seed=1, **{'model.dropout_rate': 0.2})\n")
+  shared = {'data_dir': str(tiny_data_dir),
+            'tfds_data_dir': str(tmp_path / 'tfds')}
+  out = tmp_path / 'out'
+  rows = sweep.run_sweep(str(sweep_file), str(out), shared, parallel=2)
+  assert [r['status'] for r in rows] == ['done', 'done']
+  assert [r['point'] for r in rows] == ['seed=0',
+                                        'seed=1,model.dropout_rate=0.2']
+  with open(out / 'results.csv') as f:
+    table = list(csv.DictReader(f))
+  assert [t['seed'] for t in table] == ['0', '1']
+  assert 'data_dir' not in table[0]
+  assert all(0 <= float(t['test_accuracy']) <= 100 for t in table)
+  assert int(table[0]['params']) > 0
+  assert (out / 'results.md').read_text().startswith('| point |')
+  # A finished point is not trained again: its log is not appended to.
+  log = out / 'seed=0' / 'train.log'
+  size = log.stat().st_size
+  rows = sweep.run_sweep(str(sweep_file), str(out), shared)
+  assert log.stat().st_size == size
+  assert 'wall_seconds' not in rows[0]

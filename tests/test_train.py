@@ -1,0 +1,101 @@
+"""End-to-end training on a tiny generated dataset."""
+
+import json
+import logging
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from configs import test as test_config
+from kws_jax import checkpoint
+from kws_jax import config_validation
+from kws_jax import train
+
+
+def _config(data_dir, tmp_path, **overrides):
+  config = test_config.get_config()
+  config.data_dir = str(data_dir)
+  config.tfds_data_dir = str(tmp_path / 'tfds')
+  for key, value in overrides.items():
+    config[key] = value
+  return config
+
+
+def _params(workdir, step):
+  ckpts = checkpoint.Checkpoints(checkpoint.checkpoint_dir(workdir),
+                                 read_only=True)
+  state, _ = ckpts.restore(step, None)
+  return jax.tree.leaves(state)
+
+
+def test_train_writes_the_tutorial_log_and_workdir(tiny_data_dir, tmp_path,
+                                                   caplog):
+  workdir = tmp_path / 'run'
+  with caplog.at_level(logging.INFO):
+    results = train.train_and_evaluate(_config(tiny_data_dir, tmp_path),
+                                       str(workdir))
+  log = caplog.text
+  assert 'Training from step: 1' in log
+  assert 'Step #1: rate 0.010000, accuracy ' in log
+  assert 'Step #7: rate 0.001000, accuracy ' in log  # The second piece.
+  assert f'Saving to "{workdir}/checkpoints/2"' in log
+  assert 'Confusion Matrix:' in log
+  assert 'Step 4: Validation accuracy = ' in log
+  assert 'Final test accuracy = ' in log
+  assert (workdir / 'tiny_conv_labels.txt').read_text().split() == [
+      '_silence_', '_unknown_', 'yes', 'no']
+  saved = json.loads((workdir / 'config.json').read_text())
+  assert saved['wanted_words'] == ['yes', 'no']
+  assert results['test']['count'] > 0
+  assert 0.0 <= results['test']['accuracy'] <= 1.0
+  lines = (workdir / 'metrics.jsonl').read_text().splitlines()
+  assert {json.loads(l)['kind'] for l in lines} == {'train', 'validation'}
+  assert os.listdir(workdir / 'tensorboard')
+  steps = checkpoint.Checkpoints(checkpoint.checkpoint_dir(workdir),
+                                 read_only=True).all_steps()
+  assert 8 in steps
+
+
+def test_resumed_run_ends_with_the_same_parameters(tiny_data_dir, tmp_path,
+                                                   caplog):
+  config = _config(tiny_data_dir, tmp_path)
+  train.train_and_evaluate(config, str(tmp_path / 'straight'))
+  resumed = tmp_path / 'resumed'
+  train.train_and_evaluate(config, str(resumed))
+  # Pretend the run died after step 4: drop the later checkpoints.
+  for step in (6, 8):
+    shutil.rmtree(resumed / 'checkpoints' / str(step))
+  with caplog.at_level(logging.INFO):
+    train.train_and_evaluate(config, str(resumed))
+  assert 'Training from step: 5' in caplog.text
+  for a, b in zip(_params(tmp_path / 'straight', 8), _params(resumed, 8)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_start_checkpoint_from_another_architecture_is_refused(
+    tiny_data_dir, tmp_path):
+  first = tmp_path / 'first'
+  train.train_and_evaluate(_config(tiny_data_dir, tmp_path), str(first))
+  config = _config(tiny_data_dir, tmp_path, model_architecture='single_fc',
+                   start_checkpoint=str(first / 'checkpoints' / '8'))
+  config.model = {}
+  with pytest.raises(checkpoint.CheckpointError, match='tiny_conv'):
+    train.train_and_evaluate(config, str(tmp_path / 'second'))
+
+
+def test_check_nans_stops_with_the_step(tiny_data_dir, tmp_path):
+  config = _config(tiny_data_dir, tmp_path, check_nans=True,
+                   optimizer='gradient_descent', learning_rate='1e30,1e30')
+  with pytest.raises(FloatingPointError, match='NaN/Inf'):
+    train.train_and_evaluate(config, str(tmp_path / 'nan'))
+
+
+def test_mismatched_schedule_fails_before_any_work(tmp_path):
+  config = _config(tmp_path / 'missing', tmp_path,
+                   how_many_training_steps='10,10,10')
+  with pytest.raises(config_validation.ConfigError, match='equal length'):
+    train.train_and_evaluate(config, str(tmp_path / 'never'))
+  assert not (tmp_path / 'never').exists()
