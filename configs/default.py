@@ -76,6 +76,29 @@ def get_config() -> ml_collections.ConfigDict:
   config.start_checkpoint = ''
   config.check_nans = False
 
+  # --- Recipe options beyond the tutorial (all off by default) ------------
+  # Draw every wanted word equally often (scarce words such as on/off then
+  # weigh as much as the others).
+  config.balance_classes = False
+  # Cross entropy against (1 - s) * one-hot + s / num_classes.
+  config.label_smoothing = 0.0
+  # SpecAugment on the features: this many time bands of up to
+  # time_mask_ms, and frequency bands of up to freq_mask_bins, set to 0.
+  config.time_masks = 0
+  config.time_mask_ms = 0.0
+  config.freq_masks = 0
+  config.freq_mask_bins = 0
+  # Random gain in dB, uniform in [-volume_db, volume_db], per training clip.
+  config.volume_db = 0.0
+  # Synthetic speech (python -m kws_jax.synthesize): a folder in the Speech
+  # Commands layout whose training clips of the wanted words are mixed in,
+  # making up `synthetic_fraction` of each word's draws; words listed in
+  # `synthetic_only_words` are trained from synthetic clips alone (their
+  # real training clips are left out; validation and test stay real).
+  config.synthetic_dir = ''
+  config.synthetic_fraction = 0.0
+  config.synthetic_only_words = ()
+
   # --- Beyond the tutorial ------------------------------------------------
   config.seed = 0
   config.eval_batch_size = 500

@@ -154,6 +154,27 @@ def validate_config(
                 'background_volume', 'background_frequency',
                 'validation_percentage', 'testing_percentage'):
     _positive(config, field, allow_zero=True)
+  for field in ('label_smoothing', 'synthetic_fraction'):
+    if not 0 <= config[field] < 1:
+      raise ConfigError(f'config.{field}={config[field]} must be in [0, 1).')
+  for field in ('time_masks', 'time_mask_ms', 'freq_masks', 'freq_mask_bins',
+                'volume_db'):
+    _positive(config, field, allow_zero=True)
+  if config.freq_mask_bins >= config.feature_bin_count:
+    raise ConfigError(
+        f'config.freq_mask_bins={config.freq_mask_bins} must be smaller than '
+        f'config.feature_bin_count={config.feature_bin_count}.')
+  config.synthetic_only_words = normalize_words(config.synthetic_only_words)
+  strangers = set(config.synthetic_only_words) - set(config.wanted_words)
+  if strangers:
+    raise ConfigError(
+        f'config.synthetic_only_words has {sorted(strangers)}, which are not '
+        'in config.wanted_words.')
+  if ((config.synthetic_only_words or config.synthetic_fraction) and
+      not config.synthetic_dir):
+    raise ConfigError(
+        'config.synthetic_only_words / synthetic_fraction need '
+        'config.synthetic_dir (a folder made by python -m kws_jax.synthesize).')
   if config.background_frequency > 1:
     raise ConfigError(
         f'config.background_frequency={config.background_frequency} is a '

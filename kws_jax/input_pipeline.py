@@ -23,6 +23,7 @@ mix:
 import collections
 import dataclasses
 import math
+import os
 import time
 from typing import Any, Iterator, Sequence
 
@@ -151,8 +152,12 @@ def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
   length = clip_samples(config)
   if config.data_source == 'tfds':
     raw, background_clips, info = _load_official(config, labels, length)
+    synthetic = _load_synthetic(config, labels, length)
   elif config.data_source == 'local':
-    raw, background_clips, info = _load_local(config, labels, length)
+    synthetic = _load_synthetic(config, labels, length)
+    raw, background_clips, info = _load_local(
+        config, labels, length,
+        synthetic_words=collections.Counter(labels[i] for i in synthetic.label))
   else:
     raise ValueError(f"config.data_source={config.data_source!r}; use 'local' "
                      "or 'tfds'.")
@@ -163,7 +168,7 @@ def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
     logging.warning(
         'No background noise recordings: evaluation silence is all zeros and '
         'training adds no noise.')
-  train = _training_split(raw['train'], labels, config)
+  train = _training_split(raw['train'], synthetic, labels, config)
   splits = {'train': train}
   eval_silence = {}
   for name in EVAL_SPLITS:
@@ -219,24 +224,62 @@ def _sorted_by_name(audio: np.ndarray, label: np.ndarray,
   return _Raw(audio[order], label[order], [names[i] for i in order])
 
 
-def _load_local(config: ml_collections.ConfigDict, labels: list[str],
-                length: int):
-  """Prepares `data_dir` with our builder and loads it."""
-  download.maybe_download_and_extract(
-      config.data_url, config.data_dir,
-      expected_sha256=config.get('data_sha256', None) or None)
+def _prepared_builder(source_dir: str, config: ml_collections.ConfigDict
+                      ) -> speech_commands_builder.SpeechCommandsLocal:
+  """Our TFDS builder over `source_dir`, prepared (once; then cached)."""
   started = time.time()
   builder_config = speech_commands_builder.make_config(
-      config.data_dir, sample_rate=config.sample_rate,
+      source_dir, sample_rate=config.sample_rate,
       clip_duration_ms=config.clip_duration_ms,
       validation_percentage=config.validation_percentage,
       testing_percentage=config.testing_percentage)
   builder = speech_commands_builder.SpeechCommandsLocal(
       config=builder_config, data_dir=config.tfds_data_dir or None)
   builder.download_and_prepare()
-  prepared = time.time()
   logging.info('Data prepared in %s (%.1f s).', builder.data_dir,
-               prepared - started)
+               time.time() - started)
+  return builder
+
+
+def _load_synthetic(config: ml_collections.ConfigDict, labels: list[str],
+                    length: int) -> _Raw:
+  """Training clips of the wanted words from `config.synthetic_dir`.
+
+  Only the folder's training split is read, and words that are not wanted
+  are dropped (they would teach `_unknown_` what synthetic speech sounds
+  like), so synthetic clips never reach validation, test or `_unknown_`.
+  """
+  empty = _Raw(np.zeros((0, length), np.int16), np.zeros(0, np.int32), [])
+  if not config.get('synthetic_dir'):
+    return empty
+  if not os.path.isdir(config.synthetic_dir):
+    raise config_validation.ConfigError(
+        f'config.synthetic_dir={config.synthetic_dir!r} is not a folder; '
+        'make one with python -m kws_jax.synthesize.')
+  builder = _prepared_builder(config.synthetic_dir, config)
+  if 'train' not in builder.info.splits:
+    logging.warning('%s has no training clips.', config.synthetic_dir)
+    return empty
+  audio, words, names = _read_split(builder, 'train', length)
+  index = {word: i for i, word in enumerate(labels) if i >= 2}
+  keep = [i for i, word in enumerate(words) if word in index]
+  logging.info('Synthetic clips from %s: %d of the wanted words, %d of other '
+               'words left out.', config.synthetic_dir, len(keep),
+               len(words) - len(keep))
+  return _sorted_by_name(
+      audio[keep], np.array([index[words[i]] for i in keep], np.int32),
+      [f'synthetic/{names[i]}' for i in keep])
+
+
+def _load_local(config: ml_collections.ConfigDict, labels: list[str],
+                length: int, synthetic_words: collections.Counter):
+  """Prepares `data_dir` with our builder and loads it."""
+  download.maybe_download_and_extract(
+      config.data_url, config.data_dir,
+      expected_sha256=config.get('data_sha256', None) or None)
+  started = time.time()
+  builder = _prepared_builder(config.data_dir, config)
+  prepared = time.time()
 
   available = set(builder.info.splits.keys())
   raw, words_found = {}, collections.Counter()
@@ -249,7 +292,7 @@ def _load_local(config: ml_collections.ConfigDict, labels: list[str],
     audio, words, names = _read_split(builder, split, length)
     words_found.update(words)
     raw[split] = _sorted_by_name(audio, _label_words(words, labels), names)
-  _check_wanted_words(labels, words_found, config.data_dir)
+  _check_wanted_words(labels, words_found + synthetic_words, config.data_dir)
 
   background_clips = []
   if speech_commands_builder.BACKGROUND_SPLIT in available:
@@ -364,29 +407,60 @@ def _load_official(config: ml_collections.ConfigDict, labels: list[str],
   return raw, background_clips, info
 
 
-def _training_split(raw: _Raw, labels: list[str],
+def _training_split(raw: _Raw, synthetic: _Raw, labels: list[str],
                     config: ml_collections.ConfigDict) -> Split:
-  """All clips plus silence, weighted to the tutorial's class mix."""
+  """All clips plus silence, weighted to the tutorial's class mix.
+
+  Each wanted word's draws total its real clip count (or, with
+  `balance_classes`, the mean over the words, so scarce words are drawn as
+  often as the others); `synthetic_fraction` of a word's draws come from
+  its synthetic clips, and all of them for `synthetic_only_words`, whose
+  real training clips are left out.
+  """
   length = raw.audio.shape[1]
-  is_word = raw.label >= 2
-  num_words = int(is_word.sum())
-  if num_words == 0:
+  synthetic_only = [labels.index(w) for w in config.get(
+      'synthetic_only_words', ()) if w in labels]
+  keep = ~np.isin(raw.label, synthetic_only)
+  audio, label = raw.audio[keep], raw.label[keep]
+  names = [n for n, k in zip(raw.names, keep) if k]
+  real = np.bincount(label, minlength=len(labels)).astype(np.float64)
+  made = np.bincount(synthetic.label, minlength=len(labels)).astype(np.float64)
+  words = np.arange(2, len(labels))
+  # Each word's total draws: its real clips, else its synthetic ones.
+  target = np.where(real[words] > 0, real[words], made[words])
+  if not target.sum():
     raise ValueError(
         f'The training split of {config.data_dir} has no clips of '
         f'{labels[2:]}; there is nothing to train on.')
-  audio, label, names = raw.audio, raw.label, list(raw.names)
+  if config.get('balance_classes', False):
+    target = np.full_like(target, target.mean())
+  fraction = float(config.get('synthetic_fraction', 0.0))
+
+  audio = np.concatenate([audio, synthetic.audio])
+  label = np.concatenate([label, synthetic.label])
+  is_synthetic = np.arange(len(label)) >= len(names)
+  names = names + list(synthetic.names)
   if not np.any(label == SILENCE_INDEX) and config.silence_percentage > 0:
     # One silent clip carries all of silence's weight: every draw of it gets
     # fresh noise in the augmentation, so more copies would add nothing.
     audio = np.concatenate([audio, np.zeros((1, length), np.int16)])
     label = np.concatenate([label, np.array([SILENCE_INDEX], np.int32)])
+    is_synthetic = np.append(is_synthetic, False)
     names.append('')
   weight = np.ones(len(label), np.float32)
+  for word, total in zip(words, target):
+    own_real = (label == word) & ~is_synthetic
+    own_made = (label == word) & is_synthetic
+    share = 1.0 if not own_real.any() else (fraction if own_made.any() else 0)
+    if own_real.any():
+      weight[own_real] = (1 - share) * total / own_real.sum()
+    if own_made.any():
+      weight[own_made] = share * total / own_made.sum()
   for index, percentage in ((SILENCE_INDEX, config.silence_percentage),
                             (UNKNOWN_INDEX, config.unknown_percentage)):
     members = label == index
     if members.any():
-      weight[members] = percentage / 100 * num_words / members.sum()
+      weight[members] = percentage / 100 * target.sum() / members.sum()
   if not np.any(label == UNKNOWN_INDEX) and config.unknown_percentage > 0:
     logging.warning('The training data has no unknown-word clips; the '
                     '_unknown_ class is never trained.')

@@ -85,25 +85,36 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int,
 
 def train_step(state: TrainState, batch: dict[str, jax.Array],
                background: jax.Array, *, graphdef: nnx.GraphDef,
-               tx: optax.GradientTransformation,
+               tx: optax.GradientTransformation, num_classes: int,
                config: ml_collections.ConfigDict
                ) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One update on a batch of raw audio: augment, features, model, adam/sgd."""
+  """One update on a batch of raw audio: augment, features, model, optimizer."""
   key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-  aug_key, dropout_key = jax.random.split(key)
+  aug_key, gain_key, mask_key, dropout_key = jax.random.split(key, 4)
   samples_per_ms = config.sample_rate / 1000
+  audio = batch['audio']
+  if config.volume_db:
+    gain_db = jax.random.uniform(gain_key, (audio.shape[0], 1),
+                                 minval=-config.volume_db,
+                                 maxval=config.volume_db)
+    audio = audio * 10 ** (gain_db / 20)
   audio = augment.augment_waveform(
-      aug_key, batch['audio'], batch['label'], background,
+      aug_key, audio, batch['label'], background,
       time_shift_samples=int(config.time_shift_ms * samples_per_ms),
       background_frequency=config.background_frequency,
       background_volume=config.background_volume)
+  targets = optax.smooth_labels(
+      jax.nn.one_hot(batch['label'], num_classes), config.label_smoothing)
 
   def loss_fn(params):
     # copy: batch statistics are updated inside this (grad) trace.
     model = nnx.merge(graphdef, params, state.batch_stats, copy=True)
-    logits = model(audio, rngs=nnx.Rngs(dropout=dropout_key))
-    loss = optax.softmax_cross_entropy_with_integer_labels(
-        logits, batch['label']).mean()
+    features = augment.spec_augment(
+        mask_key, model.features(audio), time_masks=config.time_masks,
+        time_mask_max=int(config.time_mask_ms / config.window_stride_ms),
+        freq_masks=config.freq_masks, freq_mask_max=config.freq_mask_bins)
+    logits = model.classify(features, rngs=nnx.Rngs(dropout=dropout_key))
+    loss = optax.softmax_cross_entropy(logits, targets).mean()
     return loss, (logits, nnx.state(model, nnx.BatchStat))
 
   (loss, (logits, batch_stats)), grads = jax.value_and_grad(
@@ -238,7 +249,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   background = jax.device_put(jnp.asarray(data.background), devices.replicated)
 
   step_fn = jax.jit(
-      functools.partial(train_step, graphdef=train_def, tx=tx, config=config),
+      functools.partial(train_step, graphdef=train_def, tx=tx,
+                        num_classes=len(labels), config=config),
       donate_argnums=0)
   predict = jax.jit(predict_fn(eval_def), out_shardings=devices.replicated)
 

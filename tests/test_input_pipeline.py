@@ -319,3 +319,69 @@ def test_real_dev_archive(tmp_path):
   # Half a gigabyte; pytest would keep it for a few runs.
   shutil.rmtree(tmp_path / 'data')
   shutil.rmtree(tmp_path / 'tfds')
+
+
+def _word_weights(data):
+  return {label: float(data.train.weight[data.train.label == i].sum())
+          for i, label in enumerate(data.labels)}
+
+
+def test_balance_classes_draws_every_word_equally(tmp_path):
+  data_dir = make_speech_commands_dir(tmp_path / 'data',
+                                      words=('yes', 'no', 'cat'),
+                                      clips_per_word=10)
+  # Make 'no' scarce: keep only 2 of its training clips.
+  config = _config(data_dir, tmp_path)
+  plain = input_pipeline.create_datasets(config)
+  for path in sorted((data_dir / 'no').iterdir())[2:]:
+    path.unlink()
+  config = _config(data_dir, tmp_path, balance_classes=True)
+  data = input_pipeline.create_datasets(config)
+  weights = _word_weights(data)
+  assert data.summary['counts']['train']['no'] < data.summary['counts'][
+      'train']['yes']
+  assert weights['yes'] == pytest.approx(weights['no'])
+  # The plain mix weighs each clip 1.
+  plain_weights = _word_weights(plain)
+  assert plain_weights['yes'] == plain.summary['counts']['train']['yes']
+
+
+def test_synthetic_clips_join_training_only(tmp_path):
+  real = make_speech_commands_dir(tmp_path / 'real', words=('yes', 'no', 'cat'))
+  synthetic = make_speech_commands_dir(tmp_path / 'synth',
+                                       words=('yes', 'no', 'bed'),
+                                       clips_per_word=6)
+  # Synthetic folders say: everything is training.
+  (synthetic / 'validation_list.txt').write_text('')
+  (synthetic / 'testing_list.txt').write_text('')
+  config = _config(real, tmp_path, synthetic_dir=str(synthetic),
+                   synthetic_fraction=0.25)
+  data = input_pipeline.create_datasets(config)
+  is_synthetic = np.array([n.startswith('synthetic/') for n in
+                           data.train.names])
+  # 'bed' is not wanted: its synthetic clips are left out, not unknown.
+  assert sorted(set(data.train.label[is_synthetic])) == [2, 3]
+  assert is_synthetic.sum() == 12
+  for split in (data.validation, data.test):
+    assert not any(n.startswith('synthetic/') for n in split.names)
+  yes = data.train.label == 2
+  share = (data.train.weight[yes & is_synthetic].sum() /
+           data.train.weight[yes].sum())
+  assert share == pytest.approx(0.25)
+
+
+def test_synthetic_only_words_drop_their_real_training_clips(tmp_path):
+  real = make_speech_commands_dir(tmp_path / 'real', words=('yes', 'no', 'cat'))
+  synthetic = make_speech_commands_dir(tmp_path / 'synth', words=('no',),
+                                       clips_per_word=6)
+  (synthetic / 'validation_list.txt').write_text('')
+  (synthetic / 'testing_list.txt').write_text('')
+  config = _config(real, tmp_path, synthetic_dir=str(synthetic),
+                   synthetic_only_words=('no',))
+  data = input_pipeline.create_datasets(config)
+  no = data.train.label == 3
+  assert no.sum() == 6
+  assert all(n.startswith('synthetic/') for n, k in zip(data.train.names, no)
+             if k)
+  # Validation and test still score the real 'no' clips.
+  assert np.sum(data.test.label == 3) > 0

@@ -99,3 +99,11 @@ def test_mismatched_schedule_fails_before_any_work(tmp_path):
   with pytest.raises(config_validation.ConfigError, match='equal length'):
     train.train_and_evaluate(config, str(tmp_path / 'never'))
   assert not (tmp_path / 'never').exists()
+
+
+def test_recipe_options_train(tiny_data_dir, tmp_path):
+  config = _config(tiny_data_dir, tmp_path, balance_classes=True,
+                   label_smoothing=0.1, time_masks=2, time_mask_ms=50.0,
+                   freq_masks=2, freq_mask_bins=5, volume_db=6.0)
+  results = train.train_and_evaluate(config, str(tmp_path / 'recipe'))
+  assert np.isfinite(results['validation']['accuracy'])
