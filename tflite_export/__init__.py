@@ -1,0 +1,1 @@
+"""Export of trained models to TFLite (raw audio in, probabilities out)."""

@@ -1,0 +1,371 @@
+"""Streaming TFLite export: one stride of audio and the state in, scores out.
+
+The non-streaming model (`convert.export_tflite`) takes a whole clip of L
+samples. A streaming model takes only the S samples that arrived since the
+last call (S = `clip_stride_ms`, a multiple of the front end's hop) plus its
+state, and returns the probabilities for the latest clip and the new state.
+The state is external, as in google-research's kws_streaming: the caller
+feeds each call's new state into the next call.
+
+    inputs   audio             float32 [1, S]
+             audio_context     float32 [1, K]         the last K samples
+             feature_buffer    float32 [1, F, bins]   the last F frames
+    outputs  probabilities     float32 [1, C]
+             new_audio_context, new_feature_buffer
+
+With hop H, window W, clip L and r = (L - W) mod H (samples at the end of a
+clip that no frame uses), K = W - H + r. Each call frames the K + S samples
+of context plus new audio, which gives exactly m = S / H new feature frames,
+the ones a non-streaming model computes for the newest m frames of the clip
+ending now; they are shifted into the F-frame buffer (F frames per clip),
+and the backbone runs on the whole buffer. So the front end is incremental
+(m frames per call instead of F) and the backbone runs once per call on a
+full clip of features, as before; it is not streamed layer by layer. That
+works for every registered architecture, since the backbone is used as it
+is. The output after a call equals the non-streaming model's probabilities
+on the last L samples of the stream (zeros before its start) up to
+rounding; the export checks that on a test stream.
+
+`kws_jax.streaming_inference.StreamingTFLiteModel` runs such a model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tempfile
+import time
+import warnings
+from typing import Any, Callable
+
+from absl import logging
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from kws_jax import features
+from kws_jax import streaming_inference
+from kws_jax import workdir as workdir_lib
+from tflite_export import convert
+
+AUDIO_INPUT = streaming_inference.AUDIO_INPUT
+OUTPUT_NAME = streaming_inference.OUTPUT_NAME
+CONTEXT_STATE = 'audio_context'
+FEATURE_STATE = 'feature_buffer'
+NEW = streaming_inference.STATE_OUTPUT_PREFIX
+# The tutorial's streaming cadence, used (rounded down to whole hops) when
+# no clip_stride_ms is given.
+DEFAULT_CLIP_STRIDE_MS = 30.0
+# Seconds of test stream the export runs to check parity.
+_VERIFY_SECONDS = 1.5
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamingLayout:
+  """Sizes of a streaming model, all in samples or frames.
+
+  Attributes:
+    sample_rate: Hz.
+    clip_samples: L.
+    stride_samples: S, new samples per call.
+    window_samples: W, the front end's window.
+    hop_samples: H, the front end's stride.
+    frames_per_stride: m = S / H, new frames per call.
+    context_samples: K, audio kept from call to call.
+    num_frames: F, frames per clip (the feature buffer).
+    feature_bins: features per frame.
+    extra_frames: frames computed from the context and dropped (1 only when
+      the window equals the hop and L - W is a whole number of hops, where
+      K would otherwise be 0).
+  """
+  sample_rate: int
+  clip_samples: int
+  stride_samples: int
+  window_samples: int
+  hop_samples: int
+  frames_per_stride: int
+  context_samples: int
+  num_frames: int
+  feature_bins: int
+  extra_frames: int = 0
+
+  @property
+  def clip_stride_ms(self) -> float:
+    return self.stride_samples * 1000.0 / self.sample_rate
+
+  def state_shapes(self) -> dict[str, tuple[int, ...]]:
+    return {CONTEXT_STATE: (1, self.context_samples),
+            FEATURE_STATE: (1, self.num_frames, self.feature_bins)}
+
+  def to_dict(self) -> dict[str, Any]:
+    return {**dataclasses.asdict(self), 'clip_stride_ms': self.clip_stride_ms}
+
+
+def default_clip_stride_ms(config: ml_collections.ConfigDict) -> float:
+  """The largest whole number of hops not above 30 ms (at least one hop)."""
+  hop = float(config.window_stride_ms)
+  return hop * max(1, math.floor(DEFAULT_CLIP_STRIDE_MS / hop + 1e-9))
+
+
+def streaming_layout(config: ml_collections.ConfigDict,
+                     clip_stride_ms: float | None = None) -> StreamingLayout:
+  """Works out and checks the sizes for `config` and a stride.
+
+  Args:
+    config: the training config (front-end fields).
+    clip_stride_ms: ms of audio per call; None: `default_clip_stride_ms`.
+
+  Raises:
+    ValueError: the stride is not a whole number of front-end hops, or is
+      longer than the clip.
+  """
+  if clip_stride_ms is None:
+    clip_stride_ms = default_clip_stride_ms(config)
+  rate = int(config.sample_rate)
+  clip = features.ms_to_samples(config.clip_duration_ms, rate)
+  window = features.ms_to_samples(config.window_size_ms, rate)
+  hop = features.ms_to_samples(config.window_stride_ms, rate)
+  stride = features.ms_to_samples(clip_stride_ms, rate)
+  if stride <= 0 or stride % hop:
+    raise ValueError(
+        f'clip_stride_ms={clip_stride_ms:g} ({stride} samples) must be a '
+        f'positive multiple of window_stride_ms={config.window_stride_ms:g} '
+        f'({hop} samples), e.g. {default_clip_stride_ms(config):g}: each '
+        'call computes whole feature frames.')
+  num_frames = features.num_frames(config)
+  if stride > clip:
+    raise ValueError(f'clip_stride_ms={clip_stride_ms:g} is longer than the '
+                     f'clip ({config.clip_duration_ms:g} ms).')
+  unused_tail = (clip - window) % hop
+  context = window - hop + unused_tail
+  extra = 0
+  if context == 0:  # Window == hop: keep one hop, drop its frame.
+    context, extra = hop, 1
+  return StreamingLayout(
+      sample_rate=rate, clip_samples=clip, stride_samples=stride,
+      window_samples=window, hop_samples=hop,
+      frames_per_stride=stride // hop, context_samples=context,
+      num_frames=num_frames, feature_bins=int(config.feature_bin_count),
+      extra_frames=extra)
+
+
+def streaming_step_fn(eval_graphdef: nnx.GraphDef, params: Any,
+                      batch_stats: Any, layout: StreamingLayout
+                      ) -> Callable[..., tuple[jax.Array, ...]]:
+  """Returns the step `f(audio, audio_context, feature_buffer)`.
+
+  `audio` float32 [1, S], `audio_context` [1, K], `feature_buffer`
+  [1, F, bins] -> (probabilities [1, C], new context, new buffer). The
+  parameters are closed over as host numpy constants, and the front end runs
+  under `convert.FRONTEND_SCOPE`, as in `convert.probabilities_fn`.
+  """
+  params, batch_stats = jax.device_get((params, batch_stats))
+  m, k = layout.frames_per_stride, layout.context_samples
+
+  def step(audio, audio_context, feature_buffer):
+    model = nnx.merge(eval_graphdef, params, batch_stats)
+    with jax.named_scope(convert.FRONTEND_SCOPE):
+      recent = jnp.concatenate([audio_context, audio], axis=1)  # [1, K + S]
+      new_frames = model.features(recent)[:, layout.extra_frames:]  # [1, m, .]
+    buffer = jnp.concatenate([feature_buffer[:, m:], new_frames], axis=1)
+    logits = model.classify(buffer)
+    probabilities = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    return probabilities, recent[:, -k:], buffer
+
+  return step
+
+
+def test_stream(num_samples: int, sample_rate: int, seed: int = 0
+                ) -> np.ndarray:
+  """float32 [num_samples]: a gliding tone and bursts in faint noise.
+
+  Noise throughout on purpose (see tests/test_convert.py `_clips`): a
+  noiseless signal has spectral bins of pure rounding error whose log
+  features differ between XLA and TFLite.
+  """
+  rng = np.random.default_rng(seed)
+  t = np.arange(num_samples) / sample_rate
+  tone = 0.3 * np.sin(2 * np.pi * (300 + 200 * t) * t)
+  bursts = np.where((t % 0.7) < 0.25, 0.2, 0.0) * rng.standard_normal(
+      num_samples)
+  audio = tone + bursts + 0.01 * rng.standard_normal(num_samples)
+  return np.clip(audio, -1, 1).astype(np.float32)
+
+
+def clip_windows(stream: np.ndarray, layout: StreamingLayout) -> np.ndarray:
+  """The clip each streaming call scores: float32 [N, L].
+
+  Row i is the last L samples after call i + 1 (S (i + 1) samples fed), with
+  zeros before the stream start; N = len(stream) // S.
+  """
+  length, stride = layout.clip_samples, layout.stride_samples
+  padded = np.concatenate([np.zeros(length, np.float32), stream])
+  count = stream.shape[0] // stride
+  return np.stack([padded[(i + 1) * stride:(i + 1) * stride + length]
+                   for i in range(count)])
+
+
+def run_stream(model_content: bytes, stream: np.ndarray) -> np.ndarray:
+  """Runs a streaming TFLite model from the zero state: float32 [N, C]."""
+  from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+  runner = streaming_inference.StreamingInterpreter(
+      Interpreter(model_content=model_content))
+  stride = runner.stride_samples
+  return np.stack([runner.run(stream[i * stride:(i + 1) * stride])
+                   for i in range(stream.shape[0] // stride)])
+
+
+def warm_up_calls(layout: StreamingLayout) -> int:
+  """Calls from the zero state until every buffered frame is the stream's.
+
+  The zero context stands for zeros before the stream start, as in
+  `clip_windows`, but the zero feature buffer is not the features of
+  silence; after ceil(F / m) calls none of it is left.
+  """
+  return -(-layout.num_frames // layout.frames_per_stride)
+
+
+def export_streaming_tflite(params: Any,
+                            batch_stats: Any,
+                            eval_graphdef: nnx.GraphDef,
+                            config: ml_collections.ConfigDict,
+                            labels: list[str],
+                            output_path: str,
+                            *,
+                            clip_stride_ms: float | None = None,
+                            verify: bool = True,
+                            metadata: dict[str, Any] | None = None
+                            ) -> convert.ExportResult:
+  """Converts a model to a streaming TFLite model (see the module docstring).
+
+  Writes the same files as `convert.export_tflite` (`<stem>_labels.txt`,
+  `_config.json`, `_export.json`, the last with a 'streaming' entry holding
+  the layout). Float32 only.
+
+  Args:
+    params, batch_stats, eval_graphdef, config, labels, output_path,
+      metadata: as for `convert.export_tflite`.
+    clip_stride_ms: audio per call, a multiple of `window_stride_ms`; None:
+      `default_clip_stride_ms(config)`.
+    verify: stream `_VERIFY_SECONDS` of test audio through the TFLite model
+      and compare each output after warm-up with the JAX non-streaming
+      model's on the same clip (`parity_max_abs_diff`; above 1e-3 is logged
+      as a warning).
+
+  Returns:
+    The paths written and the parity.
+
+  Raises:
+    ConversionError: jax2tf or the TFLite converter failed, or the model
+      does not run.
+    ValueError: a bad stride.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
+
+  convert._hide_gpus_from_tf(tf)  # pylint: disable=protected-access
+  architecture = config.get('model_architecture', '?')
+  layout = streaming_layout(config, clip_stride_ms)
+  step = streaming_step_fn(eval_graphdef, params, batch_stats, layout)
+  converted = jax2tf.convert(step, with_gradient=False,
+                             native_serialization_platforms=('cpu',))
+  shapes = layout.state_shapes()
+
+  @tf.function(autograph=False, input_signature=[
+      tf.TensorSpec([1, layout.stride_samples], tf.float32, name=AUDIO_INPUT),
+      tf.TensorSpec(shapes[CONTEXT_STATE], tf.float32, name=CONTEXT_STATE),
+      tf.TensorSpec(shapes[FEATURE_STATE], tf.float32, name=FEATURE_STATE)])
+  def serve(audio, audio_context, feature_buffer):
+    probabilities, context, buffer = converted(audio, audio_context,
+                                               feature_buffer)
+    return {OUTPUT_NAME: probabilities, NEW + CONTEXT_STATE: context,
+            NEW + FEATURE_STATE: buffer}
+
+  module = tf.Module()
+  module.serve = serve
+  started = time.time()
+  with tempfile.TemporaryDirectory(prefix='kws_saved_model_') as saved_dir:
+    try:
+      tf.saved_model.save(module, saved_dir, signatures={
+          'serving_default': serve.get_concrete_function()})
+    except Exception as e:  # pylint: disable=broad-except
+      raise convert.ConversionError(
+          f'Model architecture {architecture!r} could not be converted by '
+          f'jax2tf for streaming (JAX -> TF SavedModel): {type(e).__name__}: '
+          f'{convert._truncate(str(e))}') from e  # pylint: disable=protected-access
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_dir)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    try:
+      with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='.*tf.lite.Interpreter')
+        model_content = converter.convert()
+    except Exception as e:  # pylint: disable=broad-except
+      raise convert.ConversionError(
+          f'Model architecture {architecture!r} could not be converted to a '
+          'streaming TFLite model with builtin ops only (SavedModel -> '
+          f'TFLite): {type(e).__name__}: {convert._truncate(str(e))}') from e  # pylint: disable=protected-access
+  logging.info('Converted %r to a streaming TFLite model (%g ms a call) in '
+               '%.1f s (%d bytes).', architecture, layout.clip_stride_ms,
+               time.time() - started, len(model_content))
+
+  stream = test_stream(int(_VERIFY_SECONDS * layout.sample_rate),
+                       layout.sample_rate)
+  try:
+    got = run_stream(model_content, stream)
+  except Exception as e:  # pylint: disable=broad-except
+    raise convert.ConversionError(
+        f'The streaming TFLite model of architecture {architecture!r} does '
+        f'not run: {type(e).__name__}: {convert._truncate(str(e))}') from e  # pylint: disable=protected-access
+  diff = None
+  if verify:
+    start = warm_up_calls(layout)
+    probabilities = convert.probabilities_fn(eval_graphdef, params,
+                                             batch_stats)
+    want = np.asarray(jax.jit(probabilities)(
+        clip_windows(stream, layout)[start:]))
+    diff = float(np.max(np.abs(got[start:] - want)))
+    if not diff < convert._PARITY_WARNING:  # pylint: disable=protected-access
+      logging.warning('The streaming TFLite model of %r differs from the '
+                      'non-streaming JAX model by up to %g on a test stream.',
+                      architecture, diff)
+
+  output_path = os.path.abspath(output_path)
+  os.makedirs(os.path.dirname(output_path), exist_ok=True)
+  paths = convert.sibling_paths(output_path)
+  config_dict = (config.to_dict() if hasattr(config, 'to_dict')
+                 else dict(config))
+  info = {
+      'model_architecture': architecture,
+      'quantize': 'none',
+      'android_signature': False,
+      'streaming': layout.to_dict(),
+      'inputs': [{'name': AUDIO_INPUT, 'dtype': 'float32',
+                  'shape': [1, layout.stride_samples]}] + [
+                      {'name': n, 'dtype': 'float32', 'shape': list(s)}
+                      for n, s in shapes.items()],
+      'outputs': [{'name': OUTPUT_NAME, 'dtype': 'float32',
+                   'shape': [1, len(labels)]}] + [
+                       {'name': NEW + n, 'dtype': 'float32',
+                        'shape': list(s)} for n, s in shapes.items()],
+      'sample_rate': layout.sample_rate,
+      'labels': list(labels),
+      'size_bytes': len(model_content),
+      'parity_max_abs_diff': diff,
+      'parity_check': (f'{_VERIFY_SECONDS:g} s test stream, every call after '
+                       'warm-up vs the JAX non-streaming model on the same '
+                       'clip'),
+      **(metadata or {}),
+  }
+  convert._write_bytes_atomic(output_path, model_content)  # pylint: disable=protected-access
+  workdir_lib.write_labels(paths['labels'], list(labels))
+  workdir_lib.write_json(paths['config'], config_dict)
+  workdir_lib.write_json(paths['export'], info)
+  logging.info('Wrote %s, %s, %s and %s.', output_path, paths['labels'],
+               paths['config'], paths['export'])
+  return convert.ExportResult(
+      model_path=output_path, labels_path=paths['labels'],
+      config_path=paths['config'], export_path=paths['export'],
+      size_bytes=len(model_content), parity_max_abs_diff=diff, info=info)
