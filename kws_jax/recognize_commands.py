@@ -1,0 +1,158 @@
+"""Turns a stream of per-clip scores into discrete command detections.
+
+A model run every few tens of milliseconds over the last second of audio
+gives a score vector per run. Single runs are noisy, so, as in the TensorFlow
+speech_commands tutorial's `RecognizeCommands` (C++ and Python), this class:
+
+1. keeps the results whose time lies within `average_window_duration_ms` of
+   the latest one, and averages their scores;
+2. gives no answer (score 0, the previous command's label) until the window
+   holds at least `minimum_count` results spanning at least a quarter of the
+   window;
+3. reports a *new* command when the averaged top score exceeds
+   `detection_threshold`, the top label differs from the last reported
+   command, and more than `suppression_ms` have passed since that command
+   (no wait when the last reported command was `_silence_`, or none yet).
+
+All times are in milliseconds on the caller's clock (the streaming tools use
+the start of the analysed clip, as the tutorial does).
+"""
+
+import collections
+import dataclasses
+import math
+from typing import Sequence
+
+import numpy as np
+
+SILENCE_LABEL = '_silence_'
+
+
+@dataclasses.dataclass(frozen=True)
+class RecognizeResult:
+  """What `RecognizeCommands.process_latest_result` found.
+
+  Attributes:
+    found_command: the label with the highest averaged score (or, while too
+      few results are in the window, the last reported command).
+    score: its averaged score; 0.0 while too few results are in the window.
+    is_new_command: True only for the result that first reports a command.
+  """
+  found_command: str
+  score: float
+  is_new_command: bool
+
+
+class RecognizeCommands:
+  """Smooths per-clip scores over time and reports new commands.
+
+  A small stateful object, fed one score vector at a time in time order.
+  The defaults are those of the tutorial's C++ class, except `suppression_ms`:
+  1500 ms as in the tutorial's `test_streaming_accuracy` tool and in the
+  TFLite micro_speech example (the C++ header says 500 ms).
+  """
+
+  def __init__(self, labels: Sequence[str],
+               average_window_duration_ms: float = 1000,
+               detection_threshold: float = 0.2,
+               suppression_ms: float = 1500,
+               minimum_count: int = 3):
+    """Initialises the smoother.
+
+    Args:
+      labels: class names in the order of the score vectors.
+      average_window_duration_ms: results older than this many ms before the
+        latest one are dropped from the average.
+      detection_threshold: the averaged top score must exceed this (a
+        probability, 0..1) to report a command.
+      suppression_ms: after a command is reported, another is reported only
+        once more than this many ms have passed (unless the reported command
+        was `_silence_`).
+      minimum_count: fewest results in the window for an answer.
+
+    Raises:
+      ValueError: no labels, or a negative duration or count.
+    """
+    if not labels:
+      raise ValueError('labels must not be empty.')
+    if average_window_duration_ms < 0:
+      raise ValueError('average_window_duration_ms must be >= 0, got '
+                       f'{average_window_duration_ms}.')
+    if suppression_ms < 0:
+      raise ValueError(f'suppression_ms must be >= 0, got {suppression_ms}.')
+    if minimum_count < 1:
+      raise ValueError(f'minimum_count must be >= 1, got {minimum_count}.')
+    self._labels = list(labels)
+    self._average_window_duration_ms = float(average_window_duration_ms)
+    self._detection_threshold = float(detection_threshold)
+    self._suppression_ms = float(suppression_ms)
+    self._minimum_count = int(minimum_count)
+    self.reset()
+
+  @property
+  def labels(self) -> list[str]:
+    return list(self._labels)
+
+  def reset(self) -> None:
+    """Forgets all results, as if newly made."""
+    # (time_ms, scores float64 [C]) pairs, oldest first.
+    self._results: collections.deque[tuple[float, np.ndarray]] = (
+        collections.deque())
+    self._previous_top_label = SILENCE_LABEL
+    self._previous_top_time_ms = -math.inf
+
+  def process_latest_result(self, scores: np.ndarray,
+                            current_time_ms: float) -> RecognizeResult:
+    """Adds one score vector and says what, if anything, was recognised.
+
+    Args:
+      scores: float [C], one score (probability) per label.
+      current_time_ms: the result's time in ms; never earlier than the
+        previous result's.
+
+    Returns:
+      The smoothed result; see `RecognizeResult`.
+
+    Raises:
+      ValueError: `scores` does not hold one value per label, or time went
+        backwards.
+    """
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if scores.shape[0] != len(self._labels):
+      raise ValueError(
+          f'Expected {len(self._labels)} scores (one per label), got '
+          f'{scores.shape[0]}.')
+    current_time_ms = float(current_time_ms)
+    if self._results and current_time_ms < self._results[-1][0]:
+      raise ValueError(
+          'Results must be fed in increasing time order, but got '
+          f'{current_time_ms} ms after {self._results[-1][0]} ms.')
+
+    self._results.append((current_time_ms, scores))
+    time_limit_ms = current_time_ms - self._average_window_duration_ms
+    while self._results[0][0] < time_limit_ms:
+      self._results.popleft()
+
+    how_many = len(self._results)
+    span_ms = current_time_ms - self._results[0][0]
+    if (how_many < self._minimum_count or
+        span_ms < self._average_window_duration_ms / 4):
+      return RecognizeResult(self._previous_top_label, 0.0, False)
+
+    average = np.mean([s for _, s in self._results], axis=0)
+    # argmax takes the first of equal scores, like the tutorial's stable sort.
+    top_index = int(np.argmax(average))
+    top_label = self._labels[top_index]
+    top_score = float(average[top_index])
+
+    if self._previous_top_label == SILENCE_LABEL:
+      time_since_last_ms = math.inf
+    else:
+      time_since_last_ms = current_time_ms - self._previous_top_time_ms
+    is_new = (top_score > self._detection_threshold and
+              top_label != self._previous_top_label and
+              time_since_last_ms > self._suppression_ms)
+    if is_new:
+      self._previous_top_label = top_label
+      self._previous_top_time_ms = current_time_ms
+    return RecognizeResult(top_label, top_score, is_new)

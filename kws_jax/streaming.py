@@ -1,0 +1,403 @@
+"""Keyword spotting on a continuous audio stream.
+
+The model classifies one clip (`clip_duration_ms`, usually 1000 ms) at a time.
+`StreamingRecognizer` takes audio in chunks of any size, runs the model every
+`clip_stride_ms` over the latest clip and smooths the scores with
+`RecognizeCommands`, as the TensorFlow tutorial's `test_streaming_accuracy`
+does. Whole files and arrays (`recognize_file`, `recognize_array`) go through
+the very same object, so offline results equal live ones.
+
+Timing, as in the tutorial: the k-th model run looks at samples
+[k * stride, k * stride + clip) and its time is the start of that clip,
+`k * stride * 1000 / sample_rate` ms. A detection's `time_ms` is therefore
+the start of the clip that triggered it; that clip's audio has only fully
+arrived `clip_duration_ms` later. The last run is the last clip that fits
+entirely in the audio received (the stream is not padded).
+
+For tuning (ROC sweeps), `score_array` runs the model once and keeps the
+per-stride scores, and `detect_from_scores` replays them through
+`RecognizeCommands` with other settings; both share the steps above, so
+`detect_from_scores(*score_array(...))` equals `recognize_array(...)`.
+"""
+
+import dataclasses
+import os
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from kws_jax import audio_io
+from kws_jax import recognize_commands
+
+# Maps one clip, float32 [clip_samples] in [-1, 1], to scores float [C].
+PredictFn = Callable[[np.ndarray], np.ndarray]
+
+SILENCE_LABEL = recognize_commands.SILENCE_LABEL
+
+# The tutorial's test_streaming_accuracy settings.
+DEFAULT_CLIP_STRIDE_MS = 30.0
+DEFAULT_AVERAGE_WINDOW_MS = 500.0
+DEFAULT_DETECTION_THRESHOLD = 0.7
+DEFAULT_SUPPRESSION_MS = 1500.0
+DEFAULT_MINIMUM_COUNT = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Detection:
+  """A newly recognised command.
+
+  Attributes:
+    time_ms: start of the clip that triggered it, in ms from the start of the
+      stream (not samples).
+    label: the command; never `_silence_` (may be `_unknown_`).
+    score: its score averaged over the smoothing window (0..1).
+  """
+  time_ms: float
+  label: str
+  score: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SmoothingSettings:
+  """`RecognizeCommands` settings, all times in ms."""
+  average_window_ms: float = DEFAULT_AVERAGE_WINDOW_MS
+  detection_threshold: float = DEFAULT_DETECTION_THRESHOLD
+  suppression_ms: float = DEFAULT_SUPPRESSION_MS
+  minimum_count: int = DEFAULT_MINIMUM_COUNT
+
+  def make(self, labels: Sequence[str]
+           ) -> recognize_commands.RecognizeCommands:
+    """A fresh `RecognizeCommands` with these settings."""
+    return recognize_commands.RecognizeCommands(
+        labels, average_window_duration_ms=self.average_window_ms,
+        detection_threshold=self.detection_threshold,
+        suppression_ms=self.suppression_ms, minimum_count=self.minimum_count)
+
+
+def ms_to_samples(duration_ms: float, sample_rate: int) -> int:
+  """Converts ms to a whole number of samples, rounding.
+
+  The same rule as `features.ms_to_samples`, repeated so that streaming does
+  not import JAX.
+  """
+  return int(round(sample_rate * duration_ms / 1000.0))
+
+
+def _smooth(smoother: recognize_commands.RecognizeCommands, time_ms: float,
+            scores: np.ndarray) -> tuple[
+                recognize_commands.RecognizeResult, Detection | None]:
+  """One step of the shared path: scores at `time_ms` → maybe a detection."""
+  result = smoother.process_latest_result(scores, time_ms)
+  if result.is_new_command and result.found_command != SILENCE_LABEL:
+    return result, Detection(time_ms, result.found_command, result.score)
+  return result, None
+
+
+class _ClipWindows:
+  """Cuts a chunked stream into clips of `clip` samples every `stride`."""
+
+  def __init__(self, clip_samples: int, stride_samples: int):
+    self._clip = clip_samples
+    self._stride = stride_samples
+    self.reset()
+
+  def reset(self) -> None:
+    # `_buffer[:_fill]` holds stream samples from absolute index `_start` on.
+    self._buffer = np.zeros(2 * self._clip + self._stride, np.float32)
+    self._fill = 0
+    self._start = 0
+    self._next = 0  # Absolute index of the next clip's first sample.
+    self.samples_seen = 0
+
+  def push(self, chunk: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """Adds samples; yields (first sample index, clip copy) per full clip."""
+    chunk = np.asarray(chunk, np.float32).reshape(-1)
+    self.samples_seen += chunk.shape[0]
+    pos = 0
+    while pos < chunk.shape[0]:
+      # Samples before the next clip's start are never needed again.
+      drop = min(self._next - self._start, self._fill)
+      if drop > 0:
+        self._buffer[:self._fill - drop] = self._buffer[drop:self._fill]
+        self._fill -= drop
+        self._start += drop
+      if self._fill == 0 and self._start < self._next:
+        # A stride longer than the clip: skip samples no clip uses.
+        skip = min(self._next - self._start, chunk.shape[0] - pos)
+        self._start += skip
+        pos += skip
+        continue
+      take = min(self._buffer.shape[0] - self._fill, chunk.shape[0] - pos)
+      self._buffer[self._fill:self._fill + take] = chunk[pos:pos + take]
+      self._fill += take
+      pos += take
+      while self._next + self._clip <= self._start + self._fill:
+        offset = self._next - self._start
+        yield self._next, self._buffer[offset:offset + self._clip].copy()
+        self._next += self._stride
+
+
+class StreamingRecognizer:
+  """Runs a clip classifier over a stream and reports commands.
+
+  Feed audio with `process(chunk)` in chunks of any size (a remainder is kept
+  for the next call); each call returns the commands detected in it. The
+  results do not depend on how the audio is chunked.
+  """
+
+  def __init__(self, predict_fn: PredictFn, labels: Sequence[str],
+               sample_rate: int = 16000,
+               clip_duration_ms: float = 1000,
+               clip_stride_ms: float = DEFAULT_CLIP_STRIDE_MS,
+               average_window_ms: float = DEFAULT_AVERAGE_WINDOW_MS,
+               detection_threshold: float = DEFAULT_DETECTION_THRESHOLD,
+               suppression_ms: float = DEFAULT_SUPPRESSION_MS,
+               minimum_count: int = DEFAULT_MINIMUM_COUNT):
+    """Initialises the recognizer.
+
+    Args:
+      predict_fn: maps a clip float32 [clip_samples] to scores float [C]
+        (probabilities in `labels` order), e.g. `inference.Recognizer.predict`.
+      labels: class names, `_silence_` among them.
+      sample_rate: of the audio fed in, Hz.
+      clip_duration_ms: the model's input length in ms.
+      clip_stride_ms: run the model every this many ms of audio.
+      average_window_ms: `RecognizeCommands` smoothing window, ms.
+      detection_threshold: averaged score a command must exceed (0..1).
+      suppression_ms: quiet time after a command before another, ms.
+      minimum_count: fewest results in the window for an answer.
+
+    Raises:
+      ValueError: a duration that gives no samples.
+    """
+    if sample_rate <= 0:
+      raise ValueError(f'sample_rate must be positive, got {sample_rate}.')
+    self._predict_fn = predict_fn
+    self._labels = list(labels)
+    self._sample_rate = int(sample_rate)
+    self._clip_samples = ms_to_samples(clip_duration_ms, sample_rate)
+    self._stride_samples = ms_to_samples(clip_stride_ms, sample_rate)
+    if self._clip_samples <= 0 or self._stride_samples <= 0:
+      raise ValueError(
+          f'clip_duration_ms={clip_duration_ms} and clip_stride_ms='
+          f'{clip_stride_ms} must each be at least one sample at '
+          f'{sample_rate} Hz.')
+    self._settings = SmoothingSettings(average_window_ms, detection_threshold,
+                                       suppression_ms, minimum_count)
+    self._smoother = self._settings.make(self._labels)
+    self._windows = _ClipWindows(self._clip_samples, self._stride_samples)
+    self.reset()
+
+  @property
+  def labels(self) -> list[str]:
+    return list(self._labels)
+
+  @property
+  def sample_rate(self) -> int:
+    return self._sample_rate
+
+  @property
+  def clip_samples(self) -> int:
+    return self._clip_samples
+
+  @property
+  def stride_samples(self) -> int:
+    return self._stride_samples
+
+  @property
+  def settings(self) -> SmoothingSettings:
+    return self._settings
+
+  @property
+  def latest_scores(self) -> np.ndarray | None:
+    """float32 [C]: the model's scores for the latest clip (a live meter);
+    None before the first full clip."""
+    return self._latest_scores
+
+  @property
+  def latest_time_ms(self) -> float | None:
+    """Start time in ms of the latest clip scored; None before the first."""
+    return self._latest_time_ms
+
+  @property
+  def latest_result(self) -> recognize_commands.RecognizeResult | None:
+    """The smoothed result after the latest clip; None before the first."""
+    return self._latest_result
+
+  @property
+  def duration_ms(self) -> float:
+    """Audio received so far, in ms."""
+    return self._windows.samples_seen * 1000.0 / self._sample_rate
+
+  def reset(self) -> None:
+    """Starts a new stream: drops buffered audio, scores and smoothing."""
+    self._windows.reset()
+    self._smoother.reset()
+    self._latest_scores = None
+    self._latest_time_ms = None
+    self._latest_result = None
+
+  def sample_to_ms(self, sample_index: int) -> float:
+    """Time in ms of stream sample `sample_index`."""
+    return sample_index * 1000.0 / self._sample_rate
+
+  def process(self, chunk: np.ndarray) -> list[Detection]:
+    """Adds audio and returns the commands detected.
+
+    Args:
+      chunk: float32 [n] samples in [-1, 1] at `sample_rate`; n may be 0.
+
+    Returns:
+      New detections in time order.
+    """
+    detections = []
+    for start, clip in self._windows.push(chunk):
+      scores = np.asarray(self._predict_fn(clip), np.float32).reshape(-1)
+      detection = self._update(self.sample_to_ms(start), scores)
+      if detection is not None:
+        detections.append(detection)
+    return detections
+
+  def _update(self, time_ms: float, scores: np.ndarray) -> Detection | None:
+    self._latest_scores = scores
+    self._latest_time_ms = time_ms
+    self._latest_result, detection = _smooth(self._smoother, time_ms, scores)
+    return detection
+
+
+def recognize_array(predict_fn: PredictFn, audio: np.ndarray,
+                    labels: Sequence[str], **kwargs) -> list[Detection]:
+  """Runs a whole recording through a fresh `StreamingRecognizer`.
+
+  Args:
+    predict_fn: as for `StreamingRecognizer`.
+    audio: float32 [T] at the recognizer's sample rate.
+    labels: class names.
+    **kwargs: `StreamingRecognizer` settings (sample_rate, clip_duration_ms,
+      clip_stride_ms, average_window_ms, detection_threshold, suppression_ms,
+      minimum_count).
+
+  Returns:
+    All detections, in time order.
+  """
+  recognizer = StreamingRecognizer(predict_fn, labels, **kwargs)
+  return recognizer.process(audio)
+
+
+def recognize_file(predict_fn: PredictFn, path: str | os.PathLike[str],
+                   labels: Sequence[str], sample_rate: int = 16000,
+                   **kwargs) -> list[Detection]:
+  """Runs `recognize_array` on an audio file, resampled to `sample_rate`."""
+  audio = audio_io.read_audio(path, sample_rate)
+  return recognize_array(predict_fn, audio, labels, sample_rate=sample_rate,
+                         **kwargs)
+
+
+def score_array(predict_fn: PredictFn, audio: np.ndarray,
+                sample_rate: int = 16000, clip_duration_ms: float = 1000,
+                clip_stride_ms: float = DEFAULT_CLIP_STRIDE_MS) -> tuple[
+                    np.ndarray, np.ndarray]:
+  """Runs the model over a recording at every stride, without smoothing.
+
+  Args:
+    predict_fn: as for `StreamingRecognizer`.
+    audio: float32 [T] at `sample_rate`.
+    sample_rate: Hz.
+    clip_duration_ms: the model's input length, ms.
+    clip_stride_ms: ms between model runs.
+
+  Returns:
+    (times_ms float64 [N], scores float32 [N, C]): each run's clip start in ms
+    and its scores; C = 0 when no clip fits.
+  """
+  clip_samples = ms_to_samples(clip_duration_ms, sample_rate)
+  stride_samples = ms_to_samples(clip_stride_ms, sample_rate)
+  if clip_samples <= 0 or stride_samples <= 0:
+    raise ValueError('clip_duration_ms and clip_stride_ms must each be at '
+                     f'least one sample at {sample_rate} Hz.')
+  times, scores = [], []
+  for start, clip in _ClipWindows(clip_samples, stride_samples).push(audio):
+    times.append(start * 1000.0 / sample_rate)
+    scores.append(np.asarray(predict_fn(clip), np.float32).reshape(-1))
+  if not scores:
+    return np.zeros([0]), np.zeros([0, 0], np.float32)
+  return np.asarray(times, np.float64), np.stack(scores)
+
+
+def detect_from_scores(times_ms: np.ndarray, scores: np.ndarray,
+                       labels: Sequence[str],
+                       settings: SmoothingSettings = SmoothingSettings()
+                       ) -> list[Detection]:
+  """Replays cached per-stride scores through `RecognizeCommands`.
+
+  Args:
+    times_ms: float [N], from `score_array`.
+    scores: float [N, C], from `score_array`.
+    labels: class names, C of them.
+    settings: smoothing settings.
+
+  Returns:
+    The detections `recognize_array` gives with the same settings.
+  """
+  smoother = settings.make(labels)
+  detections = []
+  for time_ms, row in zip(times_ms, scores):
+    _, detection = _smooth(smoother, float(time_ms), row)
+    if detection is not None:
+      detections.append(detection)
+  return detections
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+  """A classifier ready for streaming.
+
+  Attributes:
+    predict_fn: clip float32 [clip_samples] → probabilities float32 [C].
+    labels: class names.
+    sample_rate: Hz the model expects.
+    clip_duration_ms: the model's input length, ms.
+    clip_stride_ms: for a streaming model, the stride it is made for (run
+      the recognizer with it: any other stride re-primes the model at every
+      clip, which is correct but slow); None for a clip model.
+  """
+  predict_fn: PredictFn
+  labels: list[str]
+  sample_rate: int
+  clip_duration_ms: float
+  clip_stride_ms: float | None = None
+
+
+def load_model(model_path: str | None = None, labels_path: str | None = None,
+               num_threads: int = 1) -> LoadedModel:
+  """Loads a TFLite model with `inference.Recognizer` (None: shipped model).
+
+  A streaming model (`tflite_export.convert --streaming`) is loaded with
+  `streaming_inference.StreamingTFLiteModel` instead; its `predict_fn` feeds
+  the model only the newest stride of each clip.
+
+  Args:
+    model_path: a .tflite file, or None for the shipped model.
+    labels_path: its labels file, or None for the one beside it / shipped.
+    num_threads: CPU threads for the interpreter.
+  """
+  # Imported here so the pure streaming code needs no LiteRT.
+  from kws_jax import inference  # pylint: disable=g-import-not-at-top
+  from kws_jax import streaming_inference  # pylint: disable=g-import-not-at-top
+  if model_path is not None and streaming_inference.is_streaming_model(
+      model_path):
+    model = streaming_inference.StreamingTFLiteModel(
+        model_path, labels_path, num_threads)
+    return LoadedModel(
+        predict_fn=model.predict_fn(), labels=list(model.labels),
+        sample_rate=model.sample_rate,
+        clip_duration_ms=model.clip_samples * 1000.0 / model.sample_rate,
+        clip_stride_ms=model.clip_stride_ms)
+  recognizer = inference.Recognizer(model_path=model_path,
+                                    labels_path=labels_path,
+                                    num_threads=num_threads)
+  return LoadedModel(
+      predict_fn=recognizer.predict, labels=list(recognizer.labels),
+      sample_rate=int(recognizer.sample_rate),
+      clip_duration_ms=recognizer.clip_samples * 1000.0 /
+      recognizer.sample_rate)

@@ -1,0 +1,262 @@
+r"""Sweeps the streaming settings and draws correct detections vs false alarms.
+
+Runs the model once over the stream, keeps the scores of every stride, then
+replays them through `RecognizeCommands` for each combination of
+`--thresholds`, `--suppression_ms` and `--average_window_ms`, scoring each
+against the ground truth as `test_streaming_accuracy` does:
+
+  python -m kws_jax.streaming_roc --wav=/tmp/streaming_test.wav \
+      --ground_truth=/tmp/streaming_test_labels.txt \
+      --thresholds=0.3,0.4,0.5,0.6,0.7,0.8,0.9 --output_dir=/tmp/roc
+
+Writes `roc.csv` (one row per setting) and `roc.png`: the correct-detection
+rate (correct detections per ground-truth word, %) against false alarms
+(wrong detections and false positives) per hour, one curve per
+(average window, suppression) pair, with the operating point — the first
+pair at `--detection_threshold` — marked.
+"""
+
+import csv
+import dataclasses
+import itertools
+import os
+from typing import Iterable, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+from matplotlib import figure
+from matplotlib.backends import backend_agg
+import numpy as np
+
+from kws_jax import streaming
+from kws_jax import test_streaming_accuracy
+
+DEFAULT_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+CSV_FIELDS = ('average_window_ms', 'suppression_ms', 'detection_threshold',
+              'minimum_count', 'num_ground_truth', 'num_correct', 'num_wrong',
+              'num_false_positives', 'matched_percent', 'correct_percent',
+              'wrong_percent', 'false_positive_percent',
+              'false_alarms_per_hour', 'mean_delay_ms', 'operating_point')
+
+
+@dataclasses.dataclass(frozen=True)
+class RocPoint:
+  """One setting and how it scored."""
+  settings: streaming.SmoothingSettings
+  stats: test_streaming_accuracy.StreamingStats
+  operating_point: bool = False
+
+  def row(self) -> dict[str, float | int | bool]:
+    return {
+        'average_window_ms': self.settings.average_window_ms,
+        'suppression_ms': self.settings.suppression_ms,
+        'detection_threshold': self.settings.detection_threshold,
+        'minimum_count': self.settings.minimum_count,
+        'num_ground_truth': self.stats.num_ground_truth,
+        'num_correct': self.stats.num_correct,
+        'num_wrong': self.stats.num_wrong,
+        'num_false_positives': self.stats.num_false_positives,
+        'matched_percent': round(self.stats.matched_percent, 4),
+        'correct_percent': round(self.stats.correct_percent, 4),
+        'wrong_percent': round(self.stats.wrong_percent, 4),
+        'false_positive_percent': round(self.stats.false_positive_percent,
+                                        4),
+        'false_alarms_per_hour': round(self.stats.false_alarms_per_hour, 4),
+        'mean_delay_ms': round(self.stats.mean_delay_ms, 2),
+        'operating_point': self.operating_point,
+    }
+
+
+def sweep(times_ms: np.ndarray, scores: np.ndarray, labels: Sequence[str],
+          ground_truth: Sequence[tuple[str, float]],
+          settings: Iterable[streaming.SmoothingSettings], *,
+          time_tolerance_ms: float, duration_ms: float,
+          operating_point: streaming.SmoothingSettings | None = None
+          ) -> list[RocPoint]:
+  """Scores each setting on cached per-stride scores.
+
+  Args:
+    times_ms: float [N], from `streaming.score_array`.
+    scores: float [N, C], from `streaming.score_array`.
+    labels: class names.
+    ground_truth: (label, time_ms) pairs.
+    settings: the settings to try.
+    time_tolerance_ms: see `test_streaming_accuracy.streaming_accuracy`.
+    duration_ms: audio length, ms.
+    operating_point: the setting to flag; added if not among `settings`.
+
+  Returns:
+    One point per setting, in order (the operating point last if added).
+  """
+  settings = list(settings)
+  if operating_point is not None and operating_point not in settings:
+    settings.append(operating_point)
+  points = []
+  for setting in settings:
+    detections = streaming.detect_from_scores(times_ms, scores, labels,
+                                              setting)
+    stats = test_streaming_accuracy.streaming_accuracy(
+        detections, ground_truth, time_tolerance_ms, duration_ms)
+    points.append(RocPoint(setting, stats, setting == operating_point))
+  return points
+
+
+def write_csv(points: Sequence[RocPoint], path: str) -> None:
+  with open(path, 'w', newline='', encoding='utf-8') as f:
+    writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    for point in points:
+      writer.writerow(point.row())
+
+
+def plot_roc(points: Sequence[RocPoint], path: str, title: str = '') -> None:
+  """Draws correct-detection rate (%) against false alarms per hour."""
+  # The object API leaves pyplot's global state (and backend) alone.
+  fig = figure.Figure(figsize=(7, 5), dpi=120)
+  backend_agg.FigureCanvasAgg(fig)
+  ax = fig.add_subplot()
+  curves = {}
+  for point in points:
+    key = (point.settings.average_window_ms, point.settings.suppression_ms,
+           point.settings.minimum_count)
+    curves.setdefault(key, []).append(point)
+  for (window, suppression, count), curve in curves.items():
+    curve = sorted(curve, key=lambda p: p.settings.detection_threshold)
+    x = [p.stats.false_alarms_per_hour for p in curve]
+    y = [p.stats.correct_percent for p in curve]
+    label = f'window {window:g} ms, suppression {suppression:g} ms'
+    if len({k[2] for k in curves}) > 1:
+      label += f', min count {count}'
+    (line,) = ax.plot(x, y, marker='o', markersize=3, label=label)
+    for p, xi, yi in zip(curve, x, y):
+      ax.annotate(f'{p.settings.detection_threshold:g}', (xi, yi),
+                  textcoords='offset points', xytext=(3, 3), fontsize=7,
+                  color=line.get_color())
+  for point in points:
+    if point.operating_point:
+      ax.plot(point.stats.false_alarms_per_hour, point.stats.correct_percent,
+              marker='*', markersize=16, color='crimson', linestyle='none',
+              label=(f'operating point: threshold '
+                     f'{point.settings.detection_threshold:g}'))
+  ax.set_xlabel('false alarms per hour (wrong + false positives)')
+  ax.set_ylabel('correct detections (% of words)')
+  ax.set_title(title or 'Streaming ROC (labels: detection threshold)')
+  # Margins keep points on the axes (0 false alarms, 100%) visible.
+  x_max = max([1.0] + [p.stats.false_alarms_per_hour for p in points
+                       if np.isfinite(p.stats.false_alarms_per_hour)])
+  ax.set_xlim(-0.03 * x_max, 1.08 * x_max)
+  ax.set_ylim(-2, 105)
+  ax.grid(True, alpha=0.3)
+  ax.legend(fontsize=8, loc='lower right')
+  fig.tight_layout()
+  fig.savefig(path)
+
+
+def run(predict_fn: streaming.PredictFn, labels: Sequence[str],
+        audio: np.ndarray, ground_truth: Sequence[tuple[str, float]], *,
+        sample_rate: int, clip_duration_ms: float, clip_stride_ms: float,
+        thresholds: Sequence[float], suppressions_ms: Sequence[float],
+        average_windows_ms: Sequence[float], minimum_count: int,
+        operating_threshold: float, time_tolerance_ms: float,
+        output_dir: str) -> list[RocPoint]:
+  """Scores the stream once, sweeps the settings, writes CSV and plot.
+
+  Returns:
+    The points written.
+  """
+  if not thresholds or not suppressions_ms or not average_windows_ms:
+    raise ValueError('Give at least one threshold, suppression and window.')
+  times_ms, scores = streaming.score_array(
+      predict_fn, audio, sample_rate, clip_duration_ms, clip_stride_ms)
+  logging.info('Scored %d clips.', times_ms.shape[0])
+  settings = [
+      streaming.SmoothingSettings(window, threshold, suppression,
+                                  minimum_count)
+      for window, suppression, threshold in itertools.product(
+          average_windows_ms, suppressions_ms, thresholds)]
+  operating = streaming.SmoothingSettings(
+      average_windows_ms[0], operating_threshold, suppressions_ms[0],
+      minimum_count)
+  points = sweep(times_ms, scores, labels, ground_truth, settings,
+                 time_tolerance_ms=time_tolerance_ms,
+                 duration_ms=audio.shape[0] * 1000.0 / sample_rate,
+                 operating_point=operating)
+  os.makedirs(output_dir, exist_ok=True)
+  write_csv(points, os.path.join(output_dir, 'roc.csv'))
+  plot_roc(points, os.path.join(output_dir, 'roc.png'))
+  return points
+
+
+def _define_flags() -> None:
+  # Defined only when run as a program; see test_streaming_accuracy.py.
+  flags.DEFINE_string('wav', None, 'Audio file to run the model over.')
+  flags.DEFINE_string('ground_truth', None,
+                      'File of "label, time_ms" lines for the audio.')
+  flags.DEFINE_string('graph', None,
+                      'TFLite model; default: the shipped model.')
+  flags.DEFINE_string('labels', None,
+                      'Labels file of --graph; default: the one beside it.')
+  flags.DEFINE_string('output_dir', None, 'Where to write roc.csv, roc.png.')
+  flags.DEFINE_list('thresholds', [str(t) for t in DEFAULT_THRESHOLDS],
+                    'Detection thresholds to try.')
+  flags.DEFINE_list('suppression_ms',
+                    [f'{streaming.DEFAULT_SUPPRESSION_MS:g}'],
+                    'Suppression times to try, ms.')
+  flags.DEFINE_list('average_window_ms',
+                    [f'{streaming.DEFAULT_AVERAGE_WINDOW_MS:g}'],
+                    'Smoothing windows to try, ms.')
+  flags.DEFINE_float('detection_threshold',
+                     streaming.DEFAULT_DETECTION_THRESHOLD,
+                     'Threshold of the operating point to mark (with the '
+                     'first suppression and window).')
+  flags.DEFINE_integer('minimum_count', streaming.DEFAULT_MINIMUM_COUNT,
+                       'Fewest results in the window for an answer.')
+  flags.DEFINE_float('clip_duration_ms', 1000,
+                     'Length of the model\'s input clip, ms.')
+  flags.DEFINE_float('clip_stride_ms', streaming.DEFAULT_CLIP_STRIDE_MS,
+                     'How often to run the model, ms.')
+  flags.DEFINE_float('time_tolerance_ms', 750,
+                     'Largest gap between a detection and its word, ms.')
+  flags.DEFINE_integer('num_threads', 1, 'CPU threads for the model.')
+  flags.mark_flags_as_required(['wav', 'ground_truth', 'output_dir'])
+
+
+def _floats(name: str, values: Sequence[str]) -> list[float]:
+  try:
+    return [float(v) for v in values]
+  except ValueError as e:
+    raise app.UsageError(f'--{name} must be a comma list of numbers, got '
+                         f'{",".join(values)!r}.') from e
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  f = flags.FLAGS
+  model, audio, ground_truth = test_streaming_accuracy.load_inputs(
+      f.graph, f.labels, f.clip_duration_ms, f.num_threads, f.wav,
+      f.ground_truth)
+  points = run(
+      model.predict_fn, model.labels, audio, ground_truth,
+      sample_rate=model.sample_rate, clip_duration_ms=model.clip_duration_ms,
+      clip_stride_ms=f.clip_stride_ms,
+      thresholds=_floats('thresholds', f.thresholds),
+      suppressions_ms=_floats('suppression_ms', f.suppression_ms),
+      average_windows_ms=_floats('average_window_ms', f.average_window_ms),
+      minimum_count=f.minimum_count, operating_threshold=f.detection_threshold,
+      time_tolerance_ms=f.time_tolerance_ms, output_dir=f.output_dir)
+  for point in points:
+    print(f'window {point.settings.average_window_ms:g} ms, suppression '
+          f'{point.settings.suppression_ms:g} ms, threshold '
+          f'{point.settings.detection_threshold:g}: '
+          f'{point.stats.summary()}; '
+          f'{point.stats.false_alarms_per_hour:.1f} false alarms/hour'
+          f'{"  <- operating point" if point.operating_point else ""}')
+  print(f'Wrote {os.path.join(f.output_dir, "roc.csv")} and roc.png.')
+
+
+if __name__ == '__main__':
+  _define_flags()
+  app.run(main)

@@ -1,0 +1,175 @@
+"""Tests for kws_jax.generate_streaming_test_wav."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kws_jax import audio_io
+from kws_jax import generate_streaming_test_wav as gen
+from kws_jax import speech_commands_builder
+from kws_jax import test_streaming_accuracy
+import streaming_fakes as fakes
+
+RATE = 8000
+WANTED = ('yes', 'no')
+
+
+def _settings(**kwargs):
+  defaults = dict(sample_rate=RATE, test_duration_seconds=30)
+  return gen.StreamSettings(**{**defaults, **kwargs})
+
+
+def _run(tmp_path, data_dir, seed=0, name='stream', **kwargs):
+  settings = _settings(**kwargs)
+  wav = str(tmp_path / f'{name}.wav')
+  labels = str(tmp_path / f'{name}.txt')
+  truth = gen.run(data_dir=data_dir, test_dir=None, background_dir=None,
+                  output_audio_file=wav, output_labels_file=labels,
+                  wanted_words=WANTED, settings=settings, seed=seed)
+  return audio_io.read_audio(wav, RATE), truth, labels
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  return fakes.make_dataset(str(tmp_path_factory.mktemp('sc')), RATE)
+
+
+def test_mix_in_audio_sample_fades():
+  # The tutorial's check: full level inside, nothing after the piece.
+  track = np.zeros(10000)
+  gen.mix_in_audio_sample(track, 2000, np.ones(1000), 0, 1000, 1.0, 100, 100)
+  assert track[2500] == pytest.approx(1.0)
+  assert track[3500] == 0.0
+  assert track[2000] == 0.0 and track[2050] == pytest.approx(0.5)
+  assert track[2950] == pytest.approx(0.5)
+  # Cut short by the end of the track, and by the end of the sample.
+  track = np.zeros(100)
+  gen.mix_in_audio_sample(track, 90, np.ones(50), 0, 50, 2.0, 0, 0)
+  np.testing.assert_array_equal(track[90:], 2.0)
+  track = np.zeros(100)
+  gen.mix_in_audio_sample(track, 0, np.ones(50), 40, 50, 1.0, 0, 0)
+  np.testing.assert_array_equal(track, (np.arange(100) < 10).astype(float))
+
+
+def test_background_segments_crossfade_to_constant_level():
+  # Segments of ones, each fading into the next: the sum stays at one.
+  track = np.zeros(1000)
+  for offset in range(0, 1000, 200):
+    gen.mix_in_audio_sample(track, offset, np.ones(250), 0, 250, 1.0,
+                            50 if offset else 0, 50)
+  np.testing.assert_allclose(track, 1.0)
+
+
+def test_words_and_times(tmp_path, data_dir):
+  audio, truth, labels_path = _run(tmp_path, data_dir)
+  assert audio.shape == (30 * RATE,)
+  # One word per clip + gap (3 s), placed at a random point of the gap.
+  assert len(truth) == 10
+  for i, (label, time_ms) in enumerate(truth):
+    assert label in ('yes', 'no', '_unknown_')
+    assert 3000 * i <= time_ms < 3000 * i + 2000
+  assert test_streaming_accuracy.read_ground_truth(labels_path) == [
+      (label, pytest.approx(time_ms, abs=1e-3)) for label, time_ms in truth]
+  # The time is where the word's clip starts: the stub model hears the
+  # labelled word in the clip starting there, despite the noise.
+  model = fakes.ToneModel(RATE)
+  for label, time_ms in truth:
+    start = int(round(time_ms * RATE / 1000))
+    scores = model(audio[start:start + RATE])
+    assert fakes.LABELS[int(np.argmax(scores))] == label
+  # Background noise is there where the word's clip is silent.
+  start = int(round(truth[0][1] * RATE / 1000))
+  quiet = audio[start + int(0.65 * RATE):start + int(0.95 * RATE)]
+  assert 0 < np.abs(quiet).max() < 0.2
+
+
+def test_seed_reproduces(tmp_path, data_dir):
+  first, truth, _ = _run(tmp_path, data_dir, seed=3, name='a')
+  again, truth_again, _ = _run(tmp_path, data_dir, seed=3, name='b')
+  other, truth_other, _ = _run(tmp_path, data_dir, seed=4, name='c')
+  np.testing.assert_array_equal(first, again)
+  assert truth == truth_again
+  assert truth != truth_other
+  assert not np.array_equal(first, other)
+
+
+@pytest.mark.parametrize('percentage', [0, 100])
+def test_unknown_percentage(tmp_path, data_dir, percentage):
+  _, truth, _ = _run(tmp_path, data_dir, unknown_percentage=percentage)
+  is_unknown = [label == '_unknown_' for label, _ in truth]
+  assert all(is_unknown) if percentage else not any(is_unknown)
+
+
+def test_testing_list_is_honoured(data_dir):
+  clips = gen.find_test_clips(data_dir, WANTED)
+  names = {label: sorted(os.path.relpath(p, data_dir) for p in paths)
+           for label, paths in clips.items()}
+  # Only even-numbered clips are listed; 'bed' is FLAC though listed as .wav.
+  assert names == {
+      'yes': ['yes/00000000_nohash_0.wav', 'yes/00000002_nohash_0.wav'],
+      'no': ['no/00000000_nohash_0.wav', 'no/00000002_nohash_0.wav'],
+      '_unknown_': ['bed/00000000_nohash_0.flac',
+                    'bed/00000002_nohash_0.flac',
+                    'cat/00000000_nohash_0.wav', 'cat/00000002_nohash_0.wav']}
+
+
+def test_hash_split_without_list(tmp_path):
+  names = [f'{i:08x}_nohash_0.wav' for i in range(60)]
+  for word in ('yes', 'no', 'bed'):
+    for name in names:
+      fakes.write(str(tmp_path / word / name), np.zeros(10, np.float32), RATE)
+  clips = gen.find_test_clips(str(tmp_path), WANTED, 10, 10)
+  want = [name for name in names if speech_commands_builder.which_set(
+      name, 10, 10) == 'testing']
+  assert want
+  for label, word in (('yes', 'yes'), ('no', 'no'), ('_unknown_', 'bed')):
+    assert [os.path.basename(p) for p in clips[label]] == want
+    assert all(f'{os.sep}{word}{os.sep}' in p for p in clips[label])
+
+
+def test_missing_word_raises(data_dir):
+  with pytest.raises(ValueError, match='No test clips for go'):
+    gen.find_test_clips(data_dir, ('yes', 'go'))
+
+
+def test_test_dir_layout(tmp_path):
+  test_dir = tmp_path / 'test_set'
+  fakes.write(str(test_dir / 'yes' / 'a_nohash_0.wav'),
+              fakes.tone_word('yes', RATE), RATE)
+  fakes.write(str(test_dir / 'no' / 'b_nohash_0.wav'),
+              fakes.tone_word('no', RATE), RATE)
+  fakes.write(str(test_dir / '_unknown_' / 'cat_c_nohash_0.wav'),
+              fakes.tone_word('cat', RATE), RATE)
+  noise = np.random.default_rng(0).uniform(-0.5, 0.5, RATE)
+  fakes.write(str(test_dir / '_silence_' / '0.wav'), noise.astype(np.float32),
+              RATE)
+  wav, labels = str(tmp_path / 'out' / 's.wav'), str(tmp_path / 'out' / 's.txt')
+  truth = gen.run(data_dir=None, test_dir=str(test_dir), background_dir=None,
+                  output_audio_file=wav, output_labels_file=labels,
+                  wanted_words=WANTED, settings=_settings(), seed=1)
+  audio = audio_io.read_audio(wav, RATE)
+  model = fakes.ToneModel(RATE)
+  assert {label for label, _ in truth} == {'yes', 'no', '_unknown_'}
+  for label, time_ms in truth:
+    start = int(round(time_ms * RATE / 1000))
+    assert fakes.LABELS[int(np.argmax(model(audio[start:start + RATE])))] == (
+        label)
+  # The _silence_ clips became the background.
+  assert np.abs(audio[:int(truth[0][1] * RATE / 1000)]).max() > 0
+
+
+def test_command_line(tmp_path, data_dir):
+  wav, labels = tmp_path / 'cli.wav', tmp_path / 'cli.txt'
+  subprocess.run(
+      [sys.executable, '-m', 'kws_jax.generate_streaming_test_wav',
+       f'--data_dir={data_dir}', f'--output_audio_file={wav}',
+       f'--output_labels_file={labels}', '--test_duration_seconds=12',
+       '--sample_rate=8000', '--wanted_words=yes,no', '--seed=5'],
+      check=True, capture_output=True, cwd=os.path.dirname(
+          os.path.dirname(os.path.abspath(__file__))))
+  audio = audio_io.read_audio(wav, RATE)
+  assert audio.shape == (12 * RATE,)
+  assert len(test_streaming_accuracy.read_ground_truth(labels)) == 4

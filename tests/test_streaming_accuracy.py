@@ -1,0 +1,202 @@
+"""Tests for kws_jax.test_streaming_accuracy."""
+
+import inspect
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kws_jax import audio_io
+from kws_jax import generate_streaming_test_wav as gen
+from kws_jax import streaming
+from kws_jax import test_streaming_accuracy as tsa
+from kws_jax.streaming import Detection
+import streaming_fakes as fakes
+
+RATE = 8000
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+TRUTH = [('yes', 1000.0), ('no', 4000.0), ('_unknown_', 7000.0)]
+
+
+def _accuracy(detections, truth=TRUTH, tolerance=750, duration_ms=3.6e6,
+              **kwargs):
+  return tsa.streaming_accuracy(
+      [Detection(t, label, 0.9) for label, t in detections], truth, tolerance,
+      duration_ms, **kwargs)
+
+
+def test_ground_truth_file_round_trip(tmp_path):
+  path = tmp_path / 'truth.txt'
+  tsa.write_ground_truth(path, [('no', 4000.5), ('yes', 1000.0)])
+  assert path.read_text() == 'no, 4000.500000\nyes, 1000.000000\n'
+  with open(path, 'a') as f:
+    f.write('\nnot a pair\n_unknown_,2000\n')
+  assert tsa.read_ground_truth(path) == [
+      ('yes', 1000.0), ('_unknown_', 2000.0), ('no', 4000.5)]
+  path.write_text('yes, soon\n')
+  with pytest.raises(ValueError, match='truth.txt:1'):
+    tsa.read_ground_truth(path)
+
+
+def test_all_correct():
+  stats = _accuracy([('yes', 900), ('no', 4100), ('_unknown_', 6800)])
+  assert stats.outcomes == ('correct',) * 3
+  assert (stats.num_ground_truth, stats.num_matched, stats.num_correct,
+          stats.num_wrong, stats.num_false_positives) == (3, 3, 3, 0, 0)
+  assert stats.delays_ms == (-100, 100, -200)
+  assert stats.mean_delay_ms == pytest.approx(-200 / 3)
+  assert stats.summary() == (
+      '100.0% matched, 100.0% correctly, 0.0% wrongly, 0.0% false positives')
+
+
+def test_wrong_label_and_repeats_are_wrong():
+  stats = _accuracy([('no', 1000), ('no', 4000), ('no', 4500)])
+  # A wrong label still matches its word; a second detection of a word
+  # that is already matched is wrong too.
+  assert stats.outcomes == ('wrong', 'correct', 'wrong')
+  assert (stats.num_matched, stats.num_correct, stats.num_wrong) == (2, 1, 2)
+  assert stats.summary() == (
+      '66.7% matched, 33.3% correctly, 66.7% wrongly, 0.0% false positives')
+
+
+def test_tolerance_and_false_positives():
+  # 750 ms away still matches; 751 ms away is a false positive.
+  stats = _accuracy([('yes', 250), ('no', 4751), ('yes', 9999)])
+  assert stats.outcomes == ('correct', 'false_positive', 'false_positive')
+  assert stats.false_positive_percent == pytest.approx(200 / 3)
+  assert _accuracy([('yes', 1751)]).outcomes == ('false_positive',)
+  assert _accuracy([('yes', 1750)]).outcomes == ('correct',)
+
+
+def test_only_the_earliest_word_in_reach_counts():
+  truth = [('yes', 1000.0), ('no', 1500.0)]
+  # 'no' at 1400 ms is within reach of both; the tutorial compares it with
+  # the earlier word only, so it is wrong.
+  stats = _accuracy([('no', 1400)], truth=truth)
+  assert stats.outcomes == ('wrong',)
+
+
+def test_up_to_time_counts_only_words_so_far():
+  stats = _accuracy([('yes', 1000)], up_to_time_ms=2000)
+  # Words up to 2000 + 750 ms count.
+  assert stats.num_ground_truth == 1
+  assert stats.correct_percent == 100.0
+  assert _accuracy([('yes', 1000)], up_to_time_ms=3300).num_ground_truth == 2
+
+
+def test_no_ground_truth():
+  stats = _accuracy([('yes', 10)], truth=[])
+  assert stats.summary() == 'No ground truth yet, 1 false positives'
+  assert math.isnan(stats.correct_percent)
+  assert math.isnan(stats.mean_delay_ms)
+
+
+def test_false_alarms_per_hour():
+  stats = _accuracy([('no', 1000), ('yes', 20_000), ('yes', 30_000)],
+                    duration_ms=30 * 60_000)
+  # One wrong and two false positives in half an hour.
+  assert stats.num_false_alarms == 3
+  assert stats.false_alarms_per_hour == pytest.approx(6.0)
+  report = tsa.format_report(stats, 1000)
+  assert '6.0 per hour' in report
+
+
+def test_tutorial_defaults():
+  params = inspect.signature(tsa.evaluate_stream).parameters
+  assert params['time_tolerance_ms'].default == 750
+  assert params['clip_stride_ms'].default == 30
+  settings = streaming.SmoothingSettings()
+  assert (settings.average_window_ms, settings.detection_threshold,
+          settings.suppression_ms, settings.minimum_count) == (500, 0.7, 1500,
+                                                                3)
+
+
+def test_generate_stream_and_score_end_to_end(tmp_path):
+  """generate → stream → accuracy with a model that hears every word."""
+  data_dir = fakes.make_dataset(str(tmp_path), RATE)
+  wav, labels = str(tmp_path / 's.wav'), str(tmp_path / 's.txt')
+  gen.run(data_dir=data_dir, test_dir=None, background_dir=None,
+          output_audio_file=wav, output_labels_file=labels,
+          wanted_words=('yes', 'no'),
+          settings=gen.StreamSettings(sample_rate=RATE,
+                                      test_duration_seconds=60), seed=7)
+  truth = tsa.read_ground_truth(labels)
+  audio = audio_io.read_audio(wav, RATE)
+  detections, stats = tsa.evaluate_stream(
+      fakes.ToneModel(RATE), fakes.LABELS, audio, truth, sample_rate=RATE,
+      clip_duration_ms=1000, verbose=True)
+  assert len(truth) == 20
+  assert {label for label, _ in truth} == {'yes', 'no', '_unknown_'}
+  assert stats.summary() == (
+      '100.0% matched, 100.0% correctly, 0.0% wrongly, 0.0% false positives')
+  assert stats.false_alarms_per_hour == 0.0
+  assert stats.duration_ms == 60_000
+  # The triggering clip holds the tone ([200, 600) ms into the word) and the
+  # average needs a few hundred ms of it.
+  assert all(-400 <= delay <= 200 for delay in stats.delays_ms)
+  assert [d.label for d in detections] == [label for label, _ in truth]
+
+  # A deaf model finds nothing; one that always says 'yes' is mostly wrong.
+  deaf = lambda clip: np.array([1.0, 0, 0, 0], np.float32)
+  _, stats = tsa.evaluate_stream(deaf, fakes.LABELS, audio, truth,
+                                 sample_rate=RATE, clip_duration_ms=1000)
+  assert stats.num_correct == stats.num_matched == 0
+  assert stats.summary().startswith('0.0% matched')
+
+
+def _shipped_model_available() -> bool:
+  try:
+    streaming.load_model()
+  except Exception:  # pylint: disable=broad-except
+    return False
+  return True
+
+
+def test_command_line_with_shipped_model(tmp_path):
+  if not _shipped_model_available():
+    pytest.skip('kws_jax.inference or the shipped model is not available.')
+  model = streaming.load_model()
+  rate = model.sample_rate
+  data_dir = fakes.make_dataset(str(tmp_path), rate)
+  wav, labels = str(tmp_path / 's.wav'), str(tmp_path / 's.txt')
+  gen.run(data_dir=data_dir, test_dir=None, background_dir=None,
+          output_audio_file=wav, output_labels_file=labels,
+          wanted_words=('yes', 'no'),
+          settings=gen.StreamSettings(sample_rate=rate,
+                                      test_duration_seconds=9), seed=0)
+  result = subprocess.run(
+      [sys.executable, '-m', 'kws_jax.test_streaming_accuracy',
+       f'--wav={wav}', f'--ground_truth={labels}',
+       f'--clip_duration_ms={model.clip_duration_ms:g}'],
+      check=True, capture_output=True, text=True, cwd=REPO)
+  assert '% matched, ' in result.stdout
+  assert 'per hour' in result.stdout
+
+
+def test_command_line(tmp_path):
+  data_dir = fakes.make_dataset(str(tmp_path), RATE)
+  wav, labels = str(tmp_path / 's.wav'), str(tmp_path / 's.txt')
+  gen.run(data_dir=data_dir, test_dir=None, background_dir=None,
+          output_audio_file=wav, output_labels_file=labels,
+          wanted_words=('yes', 'no'),
+          settings=gen.StreamSettings(sample_rate=RATE,
+                                      test_duration_seconds=15), seed=2)
+  stdout = fakes.run_tool_with_tone_model(
+      'kws_jax.test_streaming_accuracy',
+      [f'--wav={wav}', f'--ground_truth={labels}', '--verbose'], RATE)
+  lines = stdout.splitlines()
+  assert lines[0] == (
+      '100.0% matched, 100.0% correctly, 0.0% wrongly, 0.0% false positives')
+  assert lines[1].startswith('0 false alarms') and 'per hour' in lines[1]
+  assert lines[2].startswith('mean delay')
+
+  with pytest.raises(subprocess.CalledProcessError) as error:
+    fakes.run_tool_with_tone_model(
+        'kws_jax.test_streaming_accuracy',
+        [f'--wav={wav}', f'--ground_truth={labels}',
+         '--clip_duration_ms=750'], RATE)
+  assert '--clip_duration_ms=1000' in error.value.stderr

@@ -1,0 +1,113 @@
+"""Tests for kws_jax.streaming_roc."""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+
+from kws_jax import audio_io
+from kws_jax import generate_streaming_test_wav as gen
+from kws_jax import streaming
+from kws_jax import streaming_roc
+from kws_jax import test_streaming_accuracy as tsa
+import streaming_fakes as fakes
+
+RATE = 8000
+
+
+@pytest.fixture(scope='module')
+def stream(tmp_path_factory):
+  root = tmp_path_factory.mktemp('roc')
+  data_dir = fakes.make_dataset(str(root), RATE)
+  wav, labels = str(root / 's.wav'), str(root / 's.txt')
+  gen.run(data_dir=data_dir, test_dir=None, background_dir=None,
+          output_audio_file=wav, output_labels_file=labels,
+          wanted_words=('yes', 'no'),
+          settings=gen.StreamSettings(sample_rate=RATE,
+                                      test_duration_seconds=30,
+                                      word_gap_ms=1000), seed=1)
+  return wav, labels
+
+
+class _NoisyToneModel(fakes.ToneModel):
+  """ToneModel whose scores wobble, so thresholds matter."""
+
+  def __call__(self, clip):
+    scores = super().__call__(clip)
+    wobble = 0.5 + 0.5 * np.sin(self.calls * 0.7)
+    top = int(np.argmax(scores))
+    scores = scores * (1 - 0.5 * wobble)
+    scores[top if self.calls % 3 else 2] += 0.5 * wobble
+    return scores
+
+
+def test_sweep_scores_once_and_matches_direct_runs(tmp_path, stream):
+  wav, labels = stream
+  audio = audio_io.read_audio(wav, RATE)
+  truth = tsa.read_ground_truth(labels)
+  model = _NoisyToneModel(RATE)
+  out = tmp_path / 'roc'
+  points = streaming_roc.run(
+      model, fakes.LABELS, audio, truth, sample_rate=RATE,
+      clip_duration_ms=1000, clip_stride_ms=30,
+      thresholds=[0.3, 0.5, 0.7, 0.9], suppressions_ms=[500, 1500],
+      average_windows_ms=[300, 500], minimum_count=3,
+      operating_threshold=0.7, time_tolerance_ms=750, output_dir=str(out))
+  # The model ran once per stride, not once per setting.
+  num_clips = (audio.shape[0] - RATE) // int(0.03 * RATE) + 1
+  assert model.calls == num_clips
+
+  assert len(points) == 16
+  operating = [p for p in points if p.operating_point]
+  assert len(operating) == 1
+  assert operating[0].settings == streaming.SmoothingSettings(300, 0.7, 500, 3)
+
+  # Each point is what streaming the file with that setting gives.
+  for point in points[::5]:
+    _, stats = tsa.evaluate_stream(
+        _NoisyToneModel(RATE), fakes.LABELS, audio, truth, sample_rate=RATE,
+        clip_duration_ms=1000, settings=point.settings)
+    assert stats == point.stats
+  # Thresholds trade detections for false alarms.
+  assert len({(p.stats.num_correct, p.stats.num_false_alarms)
+              for p in points}) > 2
+
+  with open(out / 'roc.csv') as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == 16
+  assert tuple(rows[0]) == streaming_roc.CSV_FIELDS
+  assert [r['operating_point'] for r in rows].count('True') == 1
+  assert float(rows[0]['false_alarms_per_hour']) == pytest.approx(
+      points[0].stats.false_alarms_per_hour, abs=1e-3)
+  assert (out / 'roc.png').stat().st_size > 10_000
+
+
+def test_operating_point_outside_the_sweep_is_added(tmp_path, stream):
+  wav, labels = stream
+  audio = audio_io.read_audio(wav, RATE)
+  points = streaming_roc.run(
+      fakes.ToneModel(RATE), fakes.LABELS, audio,
+      tsa.read_ground_truth(labels), sample_rate=RATE, clip_duration_ms=1000,
+      clip_stride_ms=30, thresholds=[0.5, 0.9], suppressions_ms=[500],
+      average_windows_ms=[500], minimum_count=3, operating_threshold=0.7,
+      time_tolerance_ms=750, output_dir=str(tmp_path))
+  assert [p.settings.detection_threshold for p in points] == [0.5, 0.9, 0.7]
+  assert [p.operating_point for p in points] == [False, False, True]
+  # The stub hears every word: all correct, no false alarms (with a
+  # suppression shorter than the shortest gap between words).
+  assert all(p.stats.correct_percent == 100.0 for p in points)
+  assert all(p.stats.false_alarms_per_hour == 0.0 for p in points)
+
+
+def test_command_line(tmp_path, stream):
+  wav, labels = stream
+  out = tmp_path / 'cli'
+  stdout = fakes.run_tool_with_tone_model(
+      'kws_jax.streaming_roc',
+      [f'--wav={wav}', f'--ground_truth={labels}', f'--output_dir={out}',
+       '--thresholds=0.5,0.7,0.9', '--suppression_ms=500,1500',
+       '--average_window_ms=500'], RATE)
+  assert stdout.count('false alarms/hour') == 6
+  assert '<- operating point' in stdout
+  assert sorted(os.listdir(out)) == ['roc.csv', 'roc.png']
