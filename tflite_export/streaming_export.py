@@ -47,6 +47,7 @@ import ml_collections
 import numpy as np
 
 from kws_jax import features
+from kws_jax import inference
 from kws_jax import streaming_inference
 from kws_jax import workdir as workdir_lib
 from tflite_export import convert
@@ -59,8 +60,12 @@ NEW = streaming_inference.STATE_OUTPUT_PREFIX
 # The tutorial's streaming cadence, used (rounded down to whole hops) when
 # no clip_stride_ms is given.
 DEFAULT_CLIP_STRIDE_MS = 30.0
-# Seconds of test stream the export runs to check parity.
-_VERIFY_SECONDS = 1.5
+# Calls after warm-up the export compares with the non-streaming model.
+_VERIFY_CALLS = 20
+# convert.py's helpers, shared so both exports fail and write alike.
+_truncate = convert._truncate  # pylint: disable=protected-access
+_write_bytes_atomic = convert._write_bytes_atomic  # pylint: disable=protected-access
+_PARITY_WARNING = convert._PARITY_WARNING  # pylint: disable=protected-access
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,8 +124,8 @@ def streaming_layout(config: ml_collections.ConfigDict,
     clip_stride_ms: ms of audio per call; None: `default_clip_stride_ms`.
 
   Raises:
-    ValueError: the stride is not a whole number of front-end hops, or is
-      longer than the clip.
+    ValueError: the stride is not a whole number of front-end hops, or
+      brings more new frames than a clip has.
   """
   if clip_stride_ms is None:
     clip_stride_ms = default_clip_stride_ms(config)
@@ -136,9 +141,11 @@ def streaming_layout(config: ml_collections.ConfigDict,
         f'({hop} samples), e.g. {default_clip_stride_ms(config):g}: each '
         'call computes whole feature frames.')
   num_frames = features.num_frames(config)
-  if stride > clip:
-    raise ValueError(f'clip_stride_ms={clip_stride_ms:g} is longer than the '
-                     f'clip ({config.clip_duration_ms:g} ms).')
+  if stride > num_frames * hop:
+    raise ValueError(
+        f'clip_stride_ms={clip_stride_ms:g} is too long: a call may bring at '
+        f'most the {num_frames} frames of one clip, '
+        f'{num_frames * hop * 1000 / rate:g} ms.')
   unused_tail = (clip - window) % hop
   context = window - hop + unused_tail
   extra = 0
@@ -210,9 +217,9 @@ def clip_windows(stream: np.ndarray, layout: StreamingLayout) -> np.ndarray:
 
 def run_stream(model_content: bytes, stream: np.ndarray) -> np.ndarray:
   """Runs a streaming TFLite model from the zero state: float32 [N, C]."""
-  from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+  interpreter_class = inference._interpreter_class()  # pylint: disable=protected-access
   runner = streaming_inference.StreamingInterpreter(
-      Interpreter(model_content=model_content))
+      interpreter_class(model_content=model_content))
   stride = runner.stride_samples
   return np.stack([runner.run(stream[i * stride:(i + 1) * stride])
                    for i in range(stream.shape[0] // stride)])
@@ -250,9 +257,9 @@ def export_streaming_tflite(params: Any,
       metadata: as for `convert.export_tflite`.
     clip_stride_ms: audio per call, a multiple of `window_stride_ms`; None:
       `default_clip_stride_ms(config)`.
-    verify: stream `_VERIFY_SECONDS` of test audio through the TFLite model
-      and compare each output after warm-up with the JAX non-streaming
-      model's on the same clip (`parity_max_abs_diff`; above 1e-3 is logged
+    verify: stream test audio through the TFLite model and compare the
+      `_VERIFY_CALLS` outputs after warm-up with the JAX non-streaming
+      model's on the same clips (`parity_max_abs_diff`; above 1e-3 is logged
       as a warning).
 
   Returns:
@@ -295,7 +302,7 @@ def export_streaming_tflite(params: Any,
       raise convert.ConversionError(
           f'Model architecture {architecture!r} could not be converted by '
           f'jax2tf for streaming (JAX -> TF SavedModel): {type(e).__name__}: '
-          f'{convert._truncate(str(e))}') from e  # pylint: disable=protected-access
+          f'{_truncate(str(e))}') from e
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_dir)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     try:
@@ -306,28 +313,28 @@ def export_streaming_tflite(params: Any,
       raise convert.ConversionError(
           f'Model architecture {architecture!r} could not be converted to a '
           'streaming TFLite model with builtin ops only (SavedModel -> '
-          f'TFLite): {type(e).__name__}: {convert._truncate(str(e))}') from e  # pylint: disable=protected-access
+          f'TFLite): {type(e).__name__}: {_truncate(str(e))}') from e
   logging.info('Converted %r to a streaming TFLite model (%g ms a call) in '
                '%.1f s (%d bytes).', architecture, layout.clip_stride_ms,
                time.time() - started, len(model_content))
 
-  stream = test_stream(int(_VERIFY_SECONDS * layout.sample_rate),
+  start = warm_up_calls(layout)
+  stream = test_stream((start + _VERIFY_CALLS) * layout.stride_samples,
                        layout.sample_rate)
   try:
     got = run_stream(model_content, stream)
   except Exception as e:  # pylint: disable=broad-except
     raise convert.ConversionError(
         f'The streaming TFLite model of architecture {architecture!r} does '
-        f'not run: {type(e).__name__}: {convert._truncate(str(e))}') from e  # pylint: disable=protected-access
+        f'not run: {type(e).__name__}: {_truncate(str(e))}') from e
   diff = None
   if verify:
-    start = warm_up_calls(layout)
     probabilities = convert.probabilities_fn(eval_graphdef, params,
                                              batch_stats)
     want = np.asarray(jax.jit(probabilities)(
         clip_windows(stream, layout)[start:]))
     diff = float(np.max(np.abs(got[start:] - want)))
-    if not diff < convert._PARITY_WARNING:  # pylint: disable=protected-access
+    if not diff < _PARITY_WARNING:
       logging.warning('The streaming TFLite model of %r differs from the '
                       'non-streaming JAX model by up to %g on a test stream.',
                       architecture, diff)
@@ -354,12 +361,12 @@ def export_streaming_tflite(params: Any,
       'labels': list(labels),
       'size_bytes': len(model_content),
       'parity_max_abs_diff': diff,
-      'parity_check': (f'{_VERIFY_SECONDS:g} s test stream, every call after '
-                       'warm-up vs the JAX non-streaming model on the same '
-                       'clip'),
+      'parity_check': (f'{_VERIFY_CALLS} calls after warm-up on a test '
+                       'stream vs the JAX non-streaming model on the same '
+                       'clips'),
       **(metadata or {}),
   }
-  convert._write_bytes_atomic(output_path, model_content)  # pylint: disable=protected-access
+  _write_bytes_atomic(output_path, model_content)
   workdir_lib.write_labels(paths['labels'], list(labels))
   workdir_lib.write_json(paths['config'], config_dict)
   workdir_lib.write_json(paths['export'], info)
