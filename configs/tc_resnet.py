@@ -23,6 +23,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       'dropout_rate': 0.5,
   })
   config.optimizer = 'adam'
-  config.how_many_training_steps = '6000,3000,1000'
+  # 4000 steps (about 45 epochs of the shared data's 8.8k training clips):
+  # on that data validation accuracy stops rising after about 3000 steps
+  # (a 10000-step run was no better at 5600), see experiments/recipe.py.
+  config.how_many_training_steps = '2500,1000,500'
   config.learning_rate = '0.003,0.001,0.0003'
+  # The recipe that scored best on validation in experiments/recipe.py:
+  # every word drawn equally often, SpecAugment, label smoothing and random
+  # gain (+1.2 points of validation accuracy over the plain recipe).
+  config.balance_classes = True
+  config.time_masks = 2
+  config.time_mask_ms = 100.0
+  config.freq_masks = 2
+  config.freq_mask_bins = 7
+  config.label_smoothing = 0.1
+  config.volume_db = 6.0
   return config

@@ -4,8 +4,11 @@ r"""Runs every point of a sweep and writes its results table.
       --workdir=/tmp/sweeps/recipe \
       --override=data_url=../shared/data/speech_commands_dev.tar.gz
 
-A sweep file names a base config and a `sweep(add)` function that calls
-`add(field=value, ...)` once per point (nested fields as 'model.scale').
+A sweep file names a base config (`BASE_CONFIG`), optionally settings every
+point shares (`SHARED`, a dict; not shown in the table), and a `sweep(add)`
+function that calls `add(field=value, ...)` once per point (nested fields as
+'model.scale'). A point may start from another config file with
+`add(config='configs/ds_cnn.py', ...)`.
 Each point trains in its own process, `python -m kws_jax.main`, into
 `<workdir>/<point name>`; a point whose `results.json` exists is skipped, so
 an interrupted sweep resumes where it stopped (and a half-trained point
@@ -38,8 +41,9 @@ flags.mark_flags_as_required(['sweep', 'workdir'])
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def load_sweep(path: str) -> tuple[str, list[dict[str, Any]]]:
-  """Returns (base config path, list of override dicts) of a sweep file."""
+def load_sweep(path: str
+               ) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+  """Returns (base config path, shared overrides, per-point overrides)."""
   spec = importlib.util.spec_from_file_location('sweep_file', path)
   if spec is None or not os.path.isfile(path):
     raise FileNotFoundError(f'--sweep={path}: no such sweep file.')
@@ -56,7 +60,7 @@ def load_sweep(path: str) -> tuple[str, list[dict[str, Any]]]:
   base = module.BASE_CONFIG
   if not os.path.isabs(base):
     base = os.path.join(REPO, base)
-  return base, points
+  return base, dict(getattr(module, 'SHARED', {})), points
 
 
 def point_name(overrides: dict[str, Any]) -> str:
@@ -64,6 +68,7 @@ def point_name(overrides: dict[str, Any]) -> str:
   if not overrides:
     return 'base'
   text = ','.join(f'{k}={_flag_value(v)}' for k, v in overrides.items())
+  text = re.sub(r'config=(?:.*/)?([^/]+?)(?:\.py)?(?=,|$)', r'config=\1', text)
   return re.sub(r'[^A-Za-z0-9_.,=+-]', '_', text)[:200]
 
 
@@ -142,15 +147,22 @@ def write_tables(workdir: str, rows: list[dict[str, Any]]) -> None:
 def run_sweep(sweep_path: str, workdir: str, shared: dict[str, Any],
               parallel: int = 1) -> list[dict[str, Any]]:
   """Runs (or skips, if finished) every point; returns the table rows."""
-  base, points = load_sweep(sweep_path)
+  base, from_file, points = load_sweep(sweep_path)
+  shared = {**from_file, **shared}
   os.makedirs(workdir, exist_ok=True)
-  jobs = [(os.path.join(workdir, point_name(p)), {**shared, **p}, p)
-          for p in points]
-  names = [j[0] for j in jobs]
+  jobs = []
+  for point in points:
+    settings = {**shared, **point}
+    point_base = settings.pop('config', base)
+    if not os.path.isabs(point_base):
+      point_base = os.path.join(REPO, point_base)
+    jobs.append((point_base, os.path.join(workdir, point_name(point)),
+                 settings, point))
+  names = [j[1] for j in jobs]
   if len(set(names)) != len(names):
     raise ValueError(f'Sweep file {sweep_path} has duplicate points.')
   with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
-    futures = [pool.submit(run_point, base, *job) for job in jobs]
+    futures = [pool.submit(run_point, *job) for job in jobs]
     rows = [f.result() for f in futures]
   write_tables(workdir, rows)
   return rows

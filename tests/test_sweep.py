@@ -13,6 +13,7 @@ def test_two_point_sweep_trains_tabulates_and_skips_finished(tiny_data_dir,
   sweep_file = tmp_path / 'two.py'
   sweep_file.write_text(
       f"BASE_CONFIG = {os.path.join(REPO, 'configs', 'test.py')!r}\n"
+      "SHARED = {'log_step_interval': 4}\n"
       "def sweep(add):\n"
       "  add(seed=0)\n"
       "  add(seed=1, **{'model.dropout_rate': 0.2})\n")
@@ -26,7 +27,9 @@ def test_two_point_sweep_trains_tabulates_and_skips_finished(tiny_data_dir,
   with open(out / 'results.csv') as f:
     table = list(csv.DictReader(f))
   assert [t['seed'] for t in table] == ['0', '1']
-  assert 'data_dir' not in table[0]
+  assert 'data_dir' not in table[0] and 'log_step_interval' not in table[0]
+  saved = (out / 'seed=1,model.dropout_rate=0.2' / 'config.json').read_text()
+  assert '"log_step_interval": 4' in saved and '"dropout_rate": 0.2' in saved
   assert all(0 <= float(t['test_accuracy']) <= 100 for t in table)
   assert int(table[0]['params']) > 0
   assert (out / 'results.md').read_text().startswith('| point |')

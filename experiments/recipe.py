@@ -1,0 +1,27 @@
+"""Ablation of the recipe options on the default model (TC-ResNet8).
+
+`configs/tc_resnet.py` has them all on; each point here switches on one more
+option than the previous one, starting from none, so the table shows what
+each adds (4000 steps each, the default schedule).
+
+  python -m experiments.sweep --sweep=experiments/recipe.py \
+      --workdir=/tmp/sweeps/recipe --parallel=2 \
+      --override=data_url=../shared/data/speech_commands_dev.tar.gz
+"""
+
+BASE_CONFIG = 'configs/tc_resnet.py'
+
+SHARED = {'log_step_interval': 100}
+
+_NONE = {'balance_classes': False, 'time_masks': 0, 'time_mask_ms': 0.0,
+         'freq_masks': 0, 'freq_mask_bins': 0, 'label_smoothing': 0.0,
+         'volume_db': 0.0}
+_BALANCE = {**_NONE, 'balance_classes': True}
+_SPEC_AUGMENT = {**_BALANCE, 'time_masks': 2, 'time_mask_ms': 100.0,
+                 'freq_masks': 2, 'freq_mask_bins': 7}
+_ALL = {**_SPEC_AUGMENT, 'label_smoothing': 0.1, 'volume_db': 6.0}
+
+
+def sweep(add):
+  for point in (_NONE, _BALANCE, _SPEC_AUGMENT, _ALL):
+    add(**point)

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Exports a trained workdir as the shipped model and measures it: test
+# accuracy (float and int8), a 10-minute stream from the test split, the ROC
+# and speed. Everything lands in $OUT; the model in kws_jax/shipped/.
+#
+#   experiments/ship_default_model.sh WORKDIR DATA_DIR [OUT]
+set -euo pipefail
+workdir=$1
+data_dir=$2
+out=${3:-/tmp/kws_ship}
+cd "$(dirname "$0")/.."
+mkdir -p "$out" kws_jax/shipped
+
+python -m tflite_export.convert --workdir="$workdir" \
+    --output=kws_jax/shipped/model.tflite 2>&1 | tee "$out/convert.log"
+python -m tflite_export.convert --workdir="$workdir" --quantize=int8 \
+    --data_dir="$data_dir" --output="$out/model_int8.tflite" 2>&1 | tee "$out/convert_int8.log"
+python -m kws_jax.evaluate --model=kws_jax/shipped/model.tflite \
+    --data_dir="$data_dir" --split=test --output_dir="$out/eval_test" 2>&1 | tee "$out/eval_test.log"
+python -m kws_jax.generate_streaming_test_wav --data_dir="$data_dir" \
+    --test_duration_seconds=600 --seed=0 \
+    --output_audio_file="$out/stream.wav" \
+    --output_labels_file="$out/stream_labels.txt" 2>&1 | tee "$out/stream.log"
+python -m kws_jax.test_streaming_accuracy --wav="$out/stream.wav" \
+    --ground_truth="$out/stream_labels.txt" 2>&1 | tee "$out/streaming_accuracy.log"
+python -m kws_jax.streaming_roc --wav="$out/stream.wav" \
+    --ground_truth="$out/stream_labels.txt" --output_dir="$out/roc" 2>&1 | tee "$out/roc.log"
+python -m benchmarks.streaming_speed --wav="$out/stream.wav" \
+    --ground_truth="$out/stream_labels.txt" 2>&1 | tee "$out/streaming_speed.log"
