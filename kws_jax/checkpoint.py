@@ -9,8 +9,11 @@ checkpoint. The latest `keep_checkpoints` are kept, plus the best by
 validation accuracy.
 """
 
+import contextlib
 import os
-from typing import Any
+import signal
+import threading
+from typing import Any, Iterator
 
 from absl import logging
 import jax
@@ -58,7 +61,14 @@ class Checkpoints:
     """The step with the highest validation accuracy, if any was measured."""
     best, best_value = None, None
     for step in self.all_steps():
-      value = self.restore_extra(step).get('metrics', {}).get(BEST_METRIC)
+      try:
+        value = self.restore_extra(step).get('metrics', {}).get(BEST_METRIC)
+      except (OSError, ValueError, KeyError) as e:
+        # Old steps are deleted in place; a run killed meanwhile leaves a
+        # step folder that lacks parts. It is never the latest one.
+        logging.warning('Ignoring checkpoint %s, which cannot be read: %s',
+                        self.path(step), e)
+        continue
       if value is not None and (best_value is None or value > best_value):
         best, best_value = step, value
     return best
@@ -68,13 +78,21 @@ class Checkpoints:
 
   def save(self, step: int, state: Any, extra: dict[str, Any],
            metrics: dict[str, float] | None = None) -> str:
-    """Starts an (asynchronous) save of `state` and JSON `extra` at `step`."""
-    self._manager.save(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            extra=ocp.args.JsonSave(extra)),
-        metrics=metrics, force=True)
+    """Starts an (asynchronous) save of `state` and JSON `extra` at `step`.
+
+    A Ctrl-C (SIGINT, or SIGTERM under kws_jax.main) arriving while the save
+    is being started is held back and raised as `KeyboardInterrupt` once
+    the save is under way, so the step is registered and a handler that
+    saves on interrupt finds it (an interrupted start left a half-made
+    temporary folder that the next save of the same step tripped over).
+    """
+    with _interrupts_deferred():
+      self._manager.save(
+          step,
+          args=ocp.args.Composite(
+              state=ocp.args.StandardSave(state),
+              extra=ocp.args.JsonSave(extra)),
+          metrics=metrics, force=True)
     return self.path(step)
 
   def restore(self, step: int,
@@ -100,6 +118,19 @@ class Checkpoints:
             extra=ocp.args.JsonRestore()))
     return restored['state'], dict(restored['extra'])
 
+  def param_shapes(self, step: int) -> dict[str, tuple[int, ...]]:
+    """{'backbone/conv/kernel': shape} of the stored parameters, read from
+    the checkpoint's metadata (no array is loaded)."""
+    metadata = self._manager.item_metadata(step)['state']
+    shapes = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(metadata)[0]:
+      keys = [str(getattr(k, 'key', getattr(k, 'name', getattr(k, 'idx', k))))
+              for k in path]
+      if keys and keys[0] == 'params':
+        shapes['/'.join(k for k in keys[1:] if k != 'value')] = tuple(
+            leaf.shape)
+    return shapes
+
   def restore_extra(self, step: int) -> dict:
     restored = self._manager.restore(
         step, args=ocp.args.Composite(extra=ocp.args.JsonRestore()))
@@ -110,6 +141,29 @@ class Checkpoints:
 
   def close(self) -> None:
     self._manager.close()
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+  """Holds back signals that raise KeyboardInterrupt (SIGINT, and SIGTERM
+  where kws_jax.main routes it so) during the block; raises the
+  KeyboardInterrupt after it."""
+  if threading.current_thread() is not threading.main_thread():
+    yield  # Only the main thread receives signals in Python.
+    return
+  received = []
+  previous = {}
+  for signum in (signal.SIGINT, signal.SIGTERM):
+    if signal.getsignal(signum) is signal.default_int_handler:
+      previous[signum] = signal.signal(
+          signum, lambda number, frame: received.append(number))
+  try:
+    yield
+  finally:
+    for signum, handler in previous.items():
+      signal.signal(signum, handler)
+  if received:
+    raise KeyboardInterrupt
 
 
 def split_step_path(path: str) -> tuple[str, int]:

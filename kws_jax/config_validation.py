@@ -5,6 +5,8 @@ seconds, not an hour of training.
 """
 
 import dataclasses
+import math
+import os
 import re
 
 import ml_collections
@@ -103,9 +105,13 @@ def normalize_words(words) -> tuple[str, ...]:
 
 def _positive(config, field, allow_zero=False):
   value = config[field]
-  if value < 0 or (value == 0 and not allow_zero):
-    raise ConfigError(f'config.{field}={value!r} must be '
-                      f'{"non-negative" if allow_zero else "positive"}.')
+  # Written so that NaN fails too; bools are numbers to Python, not here.
+  if (isinstance(value, bool) or not isinstance(value, (int, float)) or
+      not math.isfinite(value) or not (value >= 0 if allow_zero else
+                                       value > 0)):
+    raise ConfigError(f'config.{field}={value!r} must be a '
+                      f'{"non-negative" if allow_zero else "positive"} '
+                      'finite number.')
 
 
 def validate_config(
@@ -192,4 +198,155 @@ def validate_config(
     raise ConfigError(
         f'config.time_shift_ms={config.time_shift_ms} must be shorter than '
         f'the clip (clip_duration_ms={config.clip_duration_ms}).')
+  _check_types(config)
   return config
+
+
+# Fields that count something: a float such as 8.5 would fail deep inside.
+_INTEGER_FIELDS = ('batch_size', 'eval_step_interval', 'save_step_interval',
+                   'sample_rate', 'feature_bin_count', 'eval_batch_size',
+                   'log_step_interval', 'keep_checkpoints', 'seed',
+                   'time_masks', 'freq_masks', 'freq_mask_bins')
+_STRING_FIELDS = ('data_url', 'data_dir', 'tfds_data_dir', 'start_checkpoint',
+                  'synthetic_dir')
+_BOOL_FIELDS = ('check_nans', 'balance_classes')
+
+
+def _check_types(config: ml_collections.ConfigDict) -> None:
+  for field in _INTEGER_FIELDS:
+    value = config.get(field, 0)
+    if isinstance(value, bool) or not isinstance(value, int):
+      raise ConfigError(f'config.{field}={value!r} must be a whole number.')
+  for field in _STRING_FIELDS:
+    value = config.get(field, '')
+    if not isinstance(value, str):
+      raise ConfigError(f'config.{field}={value!r} must be a string (a path '
+                        "or URL, or '').")
+  for field in _BOOL_FIELDS:
+    value = config.get(field, False)
+    if not isinstance(value, bool):
+      raise ConfigError(f'config.{field}={value!r} must be True or False.')
+  if config.data_source == 'local' and not config.data_dir:
+    raise ConfigError("config.data_dir is empty; name the folder the data is "
+                      'in (or is unpacked into, with data_url).')
+  sha256 = config.get('data_sha256', '') or ''
+  if sha256 and not re.fullmatch(r'[0-9a-fA-F]{64}', str(sha256)):
+    raise ConfigError(f'config.data_sha256={sha256!r} is not a SHA-256 (64 '
+                      "hex digits); give the archive's digest or ''.")
+
+
+def check_before_training(config: ml_collections.ConfigDict,
+                          workdir: str) -> None:
+  """Checks what `validate_config` cannot: the model and the files named.
+
+  Run by training after `validate_config` and before any data is loaded:
+  the model is built abstractly (no parameters are drawn), so settings in
+  `config.model` that its constructor refuses fail here; the data folder
+  must exist when there is no archive to unpack into it; and a
+  `start_checkpoint` must be a checkpoint of the same architecture, labels
+  and parameter shapes. (`validate_config` stays free of such checks: it
+  also reads configs stored with checkpoints, whose data may be elsewhere.)
+
+  Args:
+    config: a config returned by `validate_config`.
+    workdir: the run's folder; a `start_checkpoint` is only checked when the
+      workdir holds no checkpoint (it would not be used otherwise).
+
+  Raises:
+    ConfigError: a setting that cannot work, naming the field.
+    checkpoint.CheckpointError: `start_checkpoint` does not fit the run.
+  """
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from kws_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  from kws_jax import download  # pylint: disable=g-import-not-at-top
+  from kws_jax import models  # pylint: disable=g-import-not-at-top
+
+  labels = ['_silence_', '_unknown_', *config.wanted_words]
+  try:
+    model = nnx.eval_shape(lambda: models.create_model(
+        config, len(labels), nnx.Rngs(params=0)))
+  except (TypeError, ValueError) as e:
+    raise ConfigError(
+        f'config.model={models.model_settings(config)} does not fit '
+        f'config.model_architecture={config.model_architecture!r} with this '
+        f'front end: {e}') from e
+
+  if config.data_source == 'local':
+    _check_data_source(config, download)
+  if config.get('synthetic_dir') and not os.path.isdir(
+      os.path.expanduser(config.synthetic_dir)):
+    raise ConfigError(f'config.synthetic_dir={config.synthetic_dir!r} is not '
+                      'a folder; make one with python -m kws_jax.synthesize.')
+
+  if config.start_checkpoint:
+    own = checkpoint.checkpoint_dir(workdir)
+    if os.path.isdir(own) and checkpoint.Checkpoints(
+        own, read_only=True).all_steps():
+      return  # Resuming: the workdir's own checkpoint wins.
+    _check_start_checkpoint(config, labels, model, checkpoint)
+
+
+def _check_data_source(config: ml_collections.ConfigDict, download) -> None:
+  data_dir = os.path.expanduser(config.data_dir)
+  if not config.data_url:
+    if not os.path.isdir(data_dir):
+      raise ConfigError(
+          f'config.data_dir={config.data_dir!r} is not a folder and '
+          "config.data_url is '', so there is no data: point data_dir at a "
+          'folder in the Speech Commands layout, or set data_url to an '
+          'archive to unpack into it.')
+    return
+  if '://' in config.data_url and not config.data_url.lower().startswith(
+      'file://'):
+    return  # A download; its errors are reported when it is fetched.
+  if os.path.exists(download.marker_path(config.data_url, data_dir)):
+    return  # Unpacked before; the archive itself is no longer needed.
+  try:
+    download.local_archive_path(config.data_url)
+  except download.DownloadError as e:
+    raise ConfigError(f'config.data_url: {e}') from e
+
+
+def _param_shapes(tree) -> dict[str, tuple[int, ...]]:
+  """{'backbone/conv/kernel': shape} for a parameter tree (NNX or stored)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  shapes = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    keys = [str(getattr(k, 'key', getattr(k, 'name', getattr(k, 'idx', k))))
+            for k in path]
+    shapes['/'.join(k for k in keys if k != 'value')] = tuple(leaf.shape)
+  return shapes
+
+
+def _check_start_checkpoint(config, labels, model, checkpoint) -> None:
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  where = f'config.start_checkpoint={config.start_checkpoint}'
+  directory, step = checkpoint.split_step_path(config.start_checkpoint)
+  source = checkpoint.Checkpoints(directory, read_only=True)
+  try:
+    extra = source.restore_extra(step)
+    stored = source.param_shapes(step)
+  except (OSError, ValueError, KeyError) as e:
+    raise checkpoint.CheckpointError(
+        f'{where} cannot be read ({e}); it is damaged or was not written by '
+        'kws_jax.train.') from e
+  saved = extra.get('config', {})
+  if saved.get('model_architecture') != config.model_architecture:
+    raise checkpoint.CheckpointError(
+        f'{where} holds a {saved.get("model_architecture")!r} model, not '
+        f'{config.model_architecture!r}; set --config.model_architecture to '
+        'match or start from another checkpoint.')
+  if extra.get('labels') != labels:
+    raise checkpoint.CheckpointError(
+        f'{where} was trained on labels {extra.get("labels")}, this run has '
+        f'{labels}; use the same --config.wanted_words or start from another '
+        'checkpoint.')
+  wanted = _param_shapes(nnx.split(model, nnx.Param, nnx.BatchStat)[1])
+  if stored != wanted:
+    differ = sorted(k for k in set(stored) | set(wanted)
+                    if stored.get(k) != wanted.get(k))
+    raise checkpoint.CheckpointError(
+        f'{where} has parameters of other shapes than this model (first '
+        f'differences: ' + ', '.join(
+            f'{k} {stored.get(k)} vs {wanted.get(k)}' for k in differ[:3]) +
+        '); were the model or front-end settings changed?')

@@ -10,6 +10,7 @@ never taken for complete, and a present marker skips all the work.
 import contextlib
 import fcntl
 import hashlib
+import http.client
 import os
 import shutil
 import tarfile
@@ -77,7 +78,7 @@ def maybe_download_and_extract(data_url: str, data_dir: str, *,
     if scheme in ('http', 'https'):
       archive = _download(data_url, data_dir, expected_size, expected_sha256)
     else:
-      archive = _local_path(data_url)
+      archive = local_archive_path(data_url)
       _verify(archive, expected_size, expected_sha256)
     count = _extract(archive, data_dir)
     _write_atomically(
@@ -96,7 +97,12 @@ def _archive_name(data_url: str) -> str:
   return name
 
 
-def _local_path(data_url: str) -> str:
+def local_archive_path(data_url: str) -> str:
+  """The file a local `data_url` (a path or file:// URL) names.
+
+  Raises:
+    DownloadError: there is no such file.
+  """
   if data_url.lower().startswith('file://'):
     path = urllib.request.url2pathname(urllib.parse.urlparse(data_url).path)
   else:
@@ -180,7 +186,8 @@ def _download(url: str, data_dir: str, expected_size: int | None,
   except BaseException as e:
     if os.path.exists(partial):
       os.remove(partial)
-    if isinstance(e, OSError):
+    # A chunked response cut short raises http.client.IncompleteRead.
+    if isinstance(e, (OSError, http.client.HTTPException)):
       raise DownloadError(
           f'Could not download {url} into {data_dir}: {e}. Check the URL '
           'and the network, or download the archive yourself and pass its '

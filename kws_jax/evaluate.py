@@ -510,7 +510,9 @@ def main(argv: list[str]) -> None:
   try:
     run(values.model, test_dir=values.test_dir, data_dir=values.data_dir,
         split=values.split, output_dir=values.output_dir)
-  except (inference.ModelError, ValueError) as e:
+  except (inference.ModelError, ValueError, OSError) as e:
+    # ValueError covers AudioError, CheckpointError and ConfigError; OSError
+    # a missing --data_dir.
     print(f'Error: {e}', file=sys.stderr)
     sys.exit(1)
 

@@ -429,7 +429,8 @@ def _training_split(raw: _Raw, synthetic: _Raw, labels: list[str],
   # Each word's total draws: its real clips, else its synthetic ones.
   target = np.where(real[words] > 0, real[words], made[words])
   if not target.sum():
-    raise ValueError(
+    # A ConfigError (a ValueError) so that the command line says it plainly.
+    raise config_validation.ConfigError(
         f'The training split of {config.data_dir} has no clips of '
         f'{labels[2:]}; there is nothing to train on.')
   if config.get('balance_classes', False):

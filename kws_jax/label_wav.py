@@ -63,14 +63,16 @@ def expand_inputs(spec: str | Sequence[str]) -> tuple[list[str], list[str]]:
     if os.path.isdir(entry):
       matched = _audio_files_in(entry)
       if not matched:
-        errors.append(f'{audio_io.printable_path(entry)}: folder holds no .wav or .flac files.')
+        errors.append(f'{audio_io.printable_path(entry)}: folder holds no '
+                      '.wav or .flac files.')
     elif _GLOB_CHARS & set(entry):
       matched = []
       for path in sorted(glob.glob(entry, recursive=True)):
         matched.extend(_audio_files_in(path) if os.path.isdir(path)
                        else [path])
       if not matched:
-        errors.append(f'{audio_io.printable_path(entry)}: pattern matches no files.')
+        errors.append(
+            f'{audio_io.printable_path(entry)}: pattern matches no files.')
     else:
       matched = [entry]
     for path in matched:

@@ -3,11 +3,15 @@ r"""Trains a keyword-spotting model.
   python -m kws_jax.main --config=configs/bc_resnet.py --workdir=/tmp/kws \
       --config.data_url=../shared/data/speech_commands_dev.tar.gz
 
-Any config field can be overridden with --config.<field>=<value>. For several
+Any config field can be overridden with --config.<field>=<value>. Ctrl-C
+(SIGINT) or SIGTERM saves a checkpoint of the last finished step and exits
+with status 130; the same command then resumes from it. For several
 processes (hosts), pass --jax_coordinator_address, --jax_num_processes and
 --jax_process_id, or run where `jax.distributed.initialize()` detects the
 cluster itself (--jax_distributed).
 """
+
+import signal
 
 from absl import app
 from absl import flags
@@ -47,12 +51,21 @@ def main(argv):
         num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
   logging.info('JAX process %d of %d, local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
+  # A job scheduler's SIGTERM (preemption) stops training like Ctrl-C:
+  # the state is saved first.
+  signal.signal(signal.SIGTERM, signal.default_int_handler)
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (config_validation.ConfigError, checkpoint.CheckpointError,
-          download.DownloadError, audio_io.AudioError) as e:
-    # The user's settings or files are at fault: say what, without a trace.
+          download.DownloadError, audio_io.AudioError,
+          FloatingPointError) as e:
+    # The user's settings or files are at fault (or, for FloatingPointError,
+    # --config.check_nans caught a diverging run): say what, without a trace.
     raise SystemExit(f'error: {e}') from None
+  except KeyboardInterrupt:
+    # Training has saved what it had (see train.py); no traceback for Ctrl-C.
+    logging.warning('Interrupted; run the same command again to resume.')
+    raise SystemExit(130) from None
 
 
 if __name__ == '__main__':

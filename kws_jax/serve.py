@@ -29,7 +29,10 @@ The WebSocket protocol (JSON text messages, binary audio):
 
 Close codes: 1009 a frame over the size limit; 1008 too many refused frames;
 1011 the model failed; 1013 the server is full (try again later); 1001 the
-server is stopping; `CLOSE_IDLE` (4408) no message for `idle_timeout_s`.
+server is stopping; `CLOSE_IDLE` (4408) no message for `idle_timeout_s`. A
+page that stops reading its messages for `idle_timeout_s` (so that sending
+to it blocks) is disconnected without a close message: it would otherwise
+hold its place forever.
 Times in messages are ms of audio since the stream started, as in
 `streaming.Detection`.
 """
@@ -103,7 +106,8 @@ class ServerSettings:
     max_connections: WebSockets served at once; more are refused with
       `CLOSE_BUSY`.
     idle_timeout_s: a connection with no message for this long is closed
-      with `CLOSE_IDLE`.
+      with `CLOSE_IDLE`; one that takes this long to accept a message from
+      the server (it is not reading) is dropped.
     max_frame_ms: longest audio frame accepted, ms; a longer binary message
       is refused (float32 frames over the limit are cut off with
       `CLOSE_TOO_BIG` before being read whole).
@@ -270,17 +274,29 @@ class _Session:
         'idle_timeout_s': s.idle_timeout_s,
     }
 
+  async def _send(self, payload: dict[str, Any]) -> None:
+    """Sends a message, or raises `_NotReading` if that blocks too long."""
+    await _bounded(self._ws.send_json(payload), self._settings.idle_timeout_s)
+
+  async def _close(self, code: int, message: bytes) -> None:
+    await _bounded(self._ws.close(code=code, message=message),
+                   self._settings.idle_timeout_s)
+
   async def run(self) -> None:
-    """Serves the connection until it closes."""
+    """Serves the connection until it closes.
+
+    Raises:
+      _NotReading: the page stopped reading; the caller drops it.
+    """
     ws = self._ws
-    await ws.send_json(self.hello())
+    await self._send(self.hello())
     while not ws.closed:
       try:
         msg = await ws.receive(timeout=self._settings.idle_timeout_s)
       except asyncio.TimeoutError:
         logging.info('%s: idle for %g s, closing.', self._peer,
                      self._settings.idle_timeout_s)
-        await ws.close(code=CLOSE_IDLE, message=(
+        await self._close(CLOSE_IDLE, (
             f'idle: no audio for {self._settings.idle_timeout_s:g} s'
         ).encode())
         return
@@ -294,13 +310,13 @@ class _Session:
           logging.info('%s: closed after %s', self._peer, msg.data)
         return
       if self._errors >= self._settings.max_errors and not ws.closed:
-        await ws.close(code=CLOSE_POLICY, message=(
+        await self._close(CLOSE_POLICY, (
             f'too many refused messages ({self._errors})').encode())
 
   async def _refuse(self, message: str) -> None:
     self._errors += 1
     logging.debug('%s: %s', self._peer, message)
-    await self._ws.send_json({'type': 'error', 'message': message})
+    await self._send({'type': 'error', 'message': message})
 
   async def _command(self, text: str) -> None:
     try:
@@ -326,7 +342,7 @@ class _Session:
     self._last_scores_ms = None
     # Between two frames, so the recogniser is not in use.
     self._recognizer.reset()
-    await self._ws.send_json({'type': 'started', 'format': sample_format})
+    await self._send({'type': 'started', 'format': sample_format})
 
   async def _audio(self, data: bytes) -> None:
     try:
@@ -343,10 +359,10 @@ class _Session:
           self._state.executor, self._recognizer.process, samples)
     except Exception:  # pylint: disable=broad-except
       logging.exception('%s: the model failed.', self._peer)
-      await self._ws.close(code=CLOSE_INTERNAL, message=b'model error')
+      await self._close(CLOSE_INTERNAL, b'model error')
       return
     for detection in detections:
-      await self._ws.send_json({
+      await self._send({
           'type': 'detection', 'label': detection.label,
           'score': round(float(detection.score), 4),
           'time_ms': round(float(detection.time_ms), 1)})
@@ -361,7 +377,7 @@ class _Session:
       return
     self._last_scores_ms = time_ms
     result = self._recognizer.latest_result
-    await self._ws.send_json({
+    await self._send({
         'type': 'scores', 'time_ms': round(float(time_ms), 1),
         'scores': [round(float(s), 4) for s in self._recognizer.latest_scores],
         'label': result.found_command, 'score': round(float(result.score), 4)})
@@ -383,8 +399,13 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
     reason = (f'server busy: {state.settings.max_connections} connections '
               'already; try again later')
     logging.warning('%s: refused, %s.', peer, reason)
-    await ws.send_json({'type': 'error', 'message': reason})
-    await ws.close(code=CLOSE_BUSY, message=reason.encode())
+    try:
+      await _bounded(ws.send_json({'type': 'error', 'message': reason}),
+                     state.settings.idle_timeout_s)
+      await _bounded(ws.close(code=CLOSE_BUSY, message=reason.encode()),
+                     state.settings.idle_timeout_s)
+    except _NotReading:
+      _drop(request)
     return ws
   state.sockets.add(ws)
   logging.info('%s: connected (%d open).', peer, len(state.sockets))
@@ -393,11 +414,33 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
   except (ConnectionError, RuntimeError) as e:
     # The peer went away while we were sending.
     logging.info('%s: connection lost: %s', peer, e)
+  except _NotReading:
+    logging.warning('%s: has not read its messages for %g s; dropped.', peer,
+                    state.settings.idle_timeout_s)
+    _drop(request)
   finally:
     state.sockets.discard(ws)
     logging.info('%s: closed with %s (%d open).', peer, ws.close_code,
                  len(state.sockets))
   return ws
+
+
+class _NotReading(Exception):
+  """Sending to a page blocked for the idle timeout: it reads nothing."""
+
+
+async def _bounded(send: Any, timeout_s: float) -> None:
+  """Awaits a send or close; raises `_NotReading` after `timeout_s`."""
+  try:
+    await asyncio.wait_for(send, timeout_s)
+  except asyncio.TimeoutError:
+    raise _NotReading() from None
+
+
+def _drop(request: web.Request) -> None:
+  # A close message could not get through either; cut the connection.
+  if request.transport is not None:
+    request.transport.abort()
 
 
 def _file_response(path: pathlib.Path) -> web.FileResponse:
@@ -423,8 +466,17 @@ async def _static(request: web.Request) -> web.StreamResponse:
 
 
 async def _close_all(application: web.Application) -> None:
-  for ws in list(application[_STATE].sockets):
-    await ws.close(code=CLOSE_GOING_AWAY, message=b'server stopping')
+  state = application[_STATE]
+
+  async def close(ws: web.WebSocketResponse) -> None:
+    try:  # A page that reads nothing must not hold up the shutdown.
+      await _bounded(ws.close(code=CLOSE_GOING_AWAY,
+                              message=b'server stopping'),
+                     min(state.settings.idle_timeout_s, 5.0))
+    except _NotReading:
+      pass
+
+  await asyncio.gather(*(close(ws) for ws in list(state.sockets)))
 
 
 async def _stop_executor(application: web.Application) -> None:

@@ -60,7 +60,9 @@ def which_set(filename: str, validation_percentage: float,
     'training', 'validation' or 'testing'.
   """
   hash_name = _NOHASH.sub('', os.path.basename(filename))
-  hash_hex = hashlib.sha1(hash_name.encode('utf-8')).hexdigest()
+  # surrogateescape: a name that is not UTF-8 hashes as its bytes on disk.
+  hash_hex = hashlib.sha1(
+      hash_name.encode('utf-8', 'surrogateescape')).hexdigest()
   percentage_hash = ((int(hash_hex, 16) % (MAX_NUM_WAVS_PER_CLASS + 1)) *
                      (100.0 / MAX_NUM_WAVS_PER_CLASS))
   if percentage_hash < validation_percentage:
@@ -112,8 +114,10 @@ def scan_source(source_dir: str) -> tuple[list[_Clip], list[_Clip]]:
       continue
     for name in sorted(os.listdir(path)):
       # Hidden files (e.g. macOS '._x.wav' resource forks) are not clips.
+      # Links that lead nowhere are kept, to be reported as unreadable.
+      clip_path = os.path.join(path, name)
       if (_is_audio(name) and not _is_hidden(name) and
-          os.path.isfile(os.path.join(path, name))):
+          (os.path.isfile(clip_path) or os.path.islink(clip_path))):
         clip = _Clip(f'{folder}/{name}', word)
         (background if word == BACKGROUND_NOISE_DIR else clips).append(clip)
   return clips, background
@@ -127,8 +131,11 @@ def _listing_fingerprint(source_dir: str) -> str:
             if os.path.isfile(os.path.join(source_dir, n))]
   digest = hashlib.sha1()
   for relpath in sorted(paths):
-    stat = os.stat(os.path.join(source_dir, relpath))
-    digest.update(f'{relpath}\0{stat.st_size}\0{stat.st_mtime_ns}\n'.encode())
+    full = os.path.join(source_dir, relpath)
+    # A link that leads nowhere has no target to describe; its own entry does.
+    stat = os.stat(full) if os.path.exists(full) else os.lstat(full)
+    digest.update(f'{relpath}\0{stat.st_size}\0{stat.st_mtime_ns}\n'.encode(
+        'utf-8', 'surrogateescape'))
   return digest.hexdigest()
 
 
@@ -182,7 +189,9 @@ def _read_list(path: str) -> set[str] | None:
   """Reads a split list as {'word/stem'} keys, or None if it is absent."""
   if not os.path.isfile(path):
     return None
-  with open(path, encoding='utf-8') as f:
+  # surrogateescape: entries match file names that are not UTF-8 byte for
+  # byte, and a stray byte in the list does not stop the run.
+  with open(path, encoding='utf-8', errors='surrogateescape') as f:
     return {_list_key(line.strip()) for line in f if line.strip()}
 
 
@@ -305,9 +314,11 @@ class SpeechCommandsLocal(tfds.core.GeneratorBasedBuilder):
           for chunk in (clips[i:i + _READ_CHUNK]
                         for i in range(0, len(clips), _READ_CHUNK)))
       for clip, audio in (pair for chunk in loaded for pair in chunk):
+        # TFDS stores names as UTF-8; undecodable bytes become \x escapes.
+        name = audio_io.printable_path(clip.relpath)
         if isinstance(audio, audio_io.AudioError):
           logging.warning('Skipping unreadable clip: %s', audio)
-          self.info.metadata['skipped'].append([clip.relpath, str(audio)])
+          self.info.metadata['skipped'].append([name, str(audio)])
           continue
-        yield clip.relpath, {'audio': audio, 'word': clip.word,
-                             'name': clip.relpath}
+        yield name, {'audio': audio, 'word': audio_io.printable_path(
+            clip.word), 'name': name}

@@ -209,6 +209,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   """
   config = config_validation.validate_config(config)
   schedule = config_validation.parse_schedule(config)
+  config_validation.check_before_training(config, workdir)
   is_main = jax.process_index() == 0
   devices = _Devices()
   if config.batch_size % jax.device_count():

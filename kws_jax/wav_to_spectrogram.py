@@ -132,7 +132,8 @@ def wav_to_image(input_wav: str, output_image: str, *,
   audio = audio_io.read_audio(input_wav, sample_rate)
   if len(audio) < frontend.window_samples:
     raise ValueError(
-        f'{audio_io.printable_path(input_wav)}: {len(audio)} samples at {sample_rate} Hz are fewer '
+        f'{audio_io.printable_path(input_wav)}: {len(audio)} samples at '
+        f'{sample_rate} Hz are fewer '
         f'than one {window_size_ms} ms window ({frontend.window_samples} '
         'samples).')
   # Matplotlib cannot draw file names that are not UTF-8.
@@ -178,7 +179,7 @@ def main(argv: list[str]) -> None:
                  window_stride_ms=values.window_stride_ms,
                  feature_bin_count=values.feature_bin_count,
                  preprocess=values.preprocess)
-  except ValueError as e:  # AudioError included.
+  except (ValueError, OSError) as e:  # AudioError included.
     print(f'Error: {e}', file=sys.stderr)
     sys.exit(1)
   print(f'Wrote {audio_io.printable_path(values.output_image)}')

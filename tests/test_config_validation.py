@@ -3,10 +3,14 @@
 import glob
 import importlib.util
 import os
+import subprocess
+import sys
 
+import ml_collections
 import pytest
 
 from configs import default
+from configs import test as test_config
 from kws_jax import config_validation
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), '..', 'configs')
@@ -81,3 +85,127 @@ def test_bad_values_are_refused_with_the_field_named(field, value, message):
   config[field] = value
   with pytest.raises(config_validation.ConfigError, match=message):
     config_validation.validate_config(config)
+
+
+# --- Values of the wrong kind, and what the config points at ---------------
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('background_volume', float('nan'), 'background_volume'),
+    ('background_frequency', float('nan'), 'background_frequency'),
+    ('window_size_ms', float('inf'), 'window_size_ms'),
+    ('window_stride_ms', float('nan'), 'window_stride_ms'),
+    ('time_shift_ms', -1.0, 'time_shift_ms'),
+    ('batch_size', 8.5, 'batch_size'),
+    ('batch_size', True, 'batch_size'),
+    ('seed', 1.5, 'seed'),
+    ('keep_checkpoints', '5', 'keep_checkpoints'),
+    ('check_nans', 'yes', 'check_nans'),
+    ('data_dir', '', 'data_dir'),
+    ('data_dir', 7, 'data_dir'),
+    ('start_checkpoint', None, 'start_checkpoint'),
+    ('data_sha256', 'not-a-digest', 'data_sha256'),
+])
+def test_values_of_the_wrong_kind_are_refused(field, value, message):
+  # Built from a dict: config files can hold any type (command-line
+  # overrides are type-checked by ConfigDict already).
+  config = ml_collections.ConfigDict({**default.get_config().to_dict(),
+                                      field: value})
+  with pytest.raises(config_validation.ConfigError, match=message):
+    config_validation.validate_config(config)
+
+
+def _checked(tmp_path, **overrides):
+  config = test_config.get_config()
+  config.data_dir = str(tmp_path)
+  for key, value in overrides.items():
+    config[key] = value
+  config = config_validation.validate_config(config)
+  config_validation.check_before_training(config, str(tmp_path / 'run'))
+
+
+def test_missing_data_dir_without_an_archive(tmp_path):
+  with pytest.raises(config_validation.ConfigError,
+                     match="data_dir=.*absent.*data_url is ''"):
+    _checked(tmp_path, data_dir=str(tmp_path / 'absent'))
+  _checked(tmp_path)  # An existing folder is fine.
+
+
+def test_missing_local_archive(tmp_path):
+  with pytest.raises(config_validation.ConfigError,
+                     match='data_url.*nowhere.tar.gz.*does not exist'):
+    _checked(tmp_path, data_url=str(tmp_path / 'nowhere.tar.gz'),
+             data_dir=str(tmp_path / 'data'))
+  # Once unpacked (marker present) the archive itself is not needed; a
+  # download URL is only checked when fetched.
+  (tmp_path / 'data').mkdir()
+  (tmp_path / 'data' / '.extracted-nowhere.tar.gz').write_text('done')
+  _checked(tmp_path, data_url=str(tmp_path / 'nowhere.tar.gz'),
+           data_dir=str(tmp_path / 'data'))
+  _checked(tmp_path, data_url='https://example.invalid/sc.tar.gz',
+           data_dir=str(tmp_path / 'other'))
+
+
+def test_model_settings_the_architecture_refuses(tmp_path):
+  with pytest.raises(config_validation.ConfigError,
+                     match="config.model=.*dropout.*tiny_conv"):
+    _checked(tmp_path, model={'dropout': 0.5})  # A typo of dropout_rate.
+
+
+def test_missing_synthetic_dir(tmp_path):
+  with pytest.raises(config_validation.ConfigError, match='synthetic_dir'):
+    _checked(tmp_path, synthetic_dir=str(tmp_path / 'absent'),
+             synthetic_fraction=0.5)
+
+
+@pytest.fixture(scope='module')
+def start_checkpoint(tmp_path_factory):
+  """A tiny_conv workdir with a checkpoint at step 3, labels yes/no."""
+  import export_test_util as util  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path_factory.mktemp('first')
+  config = test_config.get_config()
+  config.data_url = ''
+  util.write_checkpoint(str(workdir), config, util.LABELS, {3: 0.5})
+  return workdir
+
+
+@pytest.mark.parametrize('overrides,message', [
+    ({'wanted_words': ('yes', 'up')}, 'trained on labels'),
+    ({'model_architecture': 'single_fc', 'model': {}}, "holds a 'tiny_conv'"),
+    ({'feature_bin_count': 20}, 'other shapes'),
+    ({'window_stride_ms': 20.0}, 'other shapes'),
+])
+def test_start_checkpoint_that_does_not_fit(tmp_path, start_checkpoint,
+                                            overrides, message):
+  from kws_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  with pytest.raises(checkpoint.CheckpointError, match=message):
+    _checked(tmp_path, start_checkpoint=str(start_checkpoint), **overrides)
+
+
+def test_start_checkpoint_that_fits_or_is_not_used(tmp_path,
+                                                   start_checkpoint):
+  from kws_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  _checked(tmp_path, start_checkpoint=str(start_checkpoint))
+  _checked(tmp_path, start_checkpoint=str(
+      start_checkpoint / 'checkpoints' / '3'))
+  with pytest.raises(checkpoint.CheckpointError, match='not a checkpoint'):
+    _checked(tmp_path, start_checkpoint=str(tmp_path / 'nothing'))
+  # A workdir with its own checkpoints resumes from them; start_checkpoint
+  # is then not used, and not checked.
+  import shutil  # pylint: disable=g-import-not-at-top
+  shutil.copytree(start_checkpoint / 'checkpoints',
+                  tmp_path / 'run' / 'checkpoints')
+  _checked(tmp_path, start_checkpoint=str(tmp_path / 'nothing'))
+
+
+def test_command_line_reports_a_missing_data_dir_without_traceback(tmp_path):
+  root = os.path.dirname(CONFIG_DIR)
+  result = subprocess.run(
+      [sys.executable, '-m', 'kws_jax.main', '--config=configs/test.py',
+       f'--config.data_dir={tmp_path / "absent"}',
+       f'--workdir={tmp_path / "run"}'],
+      cwd=root, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 1
+  assert 'error: config.data_dir=' in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert not (tmp_path / 'run').exists()  # Refused before any work.

@@ -212,3 +212,132 @@ def test_http_errors(tmp_path, http_root):
         f'{base_url}/sc.tar.gz', str(data_dir), expected_sha256='ab' * 32)
   # Neither a partial file nor the rejected archive is left to be reused.
   assert sorted(os.listdir(data_dir)) == ['.download.lock']
+
+
+# --- Faults and hostile archives (docs/reliability.md) ---------------------
+
+
+@pytest.mark.parametrize('name', [
+    '..\\..\\evil.txt', 'yes\\..\\..\\evil.txt', 'C:\\evil.txt', 'c:evil.txt',
+    './../evil.txt', 'yes/./../../evil.txt', '\\\\server\\share\\evil.txt'])
+def test_windows_style_and_dotted_escapes_are_refused(tmp_path, name):
+  archive = _make_archive(tmp_path / 'evil.tar.gz', {name: b'evil'})
+  with pytest.raises(download.UnsafeArchiveError, match='evil.tar.gz'):
+    download.maybe_download_and_extract(str(archive), str(tmp_path / 'data'))
+  assert _read_tree(tmp_path / 'data') == {}
+
+
+def test_truncated_archive_is_refused_and_nothing_moved(tmp_path):
+  big = {f'yes/{i}_nohash_0.wav': os.urandom(20000) for i in range(5)}
+  archive = _make_archive(tmp_path / 'sc.tar.gz', big)
+  whole = archive.read_bytes()
+  archive.write_bytes(whole[:len(whole) // 2])
+  with pytest.raises(download.DownloadError, match='sc.tar.gz'):
+    download.maybe_download_and_extract(str(archive), str(tmp_path / 'data'))
+  assert _read_tree(tmp_path / 'data') == {}
+  assert not (tmp_path / 'data' / '.extracted-sc.tar.gz').exists()
+
+
+def test_kill_during_merge_is_redone(tmp_path, monkeypatch):
+  # Killed while moving files into place: some are there, the marker is
+  # not, and the next run finishes the job.
+  archive = _make_archive(tmp_path / 'sc.tar.gz', _FILES)
+  data_dir = tmp_path / 'data'
+  real_replace = os.replace
+  moved = []
+
+  def dying_replace(source, destination):
+    if len(moved) == 2:
+      raise KeyboardInterrupt  # Stands in for the kill.
+    moved.append(destination)
+    real_replace(source, destination)
+
+  monkeypatch.setattr(download.os, 'replace', dying_replace)
+  with pytest.raises(KeyboardInterrupt):
+    download.maybe_download_and_extract(str(archive), str(data_dir))
+  assert len(_read_tree(data_dir)) == 2
+  assert not (data_dir / '.extracted-sc.tar.gz').exists()
+  monkeypatch.setattr(download.os, 'replace', real_replace)
+  download.maybe_download_and_extract(str(archive), str(data_dir))
+  assert _read_tree(data_dir) == _FILES
+
+
+def test_partial_download_left_by_a_kill_is_not_used(tmp_path, http_root):
+  root, base_url = http_root
+  archive = _make_archive(root / 'sc.tar.gz', _FILES)
+  data_dir = tmp_path / 'data'
+  data_dir.mkdir()
+  # What a download killed half-way leaves: a temporary file, no archive
+  # under the real name and no marker.
+  stale = data_dir / '.sc.tar.gz.x1y2.partial'
+  stale.write_bytes(archive.read_bytes()[:100])
+  download.maybe_download_and_extract(f'{base_url}/sc.tar.gz', str(data_dir))
+  assert not stale.exists()
+  assert (data_dir / 'sc.tar.gz').read_bytes() == archive.read_bytes()
+  tree = _read_tree(data_dir)
+  del tree['sc.tar.gz']
+  assert tree == _FILES
+
+
+def test_archive_downloaded_before_a_kill_is_checked_before_reuse(
+    tmp_path, http_root):
+  # Killed after the download but before extraction: the archive is reused
+  # if it has the expected digest, fetched again if not.
+  root, base_url = http_root
+  archive = _make_archive(root / 'sc.tar.gz', _FILES)
+  digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+  data_dir = tmp_path / 'data'
+  data_dir.mkdir()
+  (data_dir / 'sc.tar.gz').write_bytes(b'another archive of the same name')
+  download.maybe_download_and_extract(f'{base_url}/sc.tar.gz', str(data_dir),
+                                      expected_sha256=digest)
+  assert (data_dir / 'sc.tar.gz').read_bytes() == archive.read_bytes()
+  assert (data_dir / '.extracted-sc.tar.gz').exists()
+
+
+class _LyingHandler(http.server.BaseHTTPRequestHandler):
+  """Promises 100000 bytes and sends 5000, plainly or chunked."""
+
+  def log_message(self, *args):
+    pass
+
+  def do_GET(self):  # pylint: disable=invalid-name
+    self.send_response(200)
+    if self.path.endswith('chunked.tar.gz'):
+      self.send_header('Transfer-Encoding', 'chunked')
+      self.end_headers()
+      self.wfile.write(b'186a0\r\n' + b'x' * 5000)  # A 100000-byte chunk...
+    else:
+      self.send_header('Content-Length', '100000')
+      self.end_headers()
+      self.wfile.write(b'x' * 5000)
+    self.wfile.flush()
+    self.close_connection = True  # ...then the connection drops.
+
+
+@pytest.mark.parametrize('name', ['short.tar.gz', 'chunked.tar.gz'])
+def test_download_cut_short_is_rejected(tmp_path, name):
+  server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _LyingHandler)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  data_dir = tmp_path / 'data'
+  try:
+    with pytest.raises(download.DownloadError, match=name):
+      download.maybe_download_and_extract(
+          f'http://127.0.0.1:{server.server_address[1]}/{name}',
+          str(data_dir))
+  finally:
+    server.shutdown()
+    server.server_close()
+  assert sorted(os.listdir(data_dir)) == ['.download.lock']
+
+
+def test_http_download_of_the_wrong_size_is_rejected(tmp_path, http_root):
+  root, base_url = http_root
+  archive = _make_archive(root / 'sc.tar.gz', _FILES)
+  data_dir = tmp_path / 'data'
+  with pytest.raises(download.DownloadError, match='bytes, expected'):
+    download.maybe_download_and_extract(
+        f'{base_url}/sc.tar.gz', str(data_dir),
+        expected_size=archive.stat().st_size - 1)
+  assert sorted(os.listdir(data_dir)) == ['.download.lock']

@@ -71,7 +71,7 @@ def test_dir(tmp_path):
 
 def test_evaluate_folder(test_dir, caplog):
   predictor = LevelPredictor()
-  with caplog.at_level(logging.WARNING):
+  with caplog.at_level(logging.WARNING, logger='absl'):
     result = evaluate.evaluate_folder(predictor, str(test_dir), batch_size=3)
   assert isinstance(result, evaluate.metrics_lib.ClassificationResult)
   np.testing.assert_array_equal(result.confusion, [

@@ -112,7 +112,7 @@ def test_evaluation_is_the_same_every_run(tmp_path):
 def test_second_load_uses_the_cache(tiny_data_dir, tmp_path, caplog):
   config = _config(tiny_data_dir, tmp_path)
   input_pipeline.create_datasets(config)
-  with caplog.at_level(logging.INFO):
+  with caplog.at_level(logging.INFO, logger='absl'):
     data = input_pipeline.create_datasets(config)
   assert 'Reusing dataset' in caplog.text
   assert 'Loaded 40 clips into memory in' in caplog.text
@@ -147,7 +147,7 @@ def test_skipped_files_reach_the_summary(tiny_data_dir, tmp_path):
 
 def test_no_background_noise(tiny_data_dir, tmp_path, caplog):
   shutil.rmtree(tiny_data_dir / '_background_noise_')
-  with caplog.at_level(logging.WARNING):
+  with caplog.at_level(logging.WARNING, logger='absl'):
     data = input_pipeline.create_datasets(_config(tiny_data_dir, tmp_path))
   assert 'No background noise' in caplog.text
   assert data.background.shape == (0,)

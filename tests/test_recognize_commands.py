@@ -226,3 +226,48 @@ def test_properties(steps, window, threshold, suppression, minimum_count):
     elif result.score > threshold and waited:
       # Nothing stopped a new command except it being the same one.
       assert result.found_command == last_label
+
+
+_ANY_SCORE = st.floats(allow_nan=True, allow_infinity=True, width=32)
+_WILD_STEPS = st.lists(
+    st.tuples(st.floats(0, 1e7, allow_nan=False),  # Time step, ms.
+              st.lists(_ANY_SCORE, min_size=4, max_size=4)),
+    min_size=1, max_size=60)
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(steps=_WILD_STEPS, window=st.floats(0, 1e6), threshold=st.floats(
+    -1, 2), suppression=st.floats(0, 1e6), minimum_count=st.integers(1, 10))
+def test_any_scores_and_times_never_break_it(steps, window, threshold,
+                                             suppression, minimum_count):
+  # Scores straight from a broken model (NaN, infinities, huge values) and
+  # large jumps in time: results come back, and a reported command always
+  # beat the threshold.
+  recognizer = RecognizeCommands(LABELS, window, threshold, suppression,
+                                 minimum_count)
+  time_ms = 0.0
+  for step_ms, scores in steps:
+    time_ms += step_ms
+    result = recognizer.process_latest_result(np.asarray(scores), time_ms)
+    assert result.found_command in LABELS
+    if result.is_new_command:
+      assert result.score > threshold
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(first=_STEPS, second=_STEPS, window=st.integers(0, 600),
+       suppression=st.integers(0, 1000), minimum_count=st.integers(1, 5))
+def test_reset_is_as_good_as_new(first, second, window, suppression,
+                                 minimum_count):
+  used = RecognizeCommands(LABELS, window, 0.5, suppression, minimum_count)
+  fresh = RecognizeCommands(LABELS, window, 0.5, suppression, minimum_count)
+  time_ms = 0
+  for step_ms, scores in first:
+    time_ms += step_ms
+    used.process_latest_result(np.asarray(scores), time_ms)
+  used.reset()
+  time_ms = 0
+  for step_ms, scores in second:
+    time_ms += step_ms
+    assert used.process_latest_result(np.asarray(scores), time_ms) == (
+        fresh.process_latest_result(np.asarray(scores), time_ms))

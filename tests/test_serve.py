@@ -779,3 +779,129 @@ def test_command_line_serves_a_tflite_model(tiny_tflite):
   np.testing.assert_allclose(probs.sum(), 1.0, atol=1e-3)
   assert probs.argmax() == len(LABELS) - 1
   assert f'http://localhost:{port}/' in output
+
+
+# --- Abuse and load --------------------------------------------------------
+
+
+def _raw_websocket(port: int) -> socket.socket:
+  """A WebSocket opened by hand: a client that never reads what it gets."""
+  import base64  # pylint: disable=g-import-not-at-top
+  sock = socket.create_connection(('127.0.0.1', port), timeout=5)
+  # A small receive buffer, so that the server's sends back up sooner.
+  sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+  key = base64.b64encode(bytes(range(16))).decode()
+  sock.sendall(
+      f'GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n'
+      f'Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n'
+      'Sec-WebSocket-Version: 13\r\n\r\n'.encode())
+  assert sock.recv(12) == b'HTTP/1.1 101'
+  return sock
+
+
+def _masked_binary_frame(payload: bytes) -> bytes:
+  mask = b'\x01\x02\x03\x04'
+  header = b'\x82\xfe' + len(payload).to_bytes(2, 'big')  # < 64 KiB.
+  masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+  return header + mask + masked
+
+
+def test_page_that_stops_reading_is_dropped():
+  # A client that sends audio but never reads the replies: once sending to
+  # it blocks for the idle timeout, its place is given back. Many labels
+  # make each scores message large, so the buffers fill in a moment.
+  labels = ['_silence_', '_unknown_', *(f'w{i}' for i in range(3000))]
+  scores = np.full(len(labels), 1.0 / len(labels), np.float32)
+  app = serve.make_app(lambda clip: scores, labels,
+                       _settings(idle_timeout_s=1.0, scores_interval_ms=0))
+
+  async def body(client):
+    loop = asyncio.get_running_loop()
+    sock = await loop.run_in_executor(None, _raw_websocket,
+                                      client.server.port)
+    # One stride of audio a frame: one model run and one message each.
+    frame = _masked_binary_frame(np.zeros(480, '<f4').tobytes())
+
+    def flood():
+      sock.settimeout(0.5)
+      try:
+        while True:
+          sock.sendall(frame)
+      except OSError:  # Blocked (the server stopped reading), or dropped.
+        pass
+
+    await loop.run_in_executor(None, flood)
+    assert serve.open_connections(app) == 1
+    for _ in range(100):
+      if serve.open_connections(app) == 0:
+        break
+      await asyncio.sleep(0.1)
+    dropped = serve.open_connections(app) == 0
+    sock.close()
+    # Others are still served.
+    async with client.ws_connect('/ws') as ws:
+      hello = await _receive_json(ws)
+    return dropped, hello
+
+  dropped, hello = _run(app, body)
+  assert dropped
+  assert hello['type'] == 'hello'
+
+
+def test_oversized_text_message_closes_with_1009():
+  app = serve.make_app(ToneClassifier(), LABELS, _settings())
+  limit = _settings().max_message_bytes
+
+  async def body(client):
+    async with client.ws_connect('/ws') as ws:
+      await _receive_json(ws)
+      await ws.send_str(json.dumps({'type': 'start', 'pad': 'x' * limit}))
+      msg = await ws.receive(timeout=5)
+      return msg.type, ws.close_code
+
+  assert _run(app, body) == (aiohttp.WSMsgType.CLOSE, serve.CLOSE_TOO_BIG)
+
+
+@pytest.mark.parametrize('request_bytes', [
+    b'GARBAGE\r\n\r\n',
+    b'GET / HTTP/1.1\r\nHost: x\r\nX-Big: ' + b'a' * 20000 + b'\r\n\r\n',
+    b'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'
+    b'Connection: Upgrade\r\nSec-WebSocket-Key: short\r\n'
+    b'Sec-WebSocket-Version: 13\r\n\r\n',
+], ids=['garbage', 'huge_header', 'bad_websocket_key'])
+def test_malformed_http_is_refused_and_the_server_goes_on(request_bytes):
+  app = serve.make_app(ToneClassifier(), LABELS, _settings())
+
+  def send(port):
+    with socket.create_connection(('127.0.0.1', port), timeout=5) as s:
+      s.sendall(request_bytes)
+      return s.recv(100)
+
+  async def body(client):
+    loop = asyncio.get_running_loop()
+    reply = await loop.run_in_executor(None, send, client.server.port)
+    response = await client.get('/')
+    return reply, response.status
+
+  reply, status = _run(app, body)
+  assert reply.startswith((b'HTTP/1.0 4', b'HTTP/1.1 4')), reply
+  assert status == 200
+
+
+def test_short_load_on_loopback(tiny_tflite):
+  # benchmarks/serve_load.py in small: 10 pages streaming in real time for
+  # 5 s against `python -m kws_jax.serve` (50 pages for 30 s is the recorded
+  # run; see docs/reliability.md).
+  from benchmarks import serve_load  # pylint: disable=g-import-not-at-top
+  result = serve_load.run_load(
+      str(tiny_tflite), labels=str(tiny_tflite.parent / 'model_labels.txt'),
+      clients=10, seconds=5.0, grace_s=20.0, warmup_s=1.0)
+  summary = result.summary()
+  assert result.errors == 0, summary
+  assert result.frames_sent == 10 * 50, summary
+  # Kept up: (nearly) every scores message the throttle allows arrived, and
+  # quickly, even on a small shared machine.
+  assert summary['throughput_percent'] >= 90, summary
+  assert result.percentile(99) < 2000, summary
+  assert result.rss_end_mb - result.rss_start_mb < 50, summary
+  assert result.server_exit_code == 0, summary

@@ -1,5 +1,7 @@
 """Tests for kws_jax.streaming."""
 
+import hypothesis
+from hypothesis import strategies as st
 import numpy as np
 import pytest
 import soundfile as sf
@@ -193,3 +195,29 @@ def test_speed_benchmark_measures():
   assert -400 <= result.stats.mean_delay_ms <= 200
   assert result.latency_ms > result.stats.mean_delay_ms + 1000
   assert 'real-time factor' in result.report()
+
+
+@hypothesis.settings(max_examples=20, deadline=None, database=None)
+@hypothesis.given(cuts=st.lists(st.integers(0, 5 * RATE), max_size=25),
+       stride_ms=st.sampled_from([30, 250, 1500]))
+def test_any_chunking_gives_the_same_clips_and_detections(cuts, stride_ms):
+  # Chunks of any sizes (empty ones too), as a network or a sound card
+  # delivers them: the same clips, scores and detections as one piece.
+  audio = fakes.place_words(WORDS, 5000, RATE)
+  bounds = [0, *sorted(cuts), audio.shape[0]]
+  model = fakes.ToneModel(RATE)
+
+  def run(pieces):
+    clips = []
+    recognizer = streaming.StreamingRecognizer(
+        lambda c: (clips.append(c.copy()), model(c))[1], fakes.LABELS,
+        sample_rate=RATE, clip_stride_ms=stride_ms)
+    detections = [d for piece in pieces for d in recognizer.process(piece)]
+    return detections, clips
+
+  want_detections, want_clips = run([audio])
+  detections, clips = run([audio[a:b] for a, b in zip(bounds, bounds[1:])])
+  assert detections == want_detections
+  assert len(clips) == len(want_clips)
+  for got, want in zip(clips, want_clips):
+    np.testing.assert_array_equal(got, want)

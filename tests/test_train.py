@@ -34,7 +34,7 @@ def _params(workdir, step):
 def test_train_writes_the_tutorial_log_and_workdir(tiny_data_dir, tmp_path,
                                                    caplog):
   workdir = tmp_path / 'run'
-  with caplog.at_level(logging.INFO):
+  with caplog.at_level(logging.INFO, logger='absl'):
     results = train.train_and_evaluate(_config(tiny_data_dir, tmp_path),
                                        str(workdir))
   log = caplog.text
@@ -68,7 +68,7 @@ def test_resumed_run_ends_with_the_same_parameters(tiny_data_dir, tmp_path,
   # Pretend the run died after step 4: drop the later checkpoints.
   for step in (6, 8):
     shutil.rmtree(resumed / 'checkpoints' / str(step))
-  with caplog.at_level(logging.INFO):
+  with caplog.at_level(logging.INFO, logger='absl'):
     train.train_and_evaluate(config, str(resumed))
   assert 'Training from step: 5' in caplog.text
   for a, b in zip(_params(tmp_path / 'straight', 8), _params(resumed, 8)):
