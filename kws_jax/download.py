@@ -68,7 +68,7 @@ def maybe_download_and_extract(data_url: str, data_dir: str, *,
     return data_dir
   os.makedirs(data_dir, exist_ok=True)
   marker = marker_path(data_url, data_dir)
-  with _locked(data_dir):
+  with file_lock(data_dir):
     if os.path.exists(marker):
       logging.info('%s is already extracted into %s (found %s).', data_url,
                    data_dir, marker)
@@ -116,10 +116,13 @@ def local_archive_path(data_url: str) -> str:
 
 
 @contextlib.contextmanager
-def _locked(data_dir: str) -> Iterator[None]:
-  # Several processes of one job may call this at once; one unpacks, the
-  # others wait and then see the marker.
-  with open(os.path.join(data_dir, '.download.lock'), 'a') as lock:
+def file_lock(directory: str, name: str = '.download.lock') -> Iterator[None]:
+  """Holds an exclusive lock on `<directory>/<name>` for the block.
+
+  Several processes of one job may fetch or prepare the same data at once;
+  one does the work, the others wait and then find it done.
+  """
+  with open(os.path.join(directory, name), 'a') as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
       yield

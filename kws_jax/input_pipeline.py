@@ -21,6 +21,7 @@ mix:
 """
 
 import collections
+import contextlib
 import dataclasses
 import math
 import os
@@ -235,7 +236,14 @@ def _prepared_builder(source_dir: str, config: ml_collections.ConfigDict
       testing_percentage=config.testing_percentage)
   builder = speech_commands_builder.SpeechCommandsLocal(
       config=builder_config, data_dir=config.tfds_data_dir or None)
-  builder.download_and_prepare()
+  # TFDS's own preparation is not safe against several processes at once
+  # (a sweep's parallel points, the hosts of one job): one prepares, the
+  # others wait and then read its result.
+  # A read-only source folder cannot hold the lock; it is prepared unlocked.
+  lock = (download.file_lock(source_dir, '.prepare.lock')
+          if os.access(source_dir, os.W_OK) else contextlib.nullcontext())
+  with lock:
+    builder.download_and_prepare()
   logging.info('Data prepared in %s (%.1f s).', builder.data_dir,
                time.time() - started)
   return builder
