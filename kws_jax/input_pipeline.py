@@ -234,15 +234,16 @@ def _prepared_builder(source_dir: str, config: ml_collections.ConfigDict
       clip_duration_ms=config.clip_duration_ms,
       validation_percentage=config.validation_percentage,
       testing_percentage=config.testing_percentage)
-  builder = speech_commands_builder.SpeechCommandsLocal(
-      config=builder_config, data_dir=config.tfds_data_dir or None)
   # TFDS's own preparation is not safe against several processes at once
   # (a sweep's parallel points, the hosts of one job): one prepares, the
-  # others wait and then read its result.
-  # A read-only source folder cannot hold the lock; it is prepared unlocked.
+  # others wait. The builder is made inside the lock, since it reads what
+  # is prepared when it is made. A read-only source folder cannot hold the
+  # lock; it is prepared unlocked.
   lock = (download.file_lock(source_dir, '.prepare.lock')
           if os.access(source_dir, os.W_OK) else contextlib.nullcontext())
   with lock:
+    builder = speech_commands_builder.SpeechCommandsLocal(
+        config=builder_config, data_dir=config.tfds_data_dir or None)
     builder.download_and_prepare()
   logging.info('Data prepared in %s (%.1f s).', builder.data_dir,
                time.time() - started)
