@@ -570,17 +570,8 @@ def _define_flags() -> None:
                        'Pages served at once; more are refused.')
   flags.DEFINE_float('idle_timeout_s', ServerSettings.idle_timeout_s,
                      'Close a connection that sends nothing for this long.')
-  flags.DEFINE_float('clip_stride_ms', streaming.DEFAULT_CLIP_STRIDE_MS,
-                     'How often to run the model, ms.')
-  flags.DEFINE_float('average_window_ms', streaming.DEFAULT_AVERAGE_WINDOW_MS,
-                     'Length of the window to smooth results over, ms.')
-  flags.DEFINE_float('suppression_ms', streaming.DEFAULT_SUPPRESSION_MS,
-                     'How long to ignore other commands after one, ms.')
-  flags.DEFINE_float('detection_threshold',
-                     streaming.DEFAULT_DETECTION_THRESHOLD,
-                     'Smoothed score a command must exceed.')
-  flags.DEFINE_integer('minimum_count', streaming.DEFAULT_MINIMUM_COUNT,
-                       'Fewest results in the window for an answer.')
+  streaming.define_smoothing_flags()
+  flags.adopt_module_key_flags(streaming)  # Listed by --help.
   flags.DEFINE_integer('num_threads', 1, 'CPU threads for the model.')
 
 

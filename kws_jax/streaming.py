@@ -42,6 +42,27 @@ DEFAULT_SUPPRESSION_MS = 1500.0
 DEFAULT_MINIMUM_COUNT = 3
 
 
+def define_smoothing_flags() -> None:
+  """Defines the streaming tools' shared absl flags, with the defaults above.
+
+  --clip_stride_ms, --average_window_ms, --suppression_ms,
+  --detection_threshold and --minimum_count; called by each tool's own
+  flag definitions, only when it runs as a program.
+  """
+  from absl import flags  # Only programs define flags.
+  flags.DEFINE_float('clip_stride_ms', DEFAULT_CLIP_STRIDE_MS,
+                     'How often to run the model, ms.')
+  flags.DEFINE_float('average_window_ms', DEFAULT_AVERAGE_WINDOW_MS,
+                     'Length of the window to smooth results over, ms.')
+  flags.DEFINE_float('suppression_ms', DEFAULT_SUPPRESSION_MS,
+                     'How long to ignore other commands after one, ms.')
+  flags.DEFINE_float('detection_threshold',
+                     DEFAULT_DETECTION_THRESHOLD,
+                     'Smoothed score a command must exceed.')
+  flags.DEFINE_integer('minimum_count', DEFAULT_MINIMUM_COUNT,
+                       'Fewest results in the window for an answer.')
+
+
 @dataclasses.dataclass(frozen=True)
 class Detection:
   """A newly recognised command.
