@@ -90,6 +90,17 @@ def get_config() -> ml_collections.ConfigDict:
   config.freq_mask_bins = 0
   # Random gain in dB, uniform in [-volume_db, volume_db], per training clip.
   config.volume_db = 0.0
+  # Speed perturbation: each training clip is resampled to play at a rate
+  # uniform in [1 - s, 1 + s] (tempo and pitch together, as sox's `speed`),
+  # about its centre.
+  config.speed_perturbation = 0.0
+  # Mixup (Zhang et al., 2018): each training clip is mixed with another of
+  # the batch, waveforms and targets alike, with a weight drawn from
+  # Beta(mixup_alpha, mixup_alpha); 0 turns it off.
+  config.mixup_alpha = 0.0
+  # Exponential moving average of the weights (decay per step; 0: none).
+  # Evaluation, the best checkpoint and export use the averaged weights.
+  config.ema_decay = 0.0
   # Synthetic speech (python -m kws_jax.synthesize): a folder in the Speech
   # Commands layout whose training clips of the wanted words are mixed in,
   # making up `synthetic_fraction` of each word's draws; words listed in

@@ -1,8 +1,10 @@
 """Ablation of the recipe options on the default model (TC-ResNet8).
 
-`configs/tc_resnet.py` has them all on; each point here switches on one more
-option than the previous one, starting from none, so the table shows what
-each adds (4000 steps each, the default schedule).
+Each point here switches on one more option than the previous one,
+starting from none, so the table shows what each adds (4000 steps each, the
+default schedule): class balancing, SpecAugment, label smoothing with random
+gain, then weight averaging (EMA), speed perturbation and mixup.
+`configs/tc_resnet.py` keeps those that helped (see the README's results).
 
   python -m experiments.sweep --sweep=experiments/recipe.py \
       --workdir=/tmp/sweeps/recipe --parallel=2 \
@@ -19,9 +21,13 @@ _NONE = {'balance_classes': False, 'time_masks': 0, 'time_mask_ms': 0.0,
 _BALANCE = {**_NONE, 'balance_classes': True}
 _SPEC_AUGMENT = {**_BALANCE, 'time_masks': 2, 'time_mask_ms': 100.0,
                  'freq_masks': 2, 'freq_mask_bins': 7}
-_ALL = {**_SPEC_AUGMENT, 'label_smoothing': 0.1, 'volume_db': 6.0}
+_SMOOTH_GAIN = {**_SPEC_AUGMENT, 'label_smoothing': 0.1, 'volume_db': 6.0}
+_EMA = {**_SMOOTH_GAIN, 'ema_decay': 0.999}
+_SPEED = {**_EMA, 'speed_perturbation': 0.1}
+_MIXUP = {**_SPEED, 'mixup_alpha': 0.2}
 
 
 def sweep(add):
-  for point in (_NONE, _BALANCE, _SPEC_AUGMENT, _ALL):
+  for point in (_NONE, _BALANCE, _SPEC_AUGMENT, _SMOOTH_GAIN, _EMA, _SPEED,
+                _MIXUP):
     add(**point)

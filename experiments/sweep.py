@@ -8,7 +8,8 @@ A sweep file names a base config (`BASE_CONFIG`), optionally settings every
 point shares (`SHARED`, a dict; not shown in the table), and a `sweep(add)`
 function that calls `add(field=value, ...)` once per point (nested fields as
 'model.scale'). A point may start from another config file with
-`add(config='configs/ds_cnn.py', ...)`.
+`add(config='configs/ds_cnn.py', ...)`. The table shows the test recall of
+on and off, or of the words in the file's `RECALL_WORDS`.
 Each point trains in its own process, `python -m kws_jax.main`, into
 `<workdir>/<point name>`; a point whose `results.json` exists is skipped, so
 an interrupted sweep resumes where it stopped (and a half-trained point
@@ -39,11 +40,15 @@ _PARALLEL = flags.DEFINE_integer('parallel', 1, 'Points trained at once.')
 flags.mark_flags_as_required(['sweep', 'workdir'])
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The table's per-word test recall columns, unless a sweep file sets
+# RECALL_WORDS: the scarce words of the shared data.
+DEFAULT_RECALL_WORDS = ('on', 'off')
 
 
-def load_sweep(path: str
-               ) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
-  """Returns (base config path, shared overrides, per-point overrides)."""
+def load_sweep(path: str) -> tuple[str, dict[str, Any], list[dict[str, Any]],
+                                  tuple[str, ...]]:
+  """Returns (base config path, shared overrides, per-point overrides,
+  words whose test recall the table shows)."""
   spec = importlib.util.spec_from_file_location('sweep_file', path)
   if spec is None or not os.path.isfile(path):
     raise FileNotFoundError(f'--sweep={path}: no such sweep file.')
@@ -60,7 +65,8 @@ def load_sweep(path: str
   base = module.BASE_CONFIG
   if not os.path.isabs(base):
     base = os.path.join(REPO, base)
-  return base, dict(getattr(module, 'SHARED', {})), points
+  return (base, dict(getattr(module, 'SHARED', {})), points,
+          tuple(getattr(module, 'RECALL_WORDS', DEFAULT_RECALL_WORDS)))
 
 
 def point_name(overrides: dict[str, Any]) -> str:
@@ -85,7 +91,8 @@ def command(base: str, workdir: str, overrides: dict[str, Any]) -> list[str]:
 
 
 def run_point(base: str, workdir: str, overrides: dict[str, Any],
-              shown: dict[str, Any]) -> dict:
+              shown: dict[str, Any],
+              recall_words: tuple[str, ...] = DEFAULT_RECALL_WORDS) -> dict:
   """Trains one point unless its results exist; returns its table row.
 
   `overrides` go to the command line; `shown` (the point's own) to the table.
@@ -105,11 +112,13 @@ def run_point(base: str, workdir: str, overrides: dict[str, Any],
       return {'point': os.path.basename(workdir), 'status': 'failed'}
   with open(results_path) as f:
     results = json.load(f)
-  return row(os.path.basename(workdir), shown, results, seconds)
+  return row(os.path.basename(workdir), shown, results, seconds, recall_words)
 
 
 def row(name: str, overrides: dict[str, Any], results: dict,
-        wall_seconds: float | None) -> dict[str, Any]:
+        wall_seconds: float | None,
+        recall_words: tuple[str, ...] = DEFAULT_RECALL_WORDS
+        ) -> dict[str, Any]:
   per_class = results['test'].get('per_class', {})
   out = {'point': name, 'status': 'done'}
   out.update({k: _flag_value(v) for k, v in overrides.items()})
@@ -120,7 +129,7 @@ def row(name: str, overrides: dict[str, Any], results: dict,
       'params': results.get('num_params'),
       'train_seconds': round(results.get('train_seconds_excluding_compile', 0)),
   })
-  for word in ('on', 'off'):
+  for word in recall_words:
     if word in per_class:
       out[f'{word}_recall'] = round(per_class[word]['recall'] * 100, 1)
   if wall_seconds is not None:
@@ -147,7 +156,7 @@ def write_tables(workdir: str, rows: list[dict[str, Any]]) -> None:
 def run_sweep(sweep_path: str, workdir: str, shared: dict[str, Any],
               parallel: int = 1) -> list[dict[str, Any]]:
   """Runs (or skips, if finished) every point; returns the table rows."""
-  base, from_file, points = load_sweep(sweep_path)
+  base, from_file, points, recall_words = load_sweep(sweep_path)
   shared = {**from_file, **shared}
   os.makedirs(workdir, exist_ok=True)
   jobs = []
@@ -157,7 +166,7 @@ def run_sweep(sweep_path: str, workdir: str, shared: dict[str, Any],
     if not os.path.isabs(point_base):
       point_base = os.path.join(REPO, point_base)
     jobs.append((point_base, os.path.join(workdir, point_name(point)),
-                 settings, point))
+                 settings, point, recall_words))
   names = [j[1] for j in jobs]
   if len(set(names)) != len(names):
     raise ValueError(f'Sweep file {sweep_path} has duplicate points.')

@@ -2,8 +2,10 @@
 
 `augment_waveform` is the TF speech_commands tutorial's waveform
 augmentation: a random time shift with zero padding, then background noise
-mixed in at a random volume, then clipping to [-1, 1]. `spec_augment` zeroes
-random time and frequency bands of the features (Park et al., 2019).
+mixed in at a random volume, then clipping to [-1, 1]. `change_speed`
+resamples clips to random playback rates, `mixup` blends pairs of examples
+(Zhang et al., 2018), and `spec_augment` zeroes random time and frequency
+bands of the features (Park et al., 2019).
 
 Everything here draws from an explicit key and has only static shapes, so one
 key gives one result and the functions trace once per input shape.
@@ -42,6 +44,73 @@ def time_shift(key: jax.Array, audio: jax.Array,
   valid = (source >= 0) & (source < length)
   shifted = jnp.take_along_axis(audio, jnp.clip(source, 0, length - 1), axis=1)
   return jnp.where(valid, shifted, 0.0).astype(audio.dtype)
+
+
+def change_speed(key: jax.Array, audio: jax.Array,
+                 max_change: float) -> jax.Array:
+  """Plays each clip at a rate uniform in [1 - max_change, 1 + max_change].
+
+  Output sample t reads the input at `c + (t - c) * rate` (c the clip's
+  centre) with linear interpolation, and zeros outside the clip: a faster
+  rate shortens the word and raises its pitch, about the centre, so a
+  centred word stays centred.
+
+  Args:
+    key: PRNG key.
+    audio: float32 [B, L].
+    max_change: largest relative rate change (static), in [0, 1).
+
+  Returns:
+    float32 [B, L].
+  """
+  if max_change <= 0:
+    return audio
+  batch, length = audio.shape
+  rate = jax.random.uniform(key, (batch, 1), minval=1 - max_change,
+                            maxval=1 + max_change)
+  centre = (length - 1) / 2
+  source = centre + (jnp.arange(length)[None, :] - centre) * rate  # [B, L]
+  below = jnp.floor(source)
+  frac = source - below
+  below = below.astype(jnp.int32)
+
+  def read(index):
+    inside = (index >= 0) & (index < length)
+    values = jnp.take_along_axis(audio, jnp.clip(index, 0, length - 1), axis=1)
+    return jnp.where(inside, values, 0.0)
+
+  out = (1 - frac) * read(below) + frac * read(below + 1)
+  return out.astype(audio.dtype)
+
+
+def mixup(key: jax.Array, audio: jax.Array, targets: jax.Array,
+          alpha: float) -> tuple[jax.Array, jax.Array]:
+  """Mixes each example with another of the batch (mixup).
+
+  Example i is blended with example `(i + 1) mod B` of a random permutation
+  of the batch, waveform and target alike, with weight lam ~ Beta(alpha,
+  alpha) on its own part, taken as max(lam, 1 - lam) so each example stays
+  mostly itself.
+
+  Args:
+    key: PRNG key.
+    audio: float32 [B, L].
+    targets: float32 [B, C] class probabilities.
+    alpha: Beta concentration (static); <= 0 returns the inputs unchanged.
+
+  Returns:
+    (audio [B, L], targets [B, C]).
+  """
+  if alpha <= 0:
+    return audio, targets
+  batch = audio.shape[0]
+  lam_key, perm_key = jax.random.split(key)
+  lam = jax.random.beta(lam_key, alpha, alpha, (batch, 1))
+  lam = jnp.maximum(lam, 1 - lam)
+  order = jax.random.permutation(perm_key, batch)
+  partner = jnp.zeros(batch, jnp.int32).at[order].set(jnp.roll(order, -1))
+  return (lam * audio + (1 - lam) * audio[partner],
+          lam * targets + (1 - lam) * targets[partner])
 
 
 def background_noise(key: jax.Array, background: jax.Array, batch: int,

@@ -160,12 +160,16 @@ def validate_config(
                 'background_volume', 'background_frequency',
                 'validation_percentage', 'testing_percentage'):
     _positive(config, field, allow_zero=True)
-  for field in ('label_smoothing', 'synthetic_fraction'):
+  for field in ('label_smoothing', 'synthetic_fraction', 'ema_decay'):
     if not 0 <= config[field] < 1:
       raise ConfigError(f'config.{field}={config[field]} must be in [0, 1).')
   for field in ('time_masks', 'time_mask_ms', 'freq_masks', 'freq_mask_bins',
-                'volume_db'):
+                'volume_db', 'mixup_alpha', 'speed_perturbation'):
     _positive(config, field, allow_zero=True)
+  if config.speed_perturbation >= 0.5:
+    raise ConfigError(
+        f'config.speed_perturbation={config.speed_perturbation} must be below '
+        '0.5 (a rate in [1 - s, 1 + s]; 0.1 is typical).')
   if config.freq_mask_bins >= config.feature_bin_count:
     raise ConfigError(
         f'config.freq_mask_bins={config.freq_mask_bins} must be smaller than '

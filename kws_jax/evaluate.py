@@ -130,13 +130,9 @@ def restore_model(path: str) -> RestoredModel:
     checkpoint.CheckpointError: no checkpoint, or one without the config and
       labels that training stores.
   """
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from flax import nnx  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
   from kws_jax import checkpoint  # pylint: disable=g-import-not-at-top
   from kws_jax import config_validation  # pylint: disable=g-import-not-at-top
-  from kws_jax import models  # pylint: disable=g-import-not-at-top
   from kws_jax import train  # pylint: disable=g-import-not-at-top
 
   directory, step, selected_by = find_checkpoint(path)
@@ -150,20 +146,7 @@ def restore_model(path: str) -> RestoredModel:
   config = config_validation.validate_config(
       ml_collections.ConfigDict(extra['config']))
   labels = list(extra['labels'])
-  # Only shapes are needed: the checkpoint provides every value. Building
-  # the model under `nnx.eval_shape` skips the (eager, slow) initialisation.
-  model = nnx.eval_shape(lambda: models.create_model(
-      config, len(labels), nnx.Rngs(params=config.seed)))
-  model.eval()
-  eval_def, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-  # The checkpoint holds the whole TrainState; restore into its shapes.
-  tx = train.make_optimizer(config, config_validation.parse_schedule(config))
-  state = train.TrainState(
-      step=jax.ShapeDtypeStruct((), jnp.int32), params=params,
-      batch_stats=batch_stats, opt_state=jax.eval_shape(tx.init, params),
-      rng=jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0))))
-  abstract = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+  eval_def, abstract = train.abstract_train_state(config, len(labels))
   try:
     state, _ = ckpts.restore(step, abstract)
   except (ValueError, KeyError) as e:
@@ -171,8 +154,9 @@ def restore_model(path: str) -> RestoredModel:
         f'Checkpoint {step_path} does not fit the model its stored config '
         f'describes: {e}') from e
   logging.info('Restored %s (step %d, %s).', step_path, step, selected_by)
-  return RestoredModel(eval_graphdef=eval_def, params=state.params,
-                       batch_stats=state.batch_stats, config=config,
+  # The averaged weights are the ones training evaluated and chose.
+  return RestoredModel(eval_graphdef=eval_def, params=state.ema_params,
+                       batch_stats=state.ema_batch_stats, config=config,
                        labels=labels, path=step_path, step=step,
                        selected_by=selected_by)
 

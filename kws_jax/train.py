@@ -40,12 +40,61 @@ from kws_jax import workdir as workdir_lib
 
 @flax.struct.dataclass
 class TrainState:
-  """Everything a resumed run needs. `step` counts completed steps."""
+  """Everything a resumed run needs. `step` counts completed steps.
+
+  `ema_params` and `ema_batch_stats` are the exponential moving averages of
+  `params` and `batch_stats` (`config.ema_decay`; with decay 0 they equal
+  them). Evaluation, the best checkpoint and export use the averages.
+  """
   step: jax.Array
   params: nnx.State
   batch_stats: nnx.State
   opt_state: optax.OptState
   rng: jax.Array  # uint32 key data; per-step keys are folded in from it.
+  ema_params: nnx.State
+  ema_batch_stats: nnx.State
+
+
+def new_train_state(params: nnx.State, batch_stats: nnx.State,
+                    tx: optax.GradientTransformation, seed: int,
+                    step: int = 0) -> TrainState:
+  """A state at `step` whose averages start at the given weights."""
+  # Copies: the jitted step donates the state, and may not donate one
+  # buffer twice.
+  return TrainState(
+      step=jnp.asarray(step, jnp.int32), params=params,
+      batch_stats=batch_stats, opt_state=tx.init(params),
+      rng=jax.random.key_data(jax.random.key(seed)),
+      ema_params=jax.tree.map(jnp.copy, params),
+      ema_batch_stats=jax.tree.map(jnp.copy, batch_stats))
+
+
+def abstract_train_state(config: ml_collections.ConfigDict,
+                         num_classes: int) -> tuple[nnx.GraphDef, TrainState]:
+  """The eval graph definition and a TrainState of shapes only (no values).
+
+  What a checkpoint of this config restores into; building the model under
+  `nnx.eval_shape` skips the (eager, slow) initialisation.
+  """
+  model = nnx.eval_shape(lambda: models.create_model(
+      config, num_classes, nnx.Rngs(params=config.seed)))
+  model.eval()
+  eval_def, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  tx = make_optimizer(config, config_validation.parse_schedule(config))
+  state = jax.eval_shape(
+      lambda p, b: new_train_state(p, b, tx, config.seed), params, batch_stats)
+  return eval_def, state
+
+
+def ema_decay_at(decay: float, step: jax.Array) -> jax.Array:
+  """The averaging decay after `step` updates: `decay`, lower early on.
+
+  min(decay, (1 + step) / (10 + step)), as TensorFlow's
+  ExponentialMovingAverage with num_updates, so the average is not held
+  near the initial weights for the first ~1/(1 - decay) steps.
+  """
+  step = step.astype(jnp.float32)
+  return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
 def make_optimizer(config: ml_collections.ConfigDict,
@@ -90,9 +139,11 @@ def train_step(state: TrainState, batch: dict[str, jax.Array],
                ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One update on a batch of raw audio: augment, features, model, optimizer."""
   key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-  aug_key, gain_key, mask_key, dropout_key = jax.random.split(key, 4)
+  (aug_key, gain_key, mask_key, dropout_key, speed_key,
+   mixup_key) = jax.random.split(key, 6)
   samples_per_ms = config.sample_rate / 1000
-  audio = batch['audio']
+  audio = augment.change_speed(speed_key, batch['audio'],
+                               config.speed_perturbation)
   if config.volume_db:
     gain_db = jax.random.uniform(gain_key, (audio.shape[0], 1),
                                  minval=-config.volume_db,
@@ -105,6 +156,8 @@ def train_step(state: TrainState, batch: dict[str, jax.Array],
       background_volume=config.background_volume)
   targets = optax.smooth_labels(
       jax.nn.one_hot(batch['label'], num_classes), config.label_smoothing)
+  audio, targets = augment.mixup(mixup_key, audio, targets,
+                                 config.mixup_alpha)
 
   def loss_fn(params):
     # copy: batch statistics are updated inside this (grad) trace.
@@ -122,8 +175,14 @@ def train_step(state: TrainState, batch: dict[str, jax.Array],
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
-  new_state = state.replace(step=state.step + 1, params=params,
-                            batch_stats=batch_stats, opt_state=opt_state)
+  decay = ema_decay_at(config.ema_decay, state.step)
+  average = lambda old, new: decay * old + (1 - decay) * new  # noqa: E731
+  new_state = state.replace(
+      step=state.step + 1, params=params, batch_stats=batch_stats,
+      opt_state=opt_state,
+      ema_params=jax.tree.map(average, state.ema_params, params),
+      ema_batch_stats=jax.tree.map(average, state.ema_batch_stats,
+                                   batch_stats))
   return new_state, {'cross_entropy': loss, 'accuracy': accuracy,
                      'grad_norm': optax.global_norm(grads)}
 
@@ -228,10 +287,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   train_def, eval_def, params, batch_stats = create_model(
       config, len(labels), config.seed)
   tx = make_optimizer(config, schedule)
-  state = TrainState(
-      step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-      opt_state=tx.init(params),
-      rng=jax.random.key_data(jax.random.key(config.seed)))
+  state = new_train_state(params, batch_stats, tx, config.seed)
   extra = {'config': config.to_dict(), 'labels': labels}
 
   ckpts = checkpoint.Checkpoints(checkpoint.checkpoint_dir(workdir),
@@ -263,14 +319,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   batches = input_pipeline.train_iterator(
       data, config, start_step, jax.process_index(), jax.process_count())
   started, first_timed_step = time.time(), None
+  # Seconds the loop waited for the input pipeline (steps are dispatched
+  # asynchronously, so the rest of a step's time is the device's).
+  input_wait = 0.0
   step = start_step - 1
   try:
     for step in range(start_step, total + 1):
-      batch = devices.global_batch(next(batches))
+      waiting = time.time()
+      local_batch = next(batches)
+      input_wait += time.time() - waiting
+      batch = devices.global_batch(local_batch)
       state, step_metrics = step_fn(state, batch, background)
       if first_timed_step is None:  # The first step compiles; time the rest.
         jax.block_until_ready(state.step)
-        started, first_timed_step = time.time(), step
+        started, first_timed_step, input_wait = time.time(), step, 0.0
       if bar is not None:
         bar.update(1)
       is_last = step == total
@@ -291,7 +353,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
       step_scores = None
       if step % config.eval_step_interval == 0 or is_last:
-        result = evaluate(predict, state.params, state.batch_stats,
+        result = evaluate(predict, state.ema_params, state.ema_batch_stats,
                           data.validation, labels, config.eval_batch_size,
                           devices)
         _log_evaluation('Validation accuracy', step, result)
@@ -317,6 +379,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       bar.close()
   ckpts.wait_until_finished()
 
+  jax.block_until_ready(state.step)
   train_seconds = time.time() - started
   timed_steps = step - (first_timed_step or step)
   results = _final_test(config, ckpts, state, abstract, predict, data, labels,
@@ -328,6 +391,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       'steps_per_second': timed_steps / train_seconds if timed_steps else None,
       'samples_per_second': (timed_steps * config.batch_size / train_seconds
                              if timed_steps else None),
+      # Includes the evaluations and checkpoints between the timed steps.
+      'input_wait_fraction': (input_wait / train_seconds if timed_steps
+                              else None),
   })
   if is_main:
     workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
@@ -383,11 +449,11 @@ def _final_test(config, ckpts, state, abstract, predict, data, labels,
     state, _ = ckpts.restore(best, abstract)
     state = jax.device_put(state, devices.replicated)
   best = best if best is not None else int(state.step)
-  validation = evaluate(predict, state.params, state.batch_stats,
+  validation = evaluate(predict, state.ema_params, state.ema_batch_stats,
                         data.validation, labels, config.eval_batch_size,
                         devices)
-  test = evaluate(predict, state.params, state.batch_stats, data.test, labels,
-                  config.eval_batch_size, devices)
+  test = evaluate(predict, state.ema_params, state.ema_batch_stats, data.test,
+                  labels, config.eval_batch_size, devices)
   logging.info('Scoring the checkpoint of step %d (best validation accuracy '
                '%.1f%%) on the test split.', best, validation.accuracy * 100)
   _log_evaluation('Final test accuracy', None, test)

@@ -173,7 +173,6 @@ def write_checkpoint(workdir: str, config, labels: Sequence[str],
     {step: (params, batch_stats)} as saved, and the eval graphdef.
   """
   import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from kws_jax import checkpoint  # pylint: disable=g-import-not-at-top
   from kws_jax import config_validation  # pylint: disable=g-import-not-at-top
   from kws_jax import train  # pylint: disable=g-import-not-at-top
@@ -184,10 +183,7 @@ def write_checkpoint(workdir: str, config, labels: Sequence[str],
   saved = {}
   for step, accuracy in steps.items():
     scaled = jax.tree.map(lambda x, s=step: x * (1.0 + 0.1 * s), params)
-    state = train.TrainState(
-        step=jnp.asarray(step, jnp.int32), params=scaled,
-        batch_stats=batch_stats, opt_state=tx.init(scaled),
-        rng=jax.random.key_data(jax.random.key(seed)))
+    state = train.new_train_state(scaled, batch_stats, tx, seed, step)
     metrics = ({checkpoint.BEST_METRIC: accuracy} if accuracy is not None
                else None)
     ckpts.save(step, state,

@@ -148,3 +148,57 @@ def test_spec_augment_masks_stay_in_range(batch):
   out = augment.spec_augment(jax.random.key(10), features, time_masks=3,
                              time_mask_max=50, freq_masks=3, freq_mask_max=50)
   assert out.shape == features.shape
+
+
+def test_change_speed_scales_frequency_about_the_centre():
+  rate_limit = 0.2
+  t = np.arange(LENGTH) / 16000
+  tone = np.sin(2 * np.pi * 1000 * (t - t[LENGTH // 2])).astype(np.float32)
+  audio = jnp.asarray(np.tile(tone, (8, 1)))
+  assert augment.change_speed(jax.random.key(0), audio, 0.0) is audio
+  out = np.asarray(jax.jit(augment.change_speed, static_argnums=2)(
+      jax.random.key(0), audio, rate_limit))
+  assert out.shape == audio.shape and np.all(np.isfinite(out))
+  peaks = []
+  for row in out:
+    middle = row[LENGTH // 4:3 * LENGTH // 4]  # Away from the zero padding.
+    spectrum = np.abs(np.fft.rfft(middle * np.hanning(len(middle)), 16 * 1024))
+    peaks.append(np.argmax(spectrum) * 16000 / (16 * 1024))
+  peaks = np.array(peaks)
+  # Each clip plays at a rate in [0.8, 1.2]: its tone moves with it.
+  assert np.all((peaks > 1000 * 0.8 - 10) & (peaks < 1000 * 1.2 + 10))
+  assert np.ptp(peaks) > 50  # Different rates per clip.
+  # Resampling about the centre keeps the centre sample.
+  np.testing.assert_allclose(out[:, LENGTH // 2], tone[LENGTH // 2],
+                             atol=0.05)
+  # A faster rate runs out of clip: zeros at both ends.
+  fast = np.argmax(peaks)
+  if peaks[fast] > 1050:
+    assert out[fast, 0] == 0 and out[fast, -1] == 0
+
+
+def test_mixup_blends_audio_and_targets_alike():
+  batch, classes = 16, 16
+  # Each clip is a constant equal to its index; targets one-hot.
+  audio = jnp.asarray(np.repeat(np.arange(batch, dtype=np.float32)[:, None],
+                                LENGTH, 1))
+  targets = jnp.eye(classes)[:batch]
+  same_audio, same_targets = augment.mixup(jax.random.key(0), audio, targets,
+                                           0.0)
+  assert same_audio is audio and same_targets is targets
+  mixed_audio, mixed_targets = jax.jit(augment.mixup, static_argnums=3)(
+      jax.random.key(3), audio, targets, 0.4)
+  mixed_audio, mixed_targets = np.asarray(mixed_audio), np.asarray(
+      mixed_targets)
+  np.testing.assert_allclose(mixed_targets.sum(1), 1, atol=1e-6)
+  own = mixed_targets[np.arange(batch), np.arange(batch)]
+  assert np.all(own >= 0.5 - 1e-6)  # Each example stays mostly itself.
+  # The audio is the same blend as the target: sum_k weight_k * k.
+  np.testing.assert_allclose(mixed_audio[:, 0], mixed_targets @ np.arange(
+      classes), atol=1e-4)
+  partners = [np.flatnonzero((row > 1e-6) & (np.arange(classes) != i))
+              for i, row in enumerate(mixed_targets)]
+  assert all(len(p) <= 1 for p in partners)
+  # Every example is some other example's partner exactly once.
+  taken = [p[0] for p in partners if len(p)]
+  assert len(taken) == len(set(taken))

@@ -39,3 +39,18 @@ def test_two_point_sweep_trains_tabulates_and_skips_finished(tiny_data_dir,
   rows = sweep.run_sweep(str(sweep_file), str(out), shared)
   assert log.stat().st_size == size
   assert 'wall_seconds' not in rows[0]
+
+
+def test_table_shows_the_recall_of_the_sweep_files_words(tmp_path):
+  sweep_file = tmp_path / 'words.py'
+  sweep_file.write_text("BASE_CONFIG = 'configs/test.py'\n"
+                        "RECALL_WORDS = ('cat',)\n"
+                        "def sweep(add):\n  add(seed=3)\n")
+  _, _, points, recall_words = sweep.load_sweep(str(sweep_file))
+  assert points == [{'seed': 3}] and recall_words == ('cat',)
+  results = {'validation': {'accuracy': 0.5},
+             'test': {'accuracy': 0.25, 'count': 8, 'per_class': {
+                 'cat': {'recall': 0.75}, 'on': {'recall': 0.5}}}}
+  table_row = sweep.row('seed=3', {'seed': 3}, results, None, recall_words)
+  assert table_row['cat_recall'] == 75.0 and 'on_recall' not in table_row
+  assert sweep.row('x', {}, results, None)['on_recall'] == 50.0

@@ -107,3 +107,29 @@ def test_recipe_options_train(tiny_data_dir, tmp_path):
                    freq_masks=2, freq_mask_bins=5, volume_db=6.0)
   results = train.train_and_evaluate(config, str(tmp_path / 'recipe'))
   assert np.isfinite(results['validation']['accuracy'])
+
+
+def test_ema_decay_starts_low_and_reaches_the_setting():
+  decays = [float(train.ema_decay_at(0.999, jax.numpy.asarray(s)))
+            for s in (0, 10, 100, 100000)]
+  np.testing.assert_allclose(decays[:3], [0.1, 11 / 20, 101 / 110])
+  assert decays[3] == pytest.approx(0.999)
+  assert float(train.ema_decay_at(0.0, jax.numpy.asarray(50))) == 0.0
+
+
+@pytest.mark.parametrize('decay', [0.0, 0.9])
+def test_averaged_weights_follow_the_parameters(tiny_data_dir, tmp_path,
+                                                decay):
+  config = _config(tiny_data_dir, tmp_path, ema_decay=decay,
+                   mixup_alpha=0.3, speed_perturbation=0.1)
+  workdir = tmp_path / f'ema{decay}'
+  results = train.train_and_evaluate(config, str(workdir))
+  assert np.isfinite(results['test']['accuracy'])
+  ckpts = checkpoint.Checkpoints(checkpoint.checkpoint_dir(workdir),
+                                 read_only=True)
+  state, _ = ckpts.restore(ckpts.latest_step(), None)
+  params = jax.tree.leaves(state['params'])
+  averaged = jax.tree.leaves(state['ema_params'])
+  same = all(np.array_equal(a, b) for a, b in zip(params, averaged))
+  # Decay 0: the average is the weights; otherwise it lags behind them.
+  assert same == (decay == 0.0)
