@@ -37,6 +37,9 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Where the points train.')
 _OVERRIDE = flags.DEFINE_multi_string(
     'override', [], 'field=value applied to every point (e.g. data_url=...).')
 _PARALLEL = flags.DEFINE_integer('parallel', 1, 'Points trained at once.')
+_ONLY = flags.DEFINE_string(
+    'only', None, 'Run only the points whose name matches this regular '
+    "expression (re.search), e.g. 'tiny_conv|single_fc'.")
 flags.mark_flags_as_required(['sweep', 'workdir'])
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -154,9 +157,17 @@ def write_tables(workdir: str, rows: list[dict[str, Any]]) -> None:
 
 
 def run_sweep(sweep_path: str, workdir: str, shared: dict[str, Any],
-              parallel: int = 1) -> list[dict[str, Any]]:
-  """Runs (or skips, if finished) every point; returns the table rows."""
+              parallel: int = 1, only: str | None = None
+              ) -> list[dict[str, Any]]:
+  """Runs (or skips, if finished) every point; returns the table rows.
+
+  With `only`, just the points whose name matches that regular expression.
+  """
   base, from_file, points, recall_words = load_sweep(sweep_path)
+  if only:
+    points = [p for p in points if re.search(only, point_name(p))]
+    if not points:
+      raise ValueError(f'--only={only!r} matches no point of {sweep_path}.')
   shared = {**from_file, **shared}
   os.makedirs(workdir, exist_ok=True)
   jobs = []
@@ -191,7 +202,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   rows = run_sweep(_SWEEP.value, _WORKDIR.value,
-                   _parse_overrides(_OVERRIDE.value), _PARALLEL.value)
+                   _parse_overrides(_OVERRIDE.value), _PARALLEL.value,
+                   _ONLY.value)
   failed = [r['point'] for r in rows if r['status'] != 'done']
   logging.info('Results table: %s', os.path.join(_WORKDIR.value,
                                                  'results.md'))

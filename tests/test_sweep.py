@@ -3,6 +3,8 @@
 import csv
 import os
 
+import pytest
+
 from experiments import sweep
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,3 +56,18 @@ def test_table_shows_the_recall_of_the_sweep_files_words(tmp_path):
   table_row = sweep.row('seed=3', {'seed': 3}, results, None, recall_words)
   assert table_row['cat_recall'] == 75.0 and 'on_recall' not in table_row
   assert sweep.row('x', {}, results, None)['on_recall'] == 50.0
+
+
+def test_only_runs_the_matching_points(tmp_path, monkeypatch):
+  sweep_file = tmp_path / 'three.py'
+  sweep_file.write_text("BASE_CONFIG = 'configs/test.py'\n"
+                        "def sweep(add):\n"
+                        "  for s in (1, 2, 12):\n    add(seed=s)\n")
+  ran = []
+  monkeypatch.setattr(sweep, 'run_point', lambda base, workdir, *args: (
+      ran.append(os.path.basename(workdir)) or {'point': ran[-1]}))
+  rows = sweep.run_sweep(str(sweep_file), str(tmp_path / 'out'), {},
+                         only='seed=1')
+  assert ran == ['seed=1', 'seed=12'] and len(rows) == 2
+  with pytest.raises(ValueError, match='matches no point'):
+    sweep.run_sweep(str(sweep_file), str(tmp_path / 'out'), {}, only='lr=')
