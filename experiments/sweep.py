@@ -130,7 +130,11 @@ def row(name: str, overrides: dict[str, Any], results: dict,
       'test_accuracy': round(results['test']['accuracy'] * 100, 2),
       'test_count': results['test']['count'],
       'params': results.get('num_params'),
-      'train_seconds': round(results.get('train_seconds_excluding_compile', 0)),
+      # (Runs from before 2026-11-24 called it train_seconds_excluding_compile
+      # and counted evaluations in.)
+      'train_seconds': round(results.get(
+          'train_step_seconds',
+          results.get('train_seconds_excluding_compile', 0))),
   })
   for word in recall_words:
     if word in per_class:

@@ -18,11 +18,17 @@ mix:
 
 `train_iterator` makes each step's batch a pure function of
 `(config.seed, step)`, so resumed runs see the batches they would have seen.
+
+At full size (about 105k clips, 3.4 GB as int16) the clips are held once:
+the first load saves each split, sorted, beside the TFDS files, later runs
+memory-map it, and batches are gathered from the arrays without copies.
 """
 
 import collections
+import concurrent.futures
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import time
@@ -54,6 +60,9 @@ _UNKNOWN_STREAM, _SILENCE_STREAM = 0, 1
 _PREFETCH = 4
 # Clips decoded at a time when loading prepared data.
 _LOAD_CHUNK = 1024
+# Beside each prepared TFDS dataset: its splits as sorted arrays, so later
+# runs load them at disk speed instead of decoding every example again.
+_ARRAYS_DIR = 'arrays'
 
 
 @dataclasses.dataclass
@@ -217,14 +226,6 @@ def _label_words(words: Sequence[str], labels: list[str]) -> np.ndarray:
   return np.array([index.get(w, UNKNOWN_INDEX) for w in words], np.int32)
 
 
-def _sorted_by_name(audio: np.ndarray, label: np.ndarray,
-                    names: list[str]) -> _Raw:
-  # TFDS stores examples in a hashed order; sorting by name makes the arrays,
-  # and so the batches of a seed, independent of how TFDS wrote them.
-  order = np.argsort(np.array(names, dtype=object), kind='stable')
-  return _Raw(audio[order], label[order], [names[i] for i in order])
-
-
 def _prepared_builder(source_dir: str, config: ml_collections.ConfigDict
                       ) -> speech_commands_builder.SpeechCommandsLocal:
   """Our TFDS builder over `source_dir`, prepared (once; then cached)."""
@@ -269,15 +270,15 @@ def _load_synthetic(config: ml_collections.ConfigDict, labels: list[str],
   if 'train' not in builder.info.splits:
     logging.warning('%s has no training clips.', config.synthetic_dir)
     return empty
-  audio, words, names = _read_split(builder, 'train', length)
+  audio, words, names = _load_split(builder, 'train', length)
   index = {word: i for i, word in enumerate(labels) if i >= 2}
   keep = [i for i, word in enumerate(words) if word in index]
   logging.info('Synthetic clips from %s: %d of the wanted words, %d of other '
                'words left out.', config.synthetic_dir, len(keep),
                len(words) - len(keep))
-  return _sorted_by_name(
-      audio[keep], np.array([index[words[i]] for i in keep], np.int32),
-      [f'synthetic/{names[i]}' for i in keep])
+  return _Raw(np.asarray(audio[keep]),
+              np.array([index[words[i]] for i in keep], np.int32),
+              [f'synthetic/{names[i]}' for i in keep])
 
 
 def _load_local(config: ml_collections.ConfigDict, labels: list[str],
@@ -298,9 +299,9 @@ def _load_local(config: ml_collections.ConfigDict, labels: list[str],
       raw[split] = _Raw(np.zeros((0, length), np.int16),
                         np.zeros(0, np.int32), [])
       continue
-    audio, words, names = _read_split(builder, split, length)
+    audio, words, names = _load_split(builder, split, length)
     words_found.update(words)
-    raw[split] = _sorted_by_name(audio, _label_words(words, labels), names)
+    raw[split] = _Raw(audio, _label_words(words, labels), names)
   _check_wanted_words(labels, words_found + synthetic_words, config.data_dir)
 
   background_clips = []
@@ -324,6 +325,53 @@ def _load_local(config: ml_collections.ConfigDict, labels: list[str],
       'prepare_seconds': prepared - started, 'load_seconds': loaded - prepared,
   }
   return raw, background_clips, info
+
+
+def _load_split(builder: tfds.core.DatasetBuilder, split: str, length: int
+                ) -> tuple[np.ndarray, list[str], list[str]]:
+  """A prepared split sorted by clip name: int16 [N, length], words, names.
+
+  TFDS stores examples in a hashed order; sorting by name makes the arrays,
+  and so the batches of a seed, independent of how TFDS wrote them. The
+  first load decodes every example and saves the sorted arrays beside the
+  TFDS files (`arrays/`); later loads memory-map them, so start-up time
+  hardly grows with the data. The audio is then read-only.
+  """
+  folder = os.path.join(str(builder.data_dir), _ARRAYS_DIR)
+  audio_path = os.path.join(folder, f'{split}.audio.npy')
+  index_path = os.path.join(folder, f'{split}.index.json')
+  expected = (builder.info.splits[split].num_examples, length)
+  if os.path.exists(index_path):
+    try:
+      with open(index_path) as f:
+        index = json.load(f)
+      audio = np.load(audio_path, mmap_mode='r')
+      if audio.shape == expected and audio.dtype == np.int16 and len(
+          index['names']) == expected[0]:
+        return audio, index['words'], index['names']
+    except (OSError, ValueError, KeyError) as e:
+      logging.warning('Ignoring the cached arrays in %s (%s).', folder, e)
+    logging.warning('The cached arrays in %s do not match the prepared data; '
+                    'reading it again.', folder)
+  audio, words, names = _read_split(builder, split, length)
+  order = np.argsort(np.array(names, dtype=object), kind='stable')
+  audio = audio[order]
+  words = [words[i] for i in order]
+  names = [names[i] for i in order]
+  try:
+    os.makedirs(folder, exist_ok=True)
+    # Written under temporary names and renamed, the index last: a cache
+    # that exists is complete.
+    with open(audio_path + '.tmp', 'wb') as f:
+      np.save(f, audio)
+    os.replace(audio_path + '.tmp', audio_path)
+    with open(index_path + '.tmp', 'w') as f:
+      json.dump({'words': words, 'names': names}, f)
+    os.replace(index_path + '.tmp', index_path)
+  except OSError as e:  # A read-only cache: work without the arrays.
+    logging.warning('Could not save the %s arrays in %s (%s); the next run '
+                    'reads the prepared data again.', split, folder, e)
+  return audio, words, names
 
 
 def _read_split(builder: tfds.core.DatasetBuilder, split: str,
@@ -429,9 +477,9 @@ def _training_split(raw: _Raw, synthetic: _Raw, labels: list[str],
   length = raw.audio.shape[1]
   synthetic_only = [labels.index(w) for w in config.get(
       'synthetic_only_words', ()) if w in labels]
-  keep = ~np.isin(raw.label, synthetic_only)
-  audio, label = raw.audio[keep], raw.label[keep]
-  names = [n for n, k in zip(raw.names, keep) if k]
+  keep = np.flatnonzero(~np.isin(raw.label, synthetic_only))
+  label = raw.label[keep]
+  names = [raw.names[i] for i in keep]
   real = np.bincount(label, minlength=len(labels)).astype(np.float64)
   made = np.bincount(synthetic.label, minlength=len(labels)).astype(np.float64)
   words = np.arange(2, len(labels))
@@ -446,15 +494,22 @@ def _training_split(raw: _Raw, synthetic: _Raw, labels: list[str],
     target = np.full_like(target, target.mean())
   fraction = float(config.get('synthetic_fraction', 0.0))
 
-  audio = np.concatenate([audio, synthetic.audio])
   label = np.concatenate([label, synthetic.label])
   is_synthetic = np.arange(len(label)) >= len(names)
   names = names + list(synthetic.names)
-  if not np.any(label == SILENCE_INDEX) and config.silence_percentage > 0:
-    # One silent clip carries all of silence's weight: every draw of it gets
-    # fresh noise in the augmentation, so more copies would add nothing.
-    audio = np.concatenate([audio, np.zeros((1, length), np.int16)])
-    label = np.concatenate([label, np.array([SILENCE_INDEX], np.int32)])
+  # One silent clip carries all of silence's weight: every draw of it gets
+  # fresh noise in the augmentation, so more copies would add nothing.
+  add_silence = (not np.any(label == SILENCE_INDEX) and
+                 config.silence_percentage > 0)
+  # Filled in place: at full size the clips are gigabytes, so no copies.
+  audio = np.empty((len(label) + add_silence, length), np.int16)
+  for start in range(0, len(keep), _LOAD_CHUNK):
+    rows = keep[start:start + _LOAD_CHUNK]
+    audio[start:start + len(rows)] = raw.audio[rows]
+  audio[len(keep):len(label)] = synthetic.audio
+  if add_silence:
+    audio[-1] = 0
+    label = np.append(label, np.int32(SILENCE_INDEX))
     is_synthetic = np.append(is_synthetic, False)
     names.append('')
   weight = np.ones(len(label), np.float32)
@@ -538,8 +593,10 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
   """Yields training batches for steps `start_step, start_step + 1, ...`.
 
   Each step draws `config.batch_size` clip indices (with replacement) from
-  the training split's weights with a stateless RNG seeded by
-  `(config.seed, step)`; this process gets its contiguous slice.
+  the training split's weights with a NumPy generator seeded by
+  `(config.seed, step)`; this process gets its contiguous slice. Batches are
+  gathered from the in-memory clips by a background thread, `_PREFETCH`
+  steps ahead, without copying the clips (they may be gigabytes).
 
   Args:
     datasets: from `create_datasets`.
@@ -552,7 +609,6 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
     {'audio': float32 [B, L] in [-1, 1], 'label': int32 [B]} with
     B = batch_size / process_count.
   """
-  _hide_gpus_from_tf()
   batch_size = config.batch_size
   if batch_size % process_count:
     raise ValueError(
@@ -566,25 +622,32 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
     raise ValueError('The training split is empty; nothing to draw from.')
   local = batch_size // process_count
   first = process_index * local
-  with np.errstate(divide='ignore'):
-    log_weights = tf.constant(np.log(split.weight)[None, :], tf.float32)
-  audio = tf.constant(split.audio)
-  labels = tf.constant(split.label)
-  seed = tf.constant(config.seed, tf.int64)
+  # Inverse-CDF sampling: clip i is drawn when u falls in
+  # [cdf[i-1], cdf[i]), so clips of weight 0 never are.
+  cdf = np.cumsum(split.weight, dtype=np.float64)
+  cdf /= cdf[-1]
 
-  def batch_for(step: tf.Tensor) -> dict[str, tf.Tensor]:
-    indices = tf.random.stateless_categorical(
-        log_weights, batch_size, seed=tf.stack([seed, step]),
-        dtype=tf.int64)[0, first:first + local]
-    return {
-        'audio': tf.cast(tf.gather(audio, indices), tf.float32) /
-                 audio_io.PCM16_SCALE,
-        'label': tf.gather(labels, indices),
-    }
+  def batch_for(step: int) -> dict[str, np.ndarray]:
+    uniform = np.random.default_rng([config.seed, step]).random(batch_size)
+    indices = np.minimum(np.searchsorted(cdf, uniform, side='right'),
+                         len(cdf) - 1)[first:first + local]
+    return {'audio': split.audio[indices].astype(np.float32) /
+                     audio_io.PCM16_SCALE,
+            'label': split.label[indices]}
 
-  batches = tf.data.Dataset.counter(start_step, dtype=tf.int64).map(
-      batch_for, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  yield from batches.prefetch(_PREFETCH).as_numpy_iterator()
+  pool = concurrent.futures.ThreadPoolExecutor(1, 'train_batches')
+  try:
+    pending = collections.deque(
+        pool.submit(batch_for, step)
+        for step in range(start_step, start_step + _PREFETCH))
+    step = start_step + _PREFETCH
+    while True:
+      batch = pending.popleft().result()
+      pending.append(pool.submit(batch_for, step))
+      step += 1
+      yield batch
+  finally:
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def eval_iterator(split: Split,

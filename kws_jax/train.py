@@ -321,7 +321,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   started, first_timed_step = time.time(), None
   # Seconds the loop waited for the input pipeline (steps are dispatched
   # asynchronously, so the rest of a step's time is the device's).
-  input_wait = 0.0
+  input_wait = paused = 0.0
   step = start_step - 1
   try:
     for step in range(start_step, total + 1):
@@ -332,7 +332,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       state, step_metrics = step_fn(state, batch, background)
       if first_timed_step is None:  # The first step compiles; time the rest.
         jax.block_until_ready(state.step)
-        started, first_timed_step, input_wait = time.time(), step, 0.0
+        started, first_timed_step = time.time(), step
+        input_wait = paused = 0.0
       if bar is not None:
         bar.update(1)
       is_last = step == total
@@ -352,7 +353,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           log.write(step, 'train', {**values, 'learning_rate': rate})
 
       step_scores = None
-      if step % config.eval_step_interval == 0 or is_last:
+      evaluate_now = step % config.eval_step_interval == 0 or is_last
+      if evaluate_now or step % config.save_step_interval == 0:
+        # Evaluation and checkpoints are timed apart from training.
+        jax.block_until_ready(state.step)
+        pausing = time.time()
+      if evaluate_now:
         result = evaluate(predict, state.ema_params, state.ema_batch_stats,
                           data.validation, labels, config.eval_batch_size,
                           devices)
@@ -363,6 +369,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         path = ckpts.save(step, state, {**extra, 'metrics': step_scores or {}},
                           metrics=step_scores)
         logging.info('Saving to "%s"', path)
+        paused += time.time() - pausing
   except KeyboardInterrupt:
     # Keep the work done so far: the next run resumes from here.
     try:
@@ -380,20 +387,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   ckpts.wait_until_finished()
 
   jax.block_until_ready(state.step)
-  train_seconds = time.time() - started
+  train_seconds = time.time() - started - paused
   timed_steps = step - (first_timed_step or step)
   results = _final_test(config, ckpts, state, abstract, predict, data, labels,
                         devices)
   results.update({
       'steps': total,
       'num_params': int(sum(x.size for x in jax.tree.leaves(state.params))),
-      'train_seconds_excluding_compile': train_seconds,
+      # Steps after the first (compilation), evaluations and checkpoints
+      # excluded.
+      'train_step_seconds': train_seconds,
       'steps_per_second': timed_steps / train_seconds if timed_steps else None,
       'samples_per_second': (timed_steps * config.batch_size / train_seconds
                              if timed_steps else None),
-      # Includes the evaluations and checkpoints between the timed steps.
+      # Of the training steps' time (evaluations and checkpoints excluded).
       'input_wait_fraction': (input_wait / train_seconds if timed_steps
                               else None),
+      'eval_and_checkpoint_seconds': paused,
   })
   if is_main:
     workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)

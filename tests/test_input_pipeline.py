@@ -385,3 +385,48 @@ def test_synthetic_only_words_drop_their_real_training_clips(tmp_path):
              if k)
   # Validation and test still score the real 'no' clips.
   assert np.sum(data.test.label == 3) > 0
+
+
+def test_later_loads_map_the_saved_arrays(tiny_data_dir, tmp_path, caplog):
+  config = _config(tiny_data_dir, tmp_path)
+  first = input_pipeline.create_datasets(config)
+  arrays = list((tmp_path / 'tfds').rglob('arrays'))
+  assert len(arrays) == 1
+  saved = sorted(p.name for p in arrays[0].iterdir())
+  assert saved == sorted(f'{split}.{kind}' for split in
+                         ('train', 'validation', 'test')
+                         for kind in ('audio.npy', 'index.json'))
+  second = input_pipeline.create_datasets(config)
+  for name in ('train', 'validation', 'test'):
+    a, b = getattr(first, name), getattr(second, name)
+    np.testing.assert_array_equal(a.audio, b.audio)
+    np.testing.assert_array_equal(a.label, b.label)
+    assert a.names == b.names
+  # A cache that does not match the prepared data is read again, not used.
+  np.save(arrays[0] / 'train.audio.npy', np.zeros((2, 5), np.int16))
+  with caplog.at_level(logging.WARNING, logger='absl'):
+    third = input_pipeline.create_datasets(config)
+  assert 'do not match' in caplog.text
+  np.testing.assert_array_equal(third.train.audio, first.train.audio)
+  assert np.load(arrays[0] / 'train.audio.npy').shape[0] > 2
+
+
+def test_clips_of_weight_zero_are_never_drawn():
+  audio = (np.arange(6, dtype=np.int16)[:, None] *
+           np.ones((1, 4), np.int16))
+  split = input_pipeline.Split(
+      audio=audio, label=np.arange(6, dtype=np.int32) % 3,
+      weight=np.array([0, 1, 0, 3, 0, 0], np.float32), names=[''] * 6)
+  empty = input_pipeline.Split(np.zeros((0, 4), np.int16),
+                               np.zeros(0, np.int32),
+                               np.zeros(0, np.float32), [])
+  data = input_pipeline.Datasets(
+      labels=['_silence_', '_unknown_', 'yes'], train=split,
+      validation=empty, test=empty, background=np.zeros(0, np.float32),
+      summary={})
+  config = ml_collections.ConfigDict({'batch_size': 400, 'seed': 0})
+  run = input_pipeline.train_iterator(data, config)
+  rows = np.concatenate([np.round(next(run)['audio'][:, 0] * 32768)
+                         for _ in range(5)]).astype(int)
+  assert set(rows) == {1, 3}
+  assert np.mean(rows == 3) == pytest.approx(0.75, abs=0.03)

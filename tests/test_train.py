@@ -125,6 +125,10 @@ def test_averaged_weights_follow_the_parameters(tiny_data_dir, tmp_path,
   workdir = tmp_path / f'ema{decay}'
   results = train.train_and_evaluate(config, str(workdir))
   assert np.isfinite(results['test']['accuracy'])
+  # The step timing leaves evaluations and checkpoints out.
+  assert results['train_step_seconds'] > 0
+  assert results['eval_and_checkpoint_seconds'] > 0
+  assert 0 <= results['input_wait_fraction'] < 1
   ckpts = checkpoint.Checkpoints(checkpoint.checkpoint_dir(workdir),
                                  read_only=True)
   state, _ = ckpts.restore(ckpts.latest_step(), None)
