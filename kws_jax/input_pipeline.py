@@ -503,9 +503,12 @@ def _training_split(raw: _Raw, synthetic: _Raw, labels: list[str],
                  config.silence_percentage > 0)
   # Filled in place: at full size the clips are gigabytes, so no copies.
   audio = np.empty((len(label) + add_silence, length), np.int16)
-  for start in range(0, len(keep), _LOAD_CHUNK):
-    rows = keep[start:start + _LOAD_CHUNK]
-    audio[start:start + len(rows)] = raw.audio[rows]
+  if len(keep) == len(raw.label):  # Every clip: one straight copy.
+    audio[:len(keep)] = raw.audio
+  else:
+    for start in range(0, len(keep), _LOAD_CHUNK):
+      rows = keep[start:start + _LOAD_CHUNK]
+      audio[start:start + len(rows)] = raw.audio[rows]
   audio[len(keep):len(label)] = synthetic.audio
   if add_silence:
     audio[-1] = 0
@@ -562,7 +565,9 @@ def _evaluation_split(raw: _Raw, split: str, background_clips: list[np.ndarray],
     logging.info('%s: %d silence clips made from background noise.', split,
                  made_up)
   keep = np.sort(keep)
-  audio = np.concatenate([raw.audio[keep], silence])
+  audio = np.empty((len(keep) + len(silence), length), np.int16)
+  audio[:len(keep)] = raw.audio[keep]
+  audio[len(keep):] = silence
   label = np.concatenate(
       [raw.label[keep], np.full(len(silence), SILENCE_INDEX, np.int32)])
   names = [raw.names[i] for i in keep] + [''] * len(silence)
