@@ -165,13 +165,15 @@ def run_sweep(sweep_path: str, workdir: str, shared: dict[str, Any],
               ) -> list[dict[str, Any]]:
   """Runs (or skips, if finished) every point; returns the table rows.
 
-  With `only`, just the points whose name matches that regular expression.
+  With `only`, just the points whose name matches that regular expression
+  run; the table still lists the others, with their results if they have
+  finished before, else as 'not run'.
   """
   base, from_file, points, recall_words = load_sweep(sweep_path)
-  if only:
-    points = [p for p in points if re.search(only, point_name(p))]
-    if not points:
-      raise ValueError(f'--only={only!r} matches no point of {sweep_path}.')
+  selected = [p for p in points
+              if not only or re.search(only, point_name(p))]
+  if not selected:
+    raise ValueError(f'--only={only!r} matches no point of {sweep_path}.')
   shared = {**from_file, **shared}
   os.makedirs(workdir, exist_ok=True)
   jobs = []
@@ -186,10 +188,23 @@ def run_sweep(sweep_path: str, workdir: str, shared: dict[str, Any],
   if len(set(names)) != len(names):
     raise ValueError(f'Sweep file {sweep_path} has duplicate points.')
   with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
-    futures = [pool.submit(run_point, *job) for job in jobs]
-    rows = [f.result() for f in futures]
+    futures = [pool.submit(run_point, *job) if point in selected
+               else None for job, point in zip(jobs, points)]
+    rows = [f.result() if f else _earlier_row(job)
+            for f, job in zip(futures, jobs)]
   write_tables(workdir, rows)
   return rows
+
+
+def _earlier_row(job) -> dict[str, Any]:
+  """The row of a point left out by --only: its results if it has any."""
+  _, point_dir, _, shown, recall_words = job
+  name = os.path.basename(point_dir)
+  results_path = os.path.join(point_dir, 'results.json')
+  if not os.path.exists(results_path):
+    return {'point': name, 'status': 'not run'}
+  with open(results_path) as f:
+    return row(name, shown, json.load(f), None, recall_words)
 
 
 def _parse_overrides(items: list[str]) -> dict[str, str]:
@@ -208,7 +223,7 @@ def main(argv):
   rows = run_sweep(_SWEEP.value, _WORKDIR.value,
                    _parse_overrides(_OVERRIDE.value), _PARALLEL.value,
                    _ONLY.value)
-  failed = [r['point'] for r in rows if r['status'] != 'done']
+  failed = [r['point'] for r in rows if r['status'] == 'failed']
   logging.info('Results table: %s', os.path.join(_WORKDIR.value,
                                                  'results.md'))
   with open(os.path.join(_WORKDIR.value, 'results.md')) as f:

@@ -17,7 +17,7 @@ import functools
 import os
 import sys
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from absl import logging
 import flax.struct

@@ -180,7 +180,6 @@ def write_checkpoint(workdir: str, config, labels: Sequence[str],
   graphdef, params, batch_stats = init_model(config, len(labels), seed)
   tx = train.make_optimizer(config, config_validation.parse_schedule(config))
   ckpts = checkpoint.Checkpoints(checkpoint.checkpoint_dir(workdir), keep=10)
-  saved = {}
   for step, accuracy in steps.items():
     scaled = jax.tree.map(lambda x, s=step: x * (1.0 + 0.1 * s), params)
     state = train.new_train_state(scaled, batch_stats, tx, seed, step)

@@ -66,8 +66,18 @@ def test_only_runs_the_matching_points(tmp_path, monkeypatch):
   ran = []
   monkeypatch.setattr(sweep, 'run_point', lambda base, workdir, *args: (
       ran.append(os.path.basename(workdir)) or {'point': ran[-1]}))
-  rows = sweep.run_sweep(str(sweep_file), str(tmp_path / 'out'), {},
-                         only='seed=1')
-  assert ran == ['seed=1', 'seed=12'] and len(rows) == 2
+  out = tmp_path / 'out'
+  # seed=2 finished in an earlier run: the table shows it without running it.
+  (out / 'seed=2').mkdir(parents=True)
+  (out / 'seed=2' / 'results.json').write_text(
+      '{"validation": {"accuracy": 0.5}, "test": {"accuracy": 0.25, '
+      '"count": 8}}')
+  rows = sweep.run_sweep(str(sweep_file), str(out), {}, only='seed=1')
+  assert ran == ['seed=1', 'seed=12']
+  assert [r['point'] for r in rows] == ['seed=1', 'seed=2', 'seed=12']
+  assert rows[1]['status'] == 'done' and rows[1]['test_accuracy'] == 25.0
+  (out / 'seed=2' / 'results.json').unlink()
+  rows = sweep.run_sweep(str(sweep_file), str(out), {}, only='seed=12')
+  assert [r.get('status') for r in rows[:2]] == ['not run', 'not run']
   with pytest.raises(ValueError, match='matches no point'):
     sweep.run_sweep(str(sweep_file), str(tmp_path / 'out'), {}, only='lr=')
