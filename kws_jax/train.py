@@ -382,6 +382,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     ckpts.wait_until_finished()
     raise
   finally:
+    batches.close()  # Stops the input prefetch thread.
     if bar is not None:
       bar.close()
   ckpts.wait_until_finished()
