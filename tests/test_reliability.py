@@ -251,12 +251,13 @@ def test_streaming_tools_skip_bad_clips_and_report_bad_inputs(
 
 
 def _train_command(data_dir, tfds_dir, workdir) -> list[str]:
-  # 80 short steps with a save every 5: saves are frequent enough to be
-  # hit, and the run is over in seconds once compiled.
+  # 400 short steps with a save every 5: saves are frequent enough to be
+  # hit (a poller starved by a busy CPU misses most of them), and the run
+  # is over in seconds once compiled.
   return ['-m', 'kws_jax.main', '--config=configs/test.py',
           f'--config.data_dir={data_dir}',
           f'--config.tfds_data_dir={tfds_dir}', f'--workdir={workdir}',
-          '--config.how_many_training_steps=60,20',
+          '--config.how_many_training_steps=300,100',
           '--config.save_step_interval=5', '--config.eval_step_interval=40',
           '--config.log_step_interval=20']
 
@@ -388,5 +389,5 @@ def test_training_survives_sigkill_during_save_and_sigint(corpus_data,
   assert steps and steps[0] > 1, steps
   assert 'Final test accuracy' in resumed.stderr
   results = json.loads((workdir / 'results.json').read_text())
-  assert results['steps'] == 80
-  assert _check_latest_restores(workdir) == 80
+  assert results['steps'] == 400
+  assert _check_latest_restores(workdir) == 400
