@@ -273,12 +273,13 @@ def _training_env(cache_dir: pathlib.Path) -> dict[str, str]:
 def _start(command, log_path, env) -> subprocess.Popen:
   log = open(log_path, 'w')  # pylint: disable=consider-using-with
   # A test run started in the background by a non-interactive shell
-  # inherits SIGINT ignored, and Python then leaves it ignored: give the
-  # child the default, as a terminal would.
-  return subprocess.Popen(
-      [sys.executable, *command], cwd=REPO, env=env, stdout=log,
-      stderr=subprocess.STDOUT,
-      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+  # inherits SIGINT ignored, children inherit that, and Python then leaves
+  # it ignored. A handled signal is reset to the default at exec, so
+  # handling it here gives the child the default, as a terminal would.
+  if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+  return subprocess.Popen([sys.executable, *command], cwd=REPO, env=env,
+                          stdout=log, stderr=subprocess.STDOUT)
 
 
 def _saving(checkpoints: pathlib.Path, before: set[str]) -> bool:
