@@ -301,7 +301,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     state, _ = ckpts.restore(ckpts.latest_step(), abstract)
     logging.info('Resuming from "%s"', ckpts.path(ckpts.latest_step()))
   elif config.start_checkpoint:
-    state = _restore_start_checkpoint(config, labels, abstract)
+    state = _restore_start_checkpoint(config, abstract)
   state = jax.device_put(state, devices.replicated)
   background = jax.device_put(jnp.asarray(data.background), devices.replicated)
 
@@ -425,23 +425,11 @@ def _create_datasets_once(config) -> input_pipeline.Datasets:
   return data or input_pipeline.create_datasets(config)
 
 
-def _restore_start_checkpoint(config, labels, abstract):
-  """Restores `config.start_checkpoint`, refusing one from another setup."""
+def _restore_start_checkpoint(config, abstract):
+  """Restores `config.start_checkpoint` (checked to fit this run by
+  `config_validation.check_before_training`)."""
   directory, step = checkpoint.split_step_path(config.start_checkpoint)
   source = checkpoint.Checkpoints(directory, read_only=True)
-  extra = source.restore_extra(step)
-  saved = extra.get('config', {})
-  if saved.get('model_architecture') != config.model_architecture:
-    raise checkpoint.CheckpointError(
-        f'config.start_checkpoint={config.start_checkpoint} holds a '
-        f'{saved.get("model_architecture")!r} model, not '
-        f'{config.model_architecture!r}; set --config.model_architecture to '
-        'match or start from another checkpoint.')
-  if extra.get('labels') != labels:
-    raise checkpoint.CheckpointError(
-        f'config.start_checkpoint={config.start_checkpoint} was trained on '
-        f'labels {extra.get("labels")}, this run has {labels}; use the same '
-        '--config.wanted_words or start from another checkpoint.')
   try:
     state, _ = source.restore(step, abstract)
   except (ValueError, KeyError) as e:
