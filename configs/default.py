@@ -111,6 +111,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.synthetic_dir = ''
   config.synthetic_fraction = 0.0
   config.synthetic_only_words = ()
+  # Knowledge distillation (Hinton et al., 2015): teacher models, as
+  # comma-separated training workdirs or checkpoint paths, with the same
+  # labels, sample rate and clip length. Each training batch, after
+  # augmentation, is also run through the teachers (their averaged weights,
+  # eval mode); the loss is (1 - distill_weight) x cross entropy with the
+  # labels + distill_weight x distill_temperature^2 x cross entropy with the
+  # teachers' mean prediction, both softened by distill_temperature.
+  config.distill_from = ''
+  config.distill_weight = 0.0
+  config.distill_temperature = 1.0
 
   # --- Beyond the tutorial ------------------------------------------------
   config.seed = 0

@@ -185,6 +185,19 @@ def validate_config(
     raise ConfigError(
         'config.synthetic_only_words / synthetic_fraction need '
         'config.synthetic_dir (a folder made by python -m kws_jax.synthesize).')
+  # (.get: configs stored by runs from before distillation lack the fields.)
+  distill_weight = config.get('distill_weight', 0.0)
+  if not 0 <= distill_weight <= 1:
+    raise ConfigError(f'config.distill_weight={distill_weight} must be in '
+                      '[0, 1].')
+  if 'distill_temperature' in config:
+    _positive(config, 'distill_temperature')
+  if bool(config.get('distill_from')) != bool(distill_weight):
+    raise ConfigError(
+        'config.distill_from and config.distill_weight go together: name the '
+        'teacher workdirs and give the weight of their predictions (e.g. '
+        f"0.5); got distill_from={config.get('distill_from')!r}, "
+        f'distill_weight={distill_weight}.')
   if config.background_frequency > 1:
     raise ConfigError(
         f'config.background_frequency={config.background_frequency} is a '
@@ -212,7 +225,7 @@ _INTEGER_FIELDS = ('batch_size', 'eval_step_interval', 'save_step_interval',
                    'log_step_interval', 'keep_checkpoints', 'seed',
                    'time_masks', 'freq_masks', 'freq_mask_bins')
 _STRING_FIELDS = ('data_url', 'data_dir', 'tfds_data_dir', 'start_checkpoint',
-                  'synthetic_dir')
+                  'synthetic_dir', 'distill_from')
 _BOOL_FIELDS = ('check_nans', 'balance_classes')
 
 
@@ -281,6 +294,9 @@ def check_before_training(config: ml_collections.ConfigDict,
       os.path.expanduser(config.synthetic_dir)):
     raise ConfigError(f'config.synthetic_dir={config.synthetic_dir!r} is not '
                       'a folder; make one with python -m kws_jax.synthesize.')
+
+  for teacher in teacher_paths(config):
+    _check_teacher(config, teacher, labels, checkpoint)
 
   if config.start_checkpoint:
     own = checkpoint.checkpoint_dir(workdir)
@@ -354,3 +370,32 @@ def _check_start_checkpoint(config, labels, model, checkpoint) -> None:
         f'differences: ' + ', '.join(
             f'{k} {stored.get(k)} vs {wanted.get(k)}' for k in differ[:3]) +
         '); were the model or front-end settings changed?')
+
+
+def teacher_paths(config: ml_collections.ConfigDict) -> list[str]:
+  """The paths named by `config.distill_from`."""
+  return [p.strip() for p in config.get('distill_from', '').split(',')
+          if p.strip()]
+
+
+def _check_teacher(config, path, labels, checkpoint) -> None:
+  from kws_jax import evaluate  # pylint: disable=g-import-not-at-top
+  where = f'config.distill_from names {path}, which'
+  try:
+    directory, step, _ = evaluate.find_checkpoint(os.path.expanduser(path))
+    extra = checkpoint.Checkpoints(directory, read_only=True).restore_extra(
+        step)
+  except (OSError, ValueError, KeyError) as e:
+    raise checkpoint.CheckpointError(
+        f'{where} cannot be read as a teacher ({e}); give the workdir of a '
+        'finished training run.') from e
+  if extra.get('labels') != labels:
+    raise checkpoint.CheckpointError(
+        f'{where} was trained on labels {extra.get("labels")}; this run has '
+        f'{labels}. A teacher needs the same --config.wanted_words.')
+  saved = extra.get('config', {})
+  for field in ('sample_rate', 'clip_duration_ms'):
+    if saved.get(field) != config[field]:
+      raise checkpoint.CheckpointError(
+          f'{where} takes {field}={saved.get(field)}; this run has '
+          f'{config[field]}. A teacher must take the same audio.')

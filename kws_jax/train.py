@@ -132,12 +132,40 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int,
   return train_def, eval_def, params, batch_stats
 
 
+def distillation_loss(logits: jax.Array, targets: jax.Array,
+                      teacher_logits: jax.Array | None, weight: float,
+                      temperature: float) -> jax.Array:
+  """Mean loss of a batch, with or without teachers.
+
+  Args:
+    logits: the student's, [B, C].
+    targets: label distributions, [B, C].
+    teacher_logits: [K, B, C] from K teachers, or None (no distillation).
+    weight: share of the teachers' term.
+    temperature: both sides of the teachers' term are softened by it; the
+      term is scaled by its square so its gradients keep their size.
+  """
+  loss = optax.softmax_cross_entropy(logits, targets)
+  if teacher_logits is None:
+    return loss.mean()
+  teacher = jnp.mean(jax.nn.softmax(teacher_logits / temperature, axis=-1),
+                     axis=0)
+  taught = optax.softmax_cross_entropy(logits / temperature, teacher)
+  return ((1 - weight) * loss + weight * temperature**2 * taught).mean()
+
+
 def train_step(state: TrainState, batch: dict[str, jax.Array],
-               background: jax.Array, *, graphdef: nnx.GraphDef,
-               tx: optax.GradientTransformation, num_classes: int,
-               config: ml_collections.ConfigDict
+               background: jax.Array, teachers: tuple[Any, ...] = (), *,
+               graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
+               num_classes: int, config: ml_collections.ConfigDict,
+               teacher_defs: tuple[nnx.GraphDef, ...] = ()
                ) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One update on a batch of raw audio: augment, features, model, optimizer."""
+  """One update on a batch of raw audio: augment, features, model, optimizer.
+
+  `teachers` holds (params, batch_stats) of the models distilled from, with
+  their eval-mode graph definitions in `teacher_defs` (see
+  `config.distill_from`).
+  """
   key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
   (aug_key, gain_key, mask_key, dropout_key, speed_key,
    mixup_key) = jax.random.split(key, 6)
@@ -158,6 +186,12 @@ def train_step(state: TrainState, batch: dict[str, jax.Array],
       jax.nn.one_hot(batch['label'], num_classes), config.label_smoothing)
   audio, targets = augment.mixup(mixup_key, audio, targets,
                                  config.mixup_alpha)
+  # The teachers see the augmented audio, but not SpecAugment's masks.
+  teacher_logits = jax.lax.stop_gradient(jnp.stack([
+      predict_fn(definition)(teacher_params, teacher_stats, audio)
+      for definition, (teacher_params, teacher_stats)
+      in zip(teacher_defs, teachers)
+  ])) if teachers else None
 
   def loss_fn(params):
     # copy: batch statistics are updated inside this (grad) trace.
@@ -167,7 +201,8 @@ def train_step(state: TrainState, batch: dict[str, jax.Array],
         time_mask_max=int(config.time_mask_ms / config.window_stride_ms),
         freq_masks=config.freq_masks, freq_mask_max=config.freq_mask_bins)
     logits = model.classify(features, rngs=nnx.Rngs(dropout=dropout_key))
-    loss = optax.softmax_cross_entropy(logits, targets).mean()
+    loss = distillation_loss(logits, targets, teacher_logits,
+                             config.distill_weight, config.distill_temperature)
     return loss, (logits, nnx.state(model, nnx.BatchStat))
 
   (loss, (logits, batch_stats)), grads = jax.value_and_grad(
@@ -305,9 +340,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   state = jax.device_put(state, devices.replicated)
   background = jax.device_put(jnp.asarray(data.background), devices.replicated)
 
+  teacher_defs, teachers = _load_teachers(config, devices)
   step_fn = jax.jit(
       functools.partial(train_step, graphdef=train_def, tx=tx,
-                        num_classes=len(labels), config=config),
+                        num_classes=len(labels), config=config,
+                        teacher_defs=teacher_defs),
       donate_argnums=0)
   predict = jax.jit(predict_fn(eval_def), out_shardings=devices.replicated)
 
@@ -329,7 +366,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       local_batch = next(batches)
       input_wait += time.time() - waiting
       batch = devices.global_batch(local_batch)
-      state, step_metrics = step_fn(state, batch, background)
+      state, step_metrics = step_fn(state, batch, background, teachers)
       if first_timed_step is None:  # The first step compiles; time the rest.
         jax.block_until_ready(state.step)
         started, first_timed_step = time.time(), step
@@ -423,6 +460,21 @@ def _create_datasets_once(config) -> input_pipeline.Datasets:
     data = input_pipeline.create_datasets(config)
   multihost_utils.sync_global_devices('kws_jax: data prepared')
   return data or input_pipeline.create_datasets(config)
+
+
+def _load_teachers(config, devices) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+  """The eval graph definitions and (params, batch_stats) of the models in
+  `config.distill_from` (checked by `config_validation.check_before_training`).
+  """
+  from kws_jax import evaluate  # pylint: disable=g-import-not-at-top
+  restored = [evaluate.restore_model(path)
+              for path in config_validation.teacher_paths(config)]
+  for teacher in restored:
+    logging.info('Distilling from %s (%s, step %d).', teacher.path,
+                 teacher.config.model_architecture, teacher.step)
+  return (tuple(t.eval_graphdef for t in restored),
+          jax.device_put(tuple((t.params, t.batch_stats) for t in restored),
+                         devices.replicated))
 
 
 def _restore_start_checkpoint(config, abstract):

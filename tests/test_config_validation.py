@@ -79,6 +79,10 @@ def test_wanted_words_from_command_line_string():
     ('window_size_ms', 2000.0, 'window_size_ms'),
     ('validation_percentage', 95, 'validation_percentage'),
     ('data_source', 'ftp', 'data_source'),
+    ('distill_weight', 1.5, 'distill_weight'),
+    ('distill_weight', 0.5, 'distill_from and config.distill_weight'),
+    ('distill_from', '/some/run', 'distill_from and config.distill_weight'),
+    ('distill_temperature', 0.0, 'distill_temperature'),
 ])
 def test_bad_values_are_refused_with_the_field_named(field, value, message):
   config = default.get_config()
@@ -209,3 +213,28 @@ def test_command_line_reports_a_missing_data_dir_without_traceback(tmp_path):
   assert 'error: config.data_dir=' in result.stderr
   assert 'Traceback' not in result.stderr
   assert not (tmp_path / 'run').exists()  # Refused before any work.
+
+
+@pytest.mark.parametrize('overrides,message', [
+    ({'wanted_words': ('yes', 'up')}, 'trained on labels'),
+    ({'sample_rate': 8000}, 'takes sample_rate=16000'),
+    ({'clip_duration_ms': 500}, 'takes clip_duration_ms=1000'),
+])
+def test_teacher_that_does_not_fit(tmp_path, start_checkpoint, overrides,
+                                   message):
+  from kws_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  with pytest.raises(checkpoint.CheckpointError,
+                     match=f'distill_from names .*{message}'):
+    _checked(tmp_path, distill_from=str(start_checkpoint),
+             distill_weight=0.5, **overrides)
+
+
+def test_teacher_that_fits_or_is_missing(tmp_path, start_checkpoint):
+  from kws_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  # Another architecture, and two teachers, are fine.
+  _checked(tmp_path, distill_from=f'{start_checkpoint}, {start_checkpoint}',
+           distill_weight=0.5, model_architecture='single_fc', model={})
+  with pytest.raises(checkpoint.CheckpointError,
+                     match='nothing.*cannot be read as a teacher'):
+    _checked(tmp_path, distill_from=str(tmp_path / 'nothing'),
+             distill_weight=0.5)

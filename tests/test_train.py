@@ -137,3 +137,42 @@ def test_averaged_weights_follow_the_parameters(tiny_data_dir, tmp_path,
   same = all(np.array_equal(a, b) for a, b in zip(params, averaged))
   # Decay 0: the average is the weights; otherwise it lags behind them.
   assert same == (decay == 0.0)
+
+
+def test_distillation_loss_matches_its_definition():
+  rng = np.random.default_rng(0)
+  logits = jax.numpy.asarray(rng.normal(size=(4, 5)), jax.numpy.float32)
+  targets = jax.nn.one_hot(jax.numpy.arange(4), 5)
+  teachers = jax.numpy.asarray(rng.normal(size=(2, 4, 5)), jax.numpy.float32)
+  plain = float(train.distillation_loss(logits, targets, None, 0.0, 1.0))
+  log_p = jax.nn.log_softmax(logits)
+  assert plain == pytest.approx(float(-(targets * log_p).sum(-1).mean()))
+
+  temperature = 2.0
+  soft = jax.nn.softmax(teachers / temperature).mean(0)
+  taught = -(soft * jax.nn.log_softmax(logits / temperature)).sum(-1).mean()
+  mixed = float(train.distillation_loss(logits, targets, teachers, 0.3,
+                                        temperature))
+  assert mixed == pytest.approx(0.7 * plain + 0.3 * 4 * float(taught),
+                                rel=1e-5)
+  # With the teachers alone, the student is best where it matches them.
+  grad = jax.grad(train.distillation_loss)(teachers[0], targets,
+                                            teachers[:1], 1.0, temperature)
+  np.testing.assert_allclose(grad, 0.0, atol=1e-6)
+  assert np.abs(jax.grad(train.distillation_loss)(
+      logits, targets, teachers[:1], 1.0, temperature)).max() > 1e-3
+
+
+def test_training_distils_from_teachers(tiny_data_dir, tmp_path, caplog):
+  teacher = tmp_path / 'teacher'
+  train.train_and_evaluate(_config(tiny_data_dir, tmp_path), str(teacher))
+  # A student of another architecture, taught by the teacher twice over.
+  config = _config(tiny_data_dir, tmp_path, model_architecture='single_fc',
+                   model={}, distill_from=f'{teacher},{teacher}',
+                   distill_weight=0.7, distill_temperature=2.0)
+  with caplog.at_level(logging.INFO, logger='absl'):
+    results = train.train_and_evaluate(config, str(tmp_path / 'student'))
+  assert caplog.text.count(f'Distilling from {teacher}/checkpoints/') == 2
+  assert np.isfinite(results['test']['accuracy'])
+  saved = json.loads((tmp_path / 'student' / 'config.json').read_text())
+  assert saved['distill_from'] == f'{teacher},{teacher}'
