@@ -1,0 +1,141 @@
+"""Averaged predictions: several models together, and one model over shifts.
+
+Scores trained models on the validation and test splits of their data (split
+by speaker, as in training) three ways:
+
+* each model alone;
+* each model with test-time averaging: its predictions for the clip shifted
+  by each of `--shifts_ms` (zero-filled, like training's time shift)
+  averaged;
+* the ensemble: the mean prediction of all the models, which is what
+  `experiments/distillation.py` teaches the default model to match.
+
+  python -m experiments.ensemble \
+      --models=/tmp/sweeps/seeds/seed=0,/tmp/sweeps/seeds/seed=1,/tmp/sweeps/seeds/seed=2 \
+      --data_dir=/tmp/kws_data --out=/tmp/sweeps/ensemble.md
+
+The models must share labels, sample rate and clip length; the data comes
+from the first model's stored config (`--data_dir` points it elsewhere).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from kws_jax import evaluate
+from kws_jax import inference
+from kws_jax import metrics as metrics_lib
+from kws_jax import workdir as workdir_lib
+
+_MODELS = flags.DEFINE_list(
+    'models', None, 'Training workdirs (or checkpoint paths), comma-separated.')
+_DATA_DIR = flags.DEFINE_string(
+    'data_dir', None, "The data folder; default: the first model's config's.")
+_SHIFTS_MS = flags.DEFINE_list(
+    'shifts_ms', ['-100', '-50', '0', '50', '100'],
+    'Time shifts (ms) whose predictions test-time averaging averages.')
+_WORDS = flags.DEFINE_list('words', ['on', 'off'],
+                           'Words whose test recall the table shows.')
+_OUT = flags.DEFINE_string('out', None, 'Also write the table here (.md).')
+
+
+def shift(audio: np.ndarray, samples: int) -> np.ndarray:
+  """Clips [N, L] moved later by `samples` (earlier if negative), zero-filled."""
+  out = np.zeros_like(audio)
+  if samples >= 0:
+    out[:, samples:] = audio[:, :audio.shape[1] - samples]
+  else:
+    out[:, :samples] = audio[:, -samples:]
+  return out
+
+
+def shifted_mean(predictor: inference.Predictor, audio: np.ndarray,
+                 shifts: Sequence[int]) -> np.ndarray:
+  """The predictor's probabilities [N, C] averaged over the shifts."""
+  return np.mean([predictor.predict_batch(shift(audio, s)) for s in shifts],
+                 axis=0)
+
+
+def _result(probabilities: np.ndarray, truth: np.ndarray,
+            labels: list[str]) -> metrics_lib.ClassificationResult:
+  return metrics_lib.ClassificationResult(
+      metrics_lib.confusion_matrix(truth, probabilities.argmax(-1),
+                                   len(labels)), labels)
+
+
+def score(models: Sequence[str], data_dir: str | None,
+          shifts_ms: Sequence[float]) -> list[tuple[str, dict]]:
+  """Returns [(row name, {'validation': result, 'test': result})]."""
+  from kws_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  predictors = [evaluate.CheckpointPredictor(m) for m in models]
+  first = predictors[0]
+  for model, predictor in zip(models, predictors):
+    if (predictor.labels != first.labels or
+        predictor.clip_samples != first.clip_samples or
+        predictor.sample_rate != first.sample_rate):
+      raise ValueError(
+          f'--models: {model} has labels {predictor.labels} at '
+          f'{predictor.sample_rate} Hz, {predictor.clip_samples} samples; '
+          f'{models[0]} has {first.labels} at {first.sample_rate} Hz, '
+          f'{first.clip_samples} samples. Averaging needs the same.')
+  data = input_pipeline.create_datasets(
+      evaluate.data_config(first.restored.config, data_dir))
+  if list(data.labels) != first.labels:
+    raise ValueError(f'The data gives labels {data.labels}, the models have '
+                     f'{first.labels}.')
+  shifts = [int(round(ms * first.sample_rate / 1000)) for ms in shifts_ms]
+  rows = {}
+  ensemble = {}
+  for split in evaluate.SPLITS:
+    audio = inference.to_float_audio(np.asarray(getattr(data, split).audio))
+    truth = np.asarray(getattr(data, split).label)
+    alone = []
+    for model, predictor in zip(models, predictors):
+      alone.append(predictor.predict_batch(audio))
+      name = os.path.basename(os.path.normpath(model))
+      rows.setdefault(name, {})[split] = _result(alone[-1], truth,
+                                                 first.labels)
+      rows.setdefault(f'{name}, averaged over shifts', {})[split] = _result(
+          shifted_mean(predictor, audio, shifts), truth, first.labels)
+    ensemble[split] = _result(np.mean(alone, axis=0), truth, first.labels)
+  rows[f'ensemble of {len(models)}'] = ensemble
+  return list(rows.items())
+
+
+def table(rows: list[tuple[str, dict]], words: Sequence[str]) -> str:
+  """A Markdown table: validation and test accuracy, test recall of words."""
+  lines = ['| model | validation | test | ' +
+           ' | '.join(f'{w} recall' for w in words) + ' |',
+           '|---|---|---|' + '---|' * len(words)]
+  for name, results in rows:
+    recall = results['test'].per_class()
+    cells = [f'{results["validation"].accuracy:.2%}',
+             f'{results["test"].accuracy:.2%}']
+    cells += [f'{recall[w]["recall"]:.1%}' if w in recall else 'n/a'
+              for w in words]
+    lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if not _MODELS.value:
+    raise app.UsageError('--models: name at least one training workdir.')
+  try:
+    shifts_ms = [float(s) for s in _SHIFTS_MS.value]
+  except ValueError as e:
+    raise app.UsageError(f'--shifts_ms: {e}') from e
+  text = table(score(_MODELS.value, _DATA_DIR.value, shifts_ms), _WORDS.value)
+  print(text, end='')
+  if _OUT.value:
+    workdir_lib.write_atomic(_OUT.value, text)
+
+
+if __name__ == '__main__':
+  app.run(main)
