@@ -35,16 +35,6 @@ def write_labels(path: str, labels: list[str]) -> None:
   write_atomic(path, ''.join(f'{label}\n' for label in labels))
 
 
-def read_labels(path: str) -> list[str]:
-  """Reads a labels file (one label a line; blank lines ignored)."""
-  with open(path, encoding='utf-8') as f:
-    labels = [line.strip() for line in f if line.strip()]
-  if not labels:
-    raise ValueError(f'Labels file {path} is empty; it should list one label '
-                     'a line, as written next to the model by training.')
-  return labels
-
-
 def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
   write_json(os.path.join(workdir, 'config.json'), config.to_dict())
 
