@@ -72,9 +72,10 @@ def render(values: np.ndarray, output_image: str, *, frontend:
   (Hz, bin k at k * sample_rate / fft_length); for features y is the
   feature index. The colour bar gives the units.
   """
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  # A bare Figure with its own Agg canvas: pyplot's global backend (a
+  # notebook's, say) is left alone.
+  from matplotlib import figure  # pylint: disable=g-import-not-at-top
+  from matplotlib.backends import backend_agg  # pylint: disable=g-import-not-at-top
 
   frames, bins = values.shape
   times = frame_times(frames, frontend)
@@ -88,7 +89,9 @@ def render(values: np.ndarray, output_image: str, *, frontend:
     y_extent = (-bin_hz / 2, (bins - 0.5) * bin_hz)
     y_label, colour_label = 'Frequency (Hz)', 'Power (dB)'
 
-  fig, ax = plt.subplots(figsize=(8, 4.5))
+  fig = figure.Figure(figsize=(8, 4.5))
+  backend_agg.FigureCanvasAgg(fig)
+  ax = fig.subplots()
   image = ax.imshow(values.T, origin='lower', aspect='auto',
                     extent=(*x_extent, *y_extent), cmap='magma',
                     interpolation='nearest')
@@ -106,7 +109,6 @@ def render(values: np.ndarray, output_image: str, *, frontend:
     fig.savefig(tmp, dpi=100)
     os.replace(tmp, output_image)
   finally:
-    plt.close(fig)
     if os.path.exists(tmp):
       os.remove(tmp)
 
