@@ -392,17 +392,13 @@ def plot_confusion(result: metrics_lib.ClassificationResult, path: str,
   Rows are true labels, columns predicted ones; each cell shows its count,
   coloured by the share of its row (recall per class on the diagonal).
   """
-  # A bare Figure with its own Agg canvas: pyplot's global backend (a
-  # notebook's, say) is left alone.
-  from matplotlib import figure  # pylint: disable=g-import-not-at-top
-  from matplotlib.backends import backend_agg  # pylint: disable=g-import-not-at-top
+  from kws_jax import plotting  # pylint: disable=g-import-not-at-top
 
   confusion = result.confusion
   labels = list(result.labels)
   shares = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
   size = max(4.0, 0.55 * len(labels) + 2.0)
-  fig = figure.Figure(figsize=(size + 1.5, size))
-  backend_agg.FigureCanvasAgg(fig)
+  fig = plotting.new_figure(size + 1.5, size)
   ax = fig.subplots()
   image = ax.imshow(shares, cmap='Blues', vmin=0.0, vmax=1.0)
   colorbar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
@@ -419,13 +415,7 @@ def plot_confusion(result: metrics_lib.ClassificationResult, path: str,
         ax.text(j, i, str(int(confusion[i, j])), ha='center', va='center',
                 fontsize=8, color='white' if shares[i, j] > 0.5 else 'black')
   fig.tight_layout()
-  tmp = f'{path}.tmp-{os.getpid()}.png'
-  try:
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  plotting.save_png(fig, path)
 
 
 def report(result: metrics_lib.ClassificationResult, name: str,

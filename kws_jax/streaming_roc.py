@@ -25,10 +25,9 @@ from typing import Iterable, Sequence
 from absl import app
 from absl import flags
 from absl import logging
-from matplotlib import figure
-from matplotlib.backends import backend_agg
 import numpy as np
 
+from kws_jax import plotting
 from kws_jax import streaming
 from kws_jax import test_streaming_accuracy
 
@@ -113,9 +112,7 @@ def write_csv(points: Sequence[RocPoint], path: str) -> None:
 
 def plot_roc(points: Sequence[RocPoint], path: str, title: str = '') -> None:
   """Draws correct-detection rate (%) against false alarms per hour."""
-  # The object API leaves pyplot's global state (and backend) alone.
-  fig = figure.Figure(figsize=(7, 5), dpi=120)
-  backend_agg.FigureCanvasAgg(fig)
+  fig = plotting.new_figure(7, 5, dpi=120)
   ax = fig.add_subplot()
   curves = {}
   for point in points:
@@ -151,7 +148,7 @@ def plot_roc(points: Sequence[RocPoint], path: str, title: str = '') -> None:
   ax.grid(True, alpha=0.3)
   ax.legend(fontsize=8, loc='lower right')
   fig.tight_layout()
-  fig.savefig(path)
+  plotting.save_png(fig, path)
 
 
 def run(predict_fn: streaming.PredictFn, labels: Sequence[str],

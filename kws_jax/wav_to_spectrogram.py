@@ -72,10 +72,7 @@ def render(values: np.ndarray, output_image: str, *, frontend:
   (Hz, bin k at k * sample_rate / fft_length); for features y is the
   feature index. The colour bar gives the units.
   """
-  # A bare Figure with its own Agg canvas: pyplot's global backend (a
-  # notebook's, say) is left alone.
-  from matplotlib import figure  # pylint: disable=g-import-not-at-top
-  from matplotlib.backends import backend_agg  # pylint: disable=g-import-not-at-top
+  from kws_jax import plotting  # pylint: disable=g-import-not-at-top
 
   frames, bins = values.shape
   times = frame_times(frames, frontend)
@@ -89,8 +86,7 @@ def render(values: np.ndarray, output_image: str, *, frontend:
     y_extent = (-bin_hz / 2, (bins - 0.5) * bin_hz)
     y_label, colour_label = 'Frequency (Hz)', 'Power (dB)'
 
-  fig = figure.Figure(figsize=(8, 4.5))
-  backend_agg.FigureCanvasAgg(fig)
+  fig = plotting.new_figure(8, 4.5)
   ax = fig.subplots()
   image = ax.imshow(values.T, origin='lower', aspect='auto',
                     extent=(*x_extent, *y_extent), cmap='magma',
@@ -101,16 +97,7 @@ def render(values: np.ndarray, output_image: str, *, frontend:
   ax.set_ylabel(y_label)
   ax.set_title(title)
   fig.tight_layout()
-  folder = os.path.dirname(os.path.abspath(output_image))
-  os.makedirs(folder, exist_ok=True)
-  tmp = os.path.join(folder, f'.{os.path.basename(output_image)}.'
-                     f'{os.getpid()}.png')
-  try:
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, output_image)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  plotting.save_png(fig, output_image)
 
 
 def wav_to_image(input_wav: str, output_image: str, *,

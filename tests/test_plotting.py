@@ -1,0 +1,36 @@
+"""PNG figures: written whole or not at all, pyplot left alone."""
+
+import os
+
+import matplotlib
+import pytest
+
+from kws_jax import plotting
+
+
+def test_save_png_writes_a_png_in_new_folders(tmp_path):
+  backend = matplotlib.get_backend()
+  fig = plotting.new_figure(2, 1.5, dpi=50)
+  fig.add_subplot().plot([0, 1], [1, 0])
+  path = tmp_path / 'a' / 'b' / 'plot.png'
+  plotting.save_png(fig, str(path))
+  assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+  assert os.listdir(path.parent) == ['plot.png']
+  assert matplotlib.get_backend() == backend
+
+
+def test_a_failed_draw_leaves_nothing(tmp_path, monkeypatch):
+  fig = plotting.new_figure(2, 1.5)
+  path = tmp_path / 'plot.png'
+  path.write_bytes(b'the old image')
+
+  def fail(name, **kwargs):
+    with open(name, 'wb') as f:
+      f.write(b'half')
+    raise OSError('disk full')
+
+  monkeypatch.setattr(fig, 'savefig', fail)
+  with pytest.raises(OSError, match='disk full'):
+    plotting.save_png(fig, str(path))
+  assert os.listdir(tmp_path) == ['plot.png']
+  assert path.read_bytes() == b'the old image'
