@@ -117,7 +117,9 @@ def get_config() -> ml_collections.ConfigDict:
   # augmentation, is also run through the teachers (their averaged weights,
   # eval mode); the loss is (1 - distill_weight) x cross entropy with the
   # labels + distill_weight x distill_temperature^2 x cross entropy with the
-  # teachers' mean prediction, both softened by distill_temperature.
+  # teachers' mean prediction, student and teachers both softened by
+  # distill_temperature (the `cross entropy` of the Step lines is then that
+  # combined loss).
   config.distill_from = ''
   config.distill_weight = 0.0
   config.distill_temperature = 1.0
