@@ -94,6 +94,12 @@ def get_config() -> ml_collections.ConfigDict:
   # uniform in [1 - s, 1 + s] (tempo and pitch together, as sox's `speed`),
   # about its centre.
   config.speed_perturbation = 0.0
+  # Room-like reverberation: this share of training clips is convolved with
+  # a synthetic room (direct sound, then noise decaying by 60 dB over a
+  # reverberation time uniform in [150 ms, reverb_max_rt60_ms], 0-12 dB
+  # below the direct sound); 0 turns it off.
+  config.reverb_probability = 0.0
+  config.reverb_max_rt60_ms = 700.0
   # Mixup (Zhang et al., 2018): each training clip is mixed with another of
   # the batch, waveforms and targets alike, with a weight drawn from
   # Beta(mixup_alpha, mixup_alpha); 0 turns it off.

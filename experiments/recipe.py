@@ -3,8 +3,10 @@
 Each point here switches on one more option than the previous one,
 starting from none, so the table shows what each adds (4000 steps each, the
 default schedule): class balancing, SpecAugment, label smoothing with random
-gain, then weight averaging (EMA), speed perturbation and mixup.
-`configs/tc_resnet.py` keeps those that helped (see the README's results).
+gain, then weight averaging (EMA), speed perturbation and mixup. The last
+point adds room-like reverberation alone to the default recipe (the fourth
+point). `configs/tc_resnet.py` keeps those that helped (see the README's
+results).
 
   python -m experiments.sweep --sweep=experiments/recipe.py \
       --workdir=/tmp/sweeps/recipe --parallel=2 \
@@ -25,9 +27,10 @@ _SMOOTH_GAIN = {**_SPEC_AUGMENT, 'label_smoothing': 0.1, 'volume_db': 6.0}
 _EMA = {**_SMOOTH_GAIN, 'ema_decay': 0.999}
 _SPEED = {**_EMA, 'speed_perturbation': 0.1}
 _MIXUP = {**_SPEED, 'mixup_alpha': 0.2}
+_REVERB = {**_SMOOTH_GAIN, 'reverb_probability': 0.5}
 
 
 def sweep(add):
   for point in (_NONE, _BALANCE, _SPEC_AUGMENT, _SMOOTH_GAIN, _EMA, _SPEED,
-                _MIXUP):
+                _MIXUP, _REVERB):
     add(**point)

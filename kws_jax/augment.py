@@ -3,9 +3,10 @@
 `augment_waveform` is the TF speech_commands tutorial's waveform
 augmentation: a random time shift with zero padding, then background noise
 mixed in at a random volume, then clipping to [-1, 1]. `change_speed`
-resamples clips to random playback rates, `mixup` blends pairs of examples
-(Zhang et al., 2018), and `spec_augment` zeroes random time and frequency
-bands of the features (Park et al., 2019).
+resamples clips to random playback rates, `reverberate` puts clips in
+random synthetic rooms, `mixup` blends pairs of examples (Zhang et al.,
+2018), and `spec_augment` zeroes random time and frequency bands of the
+features (Park et al., 2019).
 
 Everything here draws from an explicit key and has only static shapes, so one
 key gives one result and the functions trace once per input shape.
@@ -81,6 +82,62 @@ def change_speed(key: jax.Array, audio: jax.Array,
 
   out = (1 - frac) * read(below) + frac * read(below + 1)
   return out.astype(audio.dtype)
+
+
+# Synthetic rooms: reflections start after a pre-delay and fade in; the
+# reverberation time (60 dB decay) and the direct-to-reverberant ratio are
+# drawn per clip (the ranges of `kws_jax.synthesize`'s rooms).
+_PREDELAY_S = (0.002, 0.010)
+_FADE_IN_S = 0.005
+_MIN_RT60_S = 0.15
+_DRR_DB = (0.0, 12.0)
+
+
+def reverberate(key: jax.Array, audio: jax.Array, probability: float,
+                max_rt60_s: float, sample_rate: int) -> jax.Array:
+  """Puts a share of the clips in random synthetic rooms.
+
+  A room's impulse response is the direct sound followed by Gaussian noise
+  decaying by 60 dB over its reverberation time (uniform in [0.15 s,
+  max_rt60_s]), starting 2-10 ms later, at 0-12 dB below the direct
+  sound's energy. Each clip is convolved with its room (FFT, the tail
+  beyond the clip cut off) and scaled back to its own RMS.
+
+  Args:
+    key: PRNG key.
+    audio: float32 [B, L].
+    probability: share of clips reverberated (static); <= 0 returns `audio`.
+    max_rt60_s: longest reverberation time, seconds (static, > 0.15).
+    sample_rate: Hz (static).
+
+  Returns:
+    float32 [B, L].
+  """
+  if probability <= 0:
+    return audio
+  batch, length = audio.shape
+  use_key, rt60_key, drr_key, delay_key, noise_key = jax.random.split(key, 5)
+  taps = int(max_rt60_s * sample_rate)
+  t = jnp.arange(taps)[None, :] / sample_rate  # [1, N]
+  rt60 = jax.random.uniform(rt60_key, (batch, 1), minval=_MIN_RT60_S,
+                            maxval=max_rt60_s)
+  delay = jax.random.uniform(delay_key, (batch, 1), minval=_PREDELAY_S[0],
+                             maxval=_PREDELAY_S[1])
+  tail = (jax.random.normal(noise_key, (batch, taps)) *
+          10.0**(-3.0 * t / rt60) * jnp.clip((t - delay) / _FADE_IN_S, 0, 1))
+  drr_db = jax.random.uniform(drr_key, (batch, 1), minval=_DRR_DB[0],
+                              maxval=_DRR_DB[1])
+  tail = tail * jnp.sqrt(10.0**(-drr_db / 10) /
+                         jnp.maximum(jnp.sum(tail**2, -1, keepdims=True),
+                                     1e-12))
+  response = tail.at[:, 0].set(1.0)
+  size = 1 << (length + taps - 1).bit_length()  # Linear, not circular.
+  wet = jnp.fft.irfft(jnp.fft.rfft(audio, size) * jnp.fft.rfft(response, size),
+                      size)[:, :length]
+  rms = lambda x: jnp.sqrt(jnp.mean(x**2, -1, keepdims=True))  # noqa: E731
+  wet = wet * rms(audio) / jnp.maximum(rms(wet), 1e-9)
+  use = jax.random.uniform(use_key, (batch, 1)) < probability
+  return jnp.where(use, wet, audio).astype(audio.dtype)
 
 
 def mixup(key: jax.Array, audio: jax.Array, targets: jax.Array,

@@ -166,6 +166,18 @@ def validate_config(
   for field in ('time_masks', 'time_mask_ms', 'freq_masks', 'freq_mask_bins',
                 'volume_db', 'mixup_alpha', 'speed_perturbation'):
     _positive(config, field, allow_zero=True)
+  # (.get: configs stored by runs from before reverberation lack them.)
+  if not 0 <= config.get('reverb_probability', 0.0) <= 1:
+    raise ConfigError(
+        f'config.reverb_probability={config.reverb_probability} is a share '
+        'of clips; give a value in [0, 1].')
+  if config.get('reverb_probability') and not (
+      config.reverb_max_rt60_ms > 150 and math.isfinite(
+          config.reverb_max_rt60_ms)):
+    raise ConfigError(
+        f'config.reverb_max_rt60_ms={config.reverb_max_rt60_ms} must be '
+        'above 150 (the shortest reverberation time drawn); 700 is a '
+        'living room.')
   if config.speed_perturbation >= 0.5:
     raise ConfigError(
         f'config.speed_perturbation={config.speed_perturbation} must be below '

@@ -172,6 +172,11 @@ def train_step(state: TrainState, batch: dict[str, jax.Array],
   samples_per_ms = config.sample_rate / 1000
   audio = augment.change_speed(speed_key, batch['audio'],
                                config.speed_perturbation)
+  # (Its key is folded in, leaving the split above, and so the draws of
+  # runs without reverberation, as they were.)
+  audio = augment.reverberate(
+      jax.random.fold_in(speed_key, 1), audio, config.reverb_probability,
+      config.reverb_max_rt60_ms / 1000, config.sample_rate)
   if config.volume_db:
     gain_db = jax.random.uniform(gain_key, (audio.shape[0], 1),
                                  minval=-config.volume_db,

@@ -202,3 +202,32 @@ def test_mixup_blends_audio_and_targets_alike():
   # Every example is some other example's partner exactly once.
   taken = [p[0] for p in partners if len(p)]
   assert len(taken) == len(set(taken))
+
+
+def test_reverberate_puts_clips_in_rooms():
+  rate, at = 16000, 2000
+  clicks = jnp.zeros((64, rate)).at[:, at].set(1.0)
+  assert augment.reverberate(jax.random.key(0), clicks, 0.0, 0.7,
+                             rate) is clicks
+  wet = np.asarray(jax.jit(augment.reverberate, static_argnums=(2, 3, 4))(
+      jax.random.key(1), clicks, 1.0, 0.4, rate))
+  # Causal: nothing before the click; each clip keeps its RMS.
+  np.testing.assert_allclose(wet[:, :at], 0.0, atol=1e-6)
+  np.testing.assert_allclose(np.sqrt((wet**2).mean(1)), np.sqrt(1 / rate),
+                             rtol=1e-3)
+  direct = wet[:, at]**2
+  tail = (wet[:, at + 1:]**2).sum(1)
+  ratio_db = 10 * np.log10(direct / tail)
+  assert ratio_db.min() > -0.1 and ratio_db.max() < 12.1
+  assert ratio_db.max() - ratio_db.min() > 4  # Rooms differ.
+  # Reflections start 2-10 ms after the click, and have died down 60 dB by
+  # the longest reverberation time.
+  np.testing.assert_allclose(wet[:, at + 1:at + 32], 0.0, atol=1e-6)
+  assert np.all((wet[:, at + 32:at + 320]**2).sum(1) > 0)
+  late = (wet[:, at + int(0.4 * rate):]**2).sum(1)
+  assert np.all(late < 1e-6 * tail)
+  # A share of the clips is left dry.
+  some = np.asarray(augment.reverberate(jax.random.key(2), clicks, 0.5, 0.4,
+                                        rate))
+  dry = np.all(some == np.asarray(clicks), axis=1)
+  assert 16 < dry.sum() < 48

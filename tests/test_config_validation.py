@@ -83,6 +83,7 @@ def test_wanted_words_from_command_line_string():
     ('distill_weight', 0.5, 'distill_from and config.distill_weight'),
     ('distill_from', '/some/run', 'distill_from and config.distill_weight'),
     ('distill_temperature', 0.0, 'distill_temperature'),
+    ('reverb_probability', 1.5, 'reverb_probability'),
 ])
 def test_bad_values_are_refused_with_the_field_named(field, value, message):
   config = default.get_config()
@@ -238,3 +239,13 @@ def test_teacher_that_fits_or_is_missing(tmp_path, start_checkpoint):
                      match='nothing.*cannot be read as a teacher'):
     _checked(tmp_path, distill_from=str(tmp_path / 'nothing'),
              distill_weight=0.5)
+
+
+def test_reverberation_time_is_checked_only_when_used():
+  config = default.get_config()
+  config.reverb_max_rt60_ms = 100.0
+  config_validation.validate_config(config)  # Off: not used.
+  config.reverb_probability = 0.5
+  with pytest.raises(config_validation.ConfigError,
+                     match='reverb_max_rt60_ms=100.0 must be above 150'):
+    config_validation.validate_config(config)

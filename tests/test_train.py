@@ -121,7 +121,8 @@ def test_ema_decay_starts_low_and_reaches_the_setting():
 def test_averaged_weights_follow_the_parameters(tiny_data_dir, tmp_path,
                                                 decay):
   config = _config(tiny_data_dir, tmp_path, ema_decay=decay,
-                   mixup_alpha=0.3, speed_perturbation=0.1)
+                   mixup_alpha=0.3, speed_perturbation=0.1,
+                   reverb_probability=0.5)
   workdir = tmp_path / f'ema{decay}'
   results = train.train_and_evaluate(config, str(workdir))
   assert np.isfinite(results['test']['accuracy'])
