@@ -107,7 +107,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Exponential moving average of the weights (decay per step; 0: none).
   # Evaluation, the best checkpoint and export use the averaged weights.
   config.ema_decay = 0.0
-  # (experiments/recipe.py: none of these three raised the default model's
+  # (experiments/recipe.py: none of these four raised the default model's
   # validation accuracy on the shared data, so its config leaves them off.)
   # Synthetic speech (python -m kws_jax.synthesize): a folder in the Speech
   # Commands layout whose training clips of the wanted words are mixed in,
