@@ -14,8 +14,10 @@ by speaker, as in training) three ways:
       --models=/tmp/sweeps/seeds/seed=0,/tmp/sweeps/seeds/seed=1,/tmp/sweeps/seeds/seed=2 \
       --data_dir=/tmp/kws_data --out=/tmp/sweeps/ensemble.md
 
-The models must share labels, sample rate and clip length; the data comes
-from the first model's stored config (`--data_dir` points it elsewhere).
+The models must share labels, sample rate, clip length and the split
+settings, so every model is scored on clips none of them trained on; the
+data comes from the first model's stored config (`--data_dir` points it
+elsewhere).
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ _SHIFTS_MS = flags.DEFINE_list(
 _WORDS = flags.DEFINE_list('words', ['on', 'off'],
                            'Words whose test recall the table shows.')
 _OUT = flags.DEFINE_string('out', None, 'Also write the table here (.md).')
+
+
+# Settings that must agree between the models averaged.
+_SAME_FIELDS = ('wanted_words', 'sample_rate', 'clip_duration_ms',
+                'validation_percentage', 'testing_percentage',
+                'silence_percentage', 'unknown_percentage')
 
 
 def shift(audio: np.ndarray, samples: int) -> np.ndarray:
@@ -72,32 +80,37 @@ def score(models: Sequence[str], data_dir: str | None,
           shifts_ms: Sequence[float]) -> list[tuple[str, dict]]:
   """Returns [(row name, {'validation': result, 'test': result})]."""
   from kws_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  names = [os.path.basename(os.path.normpath(m)) for m in models]
+  if len(set(names)) != len(names):
+    raise ValueError(f'--models: {models} repeat a folder name ({names}); '
+                     'give each model a folder of its own name.')
   predictors = [evaluate.CheckpointPredictor(m) for m in models]
   first = predictors[0]
   for model, predictor in zip(models, predictors):
-    if (predictor.labels != first.labels or
-        predictor.clip_samples != first.clip_samples or
-        predictor.sample_rate != first.sample_rate):
-      raise ValueError(
-          f'--models: {model} has labels {predictor.labels} at '
-          f'{predictor.sample_rate} Hz, {predictor.clip_samples} samples; '
-          f'{models[0]} has {first.labels} at {first.sample_rate} Hz, '
-          f'{first.clip_samples} samples. Averaging needs the same.')
+    for field in _SAME_FIELDS:
+      if predictor.config.get(field) != first.config.get(field):
+        raise ValueError(
+            f'--models: {model} has {field}={predictor.config.get(field)!r}, '
+            f'{models[0]} has {first.config.get(field)!r}. Averaging needs '
+            'models of the same labels, audio and data split.')
   data = input_pipeline.create_datasets(
       evaluate.data_config(first.restored.config, data_dir))
   if list(data.labels) != first.labels:
     raise ValueError(f'The data gives labels {data.labels}, the models have '
                      f'{first.labels}.')
   shifts = [int(round(ms * first.sample_rate / 1000)) for ms in shifts_ms]
+  if any(abs(s) >= first.clip_samples for s in shifts):
+    raise ValueError(f'--shifts_ms={list(shifts_ms)}: each shift must be '
+                     'shorter than the clip '
+                     f'({first.config["clip_duration_ms"]} ms).')
   rows = {}
   ensemble = {}
   for split in evaluate.SPLITS:
     audio = inference.to_float_audio(np.asarray(getattr(data, split).audio))
     truth = np.asarray(getattr(data, split).label)
     alone = []
-    for model, predictor in zip(models, predictors):
+    for name, predictor in zip(names, predictors):
       alone.append(predictor.predict_batch(audio))
-      name = os.path.basename(os.path.normpath(model))
       rows.setdefault(name, {})[split] = _result(alone[-1], truth,
                                                  first.labels)
       rows.setdefault(f'{name}, averaged over shifts', {})[split] = _result(

@@ -172,12 +172,11 @@ def validate_config(
         f'config.reverb_probability={config.reverb_probability} is a share '
         'of clips; give a value in [0, 1].')
   if config.get('reverb_probability') and not (
-      config.reverb_max_rt60_ms > 150 and math.isfinite(
-          config.reverb_max_rt60_ms)):
+      150 < config.reverb_max_rt60_ms <= 3000):
     raise ConfigError(
         f'config.reverb_max_rt60_ms={config.reverb_max_rt60_ms} must be '
-        'above 150 (the shortest reverberation time drawn); 700 is a '
-        'living room.')
+        'above 150 (the shortest reverberation time drawn) and at most 3000 '
+        '(a large hall); 700 is a living room.')
   if config.speed_perturbation >= 0.5:
     raise ConfigError(
         f'config.speed_perturbation={config.speed_perturbation} must be below '
@@ -201,10 +200,10 @@ def validate_config(
   distill_weight = config.get('distill_weight', 0.0)
   if not 0 <= distill_weight <= 1:
     raise ConfigError(f'config.distill_weight={distill_weight} must be in '
-                      '[0, 1].')
+                      '[0, 1], e.g. 0.5.')
   if 'distill_temperature' in config:
     _positive(config, 'distill_temperature')
-  if bool(config.get('distill_from')) != bool(distill_weight):
+  if bool(teacher_paths(config)) != bool(distill_weight):
     raise ConfigError(
         'config.distill_from and config.distill_weight go together: name the '
         'teacher workdirs and give the weight of their predictions (e.g. '

@@ -231,3 +231,24 @@ def test_reverberate_puts_clips_in_rooms():
                                         rate))
   dry = np.all(some == np.asarray(clicks), axis=1)
   assert 16 < dry.sum() < 48
+
+
+def test_reverberation_decays_and_does_not_wrap_around():
+  rate, at = 16000, 15900
+  late_clicks = jnp.zeros((16, rate)).at[:, at].set(1.0)
+  wet = np.asarray(augment.reverberate(jax.random.key(3), late_clicks, 1.0,
+                                       0.7, rate))
+  # Linear convolution: the room's tail past the clip's end is cut off, not
+  # wrapped round to its start.
+  np.testing.assert_allclose(wet[:, :at], 0.0, atol=1e-6)
+  # Over the shortest reverberation time (0.15 s, the only one drawn when
+  # the longest is just above it) the tail falls by about 60 dB: its last
+  # tenth is far below its first (after the pre-delay).
+  clicks = jnp.zeros((16, rate)).at[:, 0].set(1.0)
+  wet = np.asarray(augment.reverberate(jax.random.key(4), clicks, 1.0, 0.151,
+                                       rate))
+  taps = int(0.151 * rate)
+  tenth = taps // 10
+  first = (wet[:, 200:200 + tenth]**2).sum(1)
+  last = (wet[:, taps - tenth:taps]**2).sum(1)
+  assert np.all(10 * np.log10(first / last) > 45)

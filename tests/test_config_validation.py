@@ -249,3 +249,15 @@ def test_reverberation_time_is_checked_only_when_used():
   with pytest.raises(config_validation.ConfigError,
                      match='reverb_max_rt60_ms=100.0 must be above 150'):
     config_validation.validate_config(config)
+  config.reverb_max_rt60_ms = 70000.0  # A typo for 700.
+  with pytest.raises(config_validation.ConfigError, match='at most 3000'):
+    config_validation.validate_config(config)
+
+
+def test_distillation_needs_a_teacher_named():
+  config = default.get_config()
+  config.distill_weight = 0.5
+  config.distill_from = ' , '  # Commas alone name no teacher.
+  with pytest.raises(config_validation.ConfigError,
+                     match="go together.*distill_from=' , '"):
+    config_validation.validate_config(config)

@@ -1,5 +1,7 @@
 """experiments/ensemble.py: ensembles and test-time averaging."""
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -41,7 +43,8 @@ def test_ensemble_and_shift_averaging_score_both_splits(tiny_data_dir,
     assert results['validation'].count == rows['a']['validation'].count > 0
   # One model twice over is that model; with no shift but 0, averaging
   # over shifts changes nothing.
-  same = dict(ensemble.score([first, first], None, [0]))
+  again = shutil.copytree(first, tmp_path / 'a_again')
+  same = dict(ensemble.score([first, str(again)], None, [0]))
   np.testing.assert_array_equal(same['ensemble of 2']['test'].confusion,
                                 same['a']['test'].confusion)
   np.testing.assert_array_equal(
@@ -54,9 +57,17 @@ def test_ensemble_and_shift_averaging_score_both_splits(tiny_data_dir,
   assert text.splitlines()[-1].endswith(' | n/a |')
 
 
-def test_models_with_other_labels_are_refused(tiny_data_dir, tmp_path):
+def test_models_that_do_not_match_are_refused(tiny_data_dir, tmp_path):
   first = _workdir(tmp_path, 'a', tiny_data_dir, seed=0)
   other = _workdir(tmp_path, 'b', tiny_data_dir, seed=0,
                    wanted_words=('yes', 'up'))
-  with pytest.raises(ValueError, match='--models: .*b has labels'):
+  with pytest.raises(ValueError, match="--models: .*b has wanted_words="):
     ensemble.score([first, other], None, [0])
+  split = _workdir(tmp_path, 'c', tiny_data_dir, seed=0,
+                   validation_percentage=20)
+  with pytest.raises(ValueError, match='c has validation_percentage=20'):
+    ensemble.score([first, split], None, [0])
+  with pytest.raises(ValueError, match='repeat a folder name'):
+    ensemble.score([first, str(tmp_path / 'x' / 'a')], None, [0])
+  with pytest.raises(ValueError, match='--shifts_ms=.*shorter than the clip'):
+    ensemble.score([first], None, [0, 1000])

@@ -1,6 +1,8 @@
 """PNG figures: written whole or not at all, pyplot left alone."""
 
 import os
+import subprocess
+import sys
 
 import matplotlib
 import pytest
@@ -34,3 +36,18 @@ def test_a_failed_draw_leaves_nothing(tmp_path, monkeypatch):
     plotting.save_png(fig, str(path))
   assert os.listdir(tmp_path) == ['plot.png']
   assert path.read_bytes() == b'the old image'
+
+
+def test_the_figures_never_load_pyplot(tmp_path):
+  # pyplot (and its global backend) stays unloaded by every figure writer.
+  code = (
+      'import sys, numpy as np\n'
+      'from kws_jax import evaluate, metrics\n'
+      'result = metrics.ClassificationResult(np.eye(3, dtype=np.int64), '
+      "['a', 'b', 'c'])\n"
+      f'evaluate.plot_confusion(result, {str(tmp_path / "c.png")!r})\n'
+      "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot loaded'\n")
+  done = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                        text=True, check=False)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert (tmp_path / 'c.png').is_file()

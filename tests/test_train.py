@@ -164,6 +164,31 @@ def test_distillation_loss_matches_its_definition():
       logits, targets, teachers[:1], 1.0, temperature)).max() > 1e-3
 
 
+def test_train_step_learns_from_its_teachers():
+  config = config_validation.validate_config(test_config.get_config())
+  train_def, _, params, batch_stats = train.create_model(config, 4, seed=0)
+  _, teacher_def, teacher_params, teacher_stats = train.create_model(
+      config, 4, seed=1)
+  tx = train.make_optimizer(config, config_validation.parse_schedule(config))
+  rng = np.random.default_rng(0)
+  batch = {'audio': rng.uniform(-0.3, 0.3, (8, 16000)).astype(np.float32),
+           'label': np.arange(8, dtype=np.int32) % 4}
+
+  def loss(weight, teachers=()):
+    state = train.new_train_state(params, batch_stats, tx, seed=0)
+    step_config = config.copy_and_resolve_references()
+    step_config.distill_weight = weight
+    _, metrics = train.train_step(
+        state, batch, np.zeros(0, np.float32), teachers, graphdef=train_def,
+        tx=tx, num_classes=4, config=step_config,
+        teacher_defs=(teacher_def,) if teachers else ())
+    return float(metrics['cross_entropy'])
+
+  teachers = ((teacher_params, teacher_stats),)
+  assert loss(0.0, teachers) == pytest.approx(loss(0.0), rel=1e-6)
+  assert abs(loss(1.0, teachers) - loss(0.0)) > 1e-3
+
+
 def test_training_distils_from_teachers(tiny_data_dir, tmp_path, caplog):
   teacher = tmp_path / 'teacher'
   train.train_and_evaluate(_config(tiny_data_dir, tmp_path), str(teacher))
