@@ -4,13 +4,13 @@ Each point starts from the architecture's own config (its front end and
 layer settings) and trains it with the default model's recipe and schedule
 (4000 steps of Adam at 0.003/0.001/0.0003, class balancing, SpecAugment,
 label smoothing, random gain), so the table compares architectures on the
-same data with the same budget. On a 2-core CPU the tutorial's conv,
-low_latency_svdf and bc_resnet take hours at that budget (see the README's
-speed table); `--only` picks the others:
+same data with the same budget. On a 2-core CPU the tutorial's conv takes
+about 10 h at that budget, bc_resnet about 1 h (see the README's speed
+table); `--only` picks the others:
 
   python -m experiments.sweep --sweep=experiments/architectures.py \
       --workdir=/tmp/sweeps/architectures --parallel=2 \
-      --only='tc_resnet|tiny_conv|tiny_embedding_conv|single_fc|low_latency_conv|ds_cnn' \
+      --only='tc_resnet|tiny_conv|tiny_embedding_conv|single_fc|low_latency_conv|ds_cnn|bc_resnet|low_latency_svdf' \
       --override=data_url=../shared/data/speech_commands_dev.tar.gz
 """
 
