@@ -144,8 +144,7 @@ def _listing_fingerprint(source_dir: str) -> str:
   digest = hashlib.sha1()
   for relpath, entry in sorted(files, key=lambda f: f[0]):
     try:
-      stat = (entry.stat() if isinstance(entry, os.DirEntry)
-              else os.stat(entry))
+      stat = os.stat(entry)  # A path or a DirEntry (one call either way).
     except FileNotFoundError:
       # A link that leads nowhere has no target to describe; its own entry
       # does.
