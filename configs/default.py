@@ -132,6 +132,42 @@ def get_config() -> ml_collections.ConfigDict:
   # (experiments/distillation.py: from an ensemble of three default models,
   # no gain over the default recipe on validation, so it is off.)
 
+  # --- What is not a command: negatives and noise at real levels ---------
+  # (All off here; see configs/tc_resnet.py and experiments/negatives.py.)
+  # Noise at absolute levels: with background_rms_max > 0, each noise window
+  # is scaled to unit RMS and then to an RMS drawn log-uniformly in
+  # [background_rms_min, background_rms_max] (full scale 1): for every
+  # silence clip, and for other clips with probability background_frequency,
+  # held at least background_min_snr_db below the clip's own RMS. Real rooms
+  # reach RMS 0.1-0.3; the shipped noise recordings are at 0.002-0.006, so
+  # the tutorial's volumes (0 here: background_volume) never make loud
+  # silence.
+  config.background_rms_min = 0.0
+  config.background_rms_max = 0.0
+  config.background_min_snr_db = 5.0
+  # Add generated white, pink and brown noise and 50/60 Hz hum to the
+  # training noise (needs background_rms_max > 0, which sets their levels).
+  config.generated_noise = False
+  # How evenly the unknown words are drawn: clip i of a word with n clips
+  # weighs n^-unknown_word_balance, so 0 draws clips evenly (the tutorial)
+  # and 1 draws every word equally often (bed, cat and happy then stop
+  # crowding out the rare words).
+  config.unknown_word_balance = 0.0
+  # Share of `_unknown_` draws replaced by a negative made from a command
+  # clip: the clip reversed, its word's first or last 30-50% alone, or the
+  # first half of one command's word joined to the second half of another's.
+  config.command_negatives = 0.0
+  # Synthetic clips of non-command words (e.g. kws_jax.synthesize
+  # --negatives_for=...) in synthetic_dir train `_unknown_`, making up
+  # synthetic_fraction of its draws, as synthetic commands make up that
+  # share of each command's: synthetic speech is then no sign of either.
+  config.synthetic_unknown = False
+  # The unseen-words measure: 'i/k' leaves fold i of k of the data's unknown
+  # words out of training, validation and test, and scores `_unknown_`
+  # recall on every clip of them at the end ('' : none). Folds are the
+  # unknown words by clip count, dealt in turn (experiments/negatives.py).
+  config.unseen_words_fold = ''
+
   # --- Beyond the tutorial ------------------------------------------------
   config.seed = 0
   config.eval_batch_size = 500

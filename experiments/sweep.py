@@ -8,8 +8,13 @@ A sweep file names a base config (`BASE_CONFIG`), optionally settings every
 point shares (`SHARED`, a dict; not shown in the table), and a `sweep(add)`
 function that calls `add(field=value, ...)` once per point (nested fields as
 'model.scale'). A point may start from another config file with
-`add(config='configs/ds_cnn.py', ...)`. The table shows the test recall of
-on and off, or of the words in the file's `RECALL_WORDS`.
+`add(config='configs/ds_cnn.py', ...)`, and may name itself with
+`point_name='...'`. The table shows the test recall of on and off (or of
+the words in the file's `RECALL_WORDS`), of `_unknown_` and `_silence_`,
+and the silence stress set's silence recall. A file that sets
+`UNSEEN_WORDS_FOLDS = k` also runs every point once per unseen-words fold
+(`unseen_words_fold='i/k'`), and `<workdir>/summary.md` gives one row per
+point with the `_unknown_` recall of the words its folds left out.
 Each point trains in its own process, `python -m kws_jax.main`, into
 `<workdir>/<point name>`; a point whose `results.json` exists is skipped, so
 an interrupted sweep resumes where it stopped (and a half-trained point
@@ -43,6 +48,8 @@ _ONLY = flags.DEFINE_string(
 flags.mark_flags_as_required(['sweep', 'workdir'])
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The config field of the unseen-words folds (UNSEEN_WORDS_FOLDS).
+FOLD_FIELD = 'unseen_words_fold'
 # The table's per-word test recall columns, unless a sweep file sets
 # RECALL_WORDS: the scarce words of the shared data.
 DEFAULT_RECALL_WORDS = ('on', 'off')
@@ -65,6 +72,9 @@ def load_sweep(path: str) -> tuple[str, dict[str, Any], list[dict[str, Any]],
   module.sweep(lambda **overrides: points.append(overrides))
   if not points:
     raise ValueError(f'Sweep file {path} added no points.')
+  folds = getattr(module, 'UNSEEN_WORDS_FOLDS', 0)
+  points += [{**point, FOLD_FIELD: f'{i}/{folds}'}
+             for point in points for i in range(1, folds + 1)]
   base = module.BASE_CONFIG
   if not os.path.isabs(base):
     base = os.path.join(REPO, base)
@@ -73,10 +83,21 @@ def load_sweep(path: str) -> tuple[str, dict[str, Any], list[dict[str, Any]],
 
 
 def point_name(overrides: dict[str, Any]) -> str:
-  """A readable, file-system-safe name such as 'learning_rate=0.01,seed=1'."""
-  if not overrides:
-    return 'base'
-  text = ','.join(f'{k}={_flag_value(v)}' for k, v in overrides.items())
+  """A readable, file-system-safe name such as 'learning_rate=0.01,seed=1'.
+
+  A point's own `point_name` replaces the list of its settings (all but an
+  unseen-words fold, which is added as ',fold=i_k').
+  """
+  fold = overrides.get(FOLD_FIELD)
+  overrides = {k: v for k, v in overrides.items() if k != FOLD_FIELD}
+  if 'point_name' in overrides:
+    text = str(overrides['point_name'])
+  elif not overrides:
+    text = 'base'
+  else:
+    text = ','.join(f'{k}={_flag_value(v)}' for k, v in overrides.items())
+  if fold:
+    text += f',fold={fold}'
   text = re.sub(r'config=(?:.*/)?([^/]+?)(?:\.py)?(?=,|$)', r'config=\1', text)
   return re.sub(r'[^A-Za-z0-9_.,=+-]', '_', text)[:200]
 
@@ -139,16 +160,28 @@ def row(name: str, overrides: dict[str, Any], results: dict,
   for word in recall_words:
     if word in per_class:
       out[f'{word}_recall'] = round(per_class[word]['recall'] * 100, 1)
+  for label, column in (('_unknown_', 'unknown_recall'),
+                        ('_silence_', 'silence_recall')):
+    if label in per_class:
+      out[column] = round(per_class[label]['recall'] * 100, 1)
+  if 'silence_stress' in results:
+    out['stress_silence_recall'] = round(
+        results['silence_stress']['recall'] * 100, 1)
+  if 'unseen_words' in results:
+    out['unseen_words_recall'] = round(
+        results['unseen_words']['mean_recall'] * 100, 1)
   if wall_seconds is not None:
     out['wall_seconds'] = round(wall_seconds)
   return out
 
 
-def write_tables(workdir: str, rows: list[dict[str, Any]]) -> None:
+def write_tables(workdir: str, rows: list[dict[str, Any]],
+                 name: str = 'results') -> None:
+  """Writes `<workdir>/<name>.csv` and `<name>.md`."""
   columns: list[str] = []
   for r in rows:
     columns.extend(k for k in r if k not in columns)
-  with open(os.path.join(workdir, 'results.csv'), 'w', newline='') as f:
+  with open(os.path.join(workdir, f'{name}.csv'), 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
@@ -156,8 +189,58 @@ def write_tables(workdir: str, rows: list[dict[str, Any]]) -> None:
            '|' + '---|' * len(columns)]
   lines += ['| ' + ' | '.join(str(r.get(c, '')) for c in columns) + ' |'
             for r in rows]
-  with open(os.path.join(workdir, 'results.md'), 'w') as f:
+  with open(os.path.join(workdir, f'{name}.md'), 'w') as f:
     f.write('\n'.join(lines) + '\n')
+
+
+def summarize_folds(workdir: str, points: list[dict[str, Any]]
+                    ) -> list[dict[str, Any]]:
+  """One row per recipe: its all-words run, and its unseen-words folds.
+
+  Points that differ only in `unseen_words_fold` are one recipe. Its row
+  has the figures of the point without a fold (validation, test, unknown
+  and silence recall, the silence stress set) and, over its finished fold
+  points, the `_unknown_` recall of every word left out (each word scored
+  by the fold that left it out): the mean over words and over clips, the
+  number of words and folds, and the five least recognised words.
+  """
+  recipes: dict[str, dict[str, Any]] = {}
+  for point in points:
+    recipe = {k: v for k, v in point.items() if k != FOLD_FIELD}
+    entry = recipes.setdefault(point_name(recipe), {'all': None, 'folds': []})
+    results_path = os.path.join(workdir, point_name(point), 'results.json')
+    if not os.path.exists(results_path):
+      continue
+    with open(results_path) as f:
+      results = json.load(f)
+    if FOLD_FIELD in point:
+      entry['folds'].append(results)
+    else:
+      entry['all'] = results
+  rows = []
+  for name, entry in recipes.items():
+    out = {'recipe': name}
+    if entry['all']:
+      figures = row(name, {}, entry['all'], None, ())
+      out.update({k: v for k, v in figures.items()
+                  if k not in ('point', 'status', 'test_count', 'params',
+                               'unseen_words_recall')})
+    per_word = {}
+    for results in entry['folds']:
+      per_word.update(results.get('unseen_words', {}).get('per_group', {}))
+    if per_word:
+      clips = sum(w['count'] for w in per_word.values())
+      out['unseen_words_recall'] = round(100 * sum(
+          w['recall'] for w in per_word.values()) / len(per_word), 1)
+      out['unseen_clips_recall'] = round(100 * sum(
+          w['recall'] * w['count'] for w in per_word.values()) / clips, 1)
+      out['unseen_words'] = len(per_word)
+      out['folds'] = len(entry['folds'])
+      worst = sorted(per_word, key=lambda w: per_word[w]['recall'])[:5]
+      out['least_recognised'] = ' '.join(
+          f'{w} {100 * per_word[w]["recall"]:.0f}%' for w in worst)
+    rows.append(out)
+  return rows
 
 
 def run_sweep(sweep_path: str, workdir: str, shared: dict[str, Any],
@@ -179,11 +262,13 @@ def run_sweep(sweep_path: str, workdir: str, shared: dict[str, Any],
   jobs = []
   for point in points:
     settings = {**shared, **point}
+    settings.pop('point_name', None)
     point_base = settings.pop('config', base)
     if not os.path.isabs(point_base):
       point_base = os.path.join(REPO, point_base)
+    shown = {k: v for k, v in point.items() if k != 'point_name'}
     jobs.append((point_base, os.path.join(workdir, point_name(point)),
-                 settings, point, recall_words))
+                 settings, shown, recall_words))
   names = [j[1] for j in jobs]
   if len(set(names)) != len(names):
     raise ValueError(f'Sweep file {sweep_path} has duplicate points.')
@@ -193,6 +278,8 @@ def run_sweep(sweep_path: str, workdir: str, shared: dict[str, Any],
     rows = [f.result() if f else _earlier_row(job)
             for f, job in zip(futures, jobs)]
   write_tables(workdir, rows)
+  if any(FOLD_FIELD in p for p in points):
+    write_tables(workdir, summarize_folds(workdir, points), 'summary')
   return rows
 
 
@@ -226,8 +313,11 @@ def main(argv):
   failed = [r['point'] for r in rows if r['status'] == 'failed']
   logging.info('Results table: %s', os.path.join(_WORKDIR.value,
                                                  'results.md'))
-  with open(os.path.join(_WORKDIR.value, 'results.md')) as f:
-    print(f.read())
+  for name in ('results.md', 'summary.md'):
+    path = os.path.join(_WORKDIR.value, name)
+    if os.path.exists(path):
+      with open(path) as f:
+        print(f.read())
   if failed:
     raise SystemExit(f'{len(failed)} point(s) failed: {failed}')
 

@@ -199,7 +199,9 @@ def augment_waveform(key: jax.Array,
                      *,
                      time_shift_samples: int,
                      background_frequency: float,
-                     background_volume: float) -> jax.Array:
+                     background_volume: float,
+                     background_rms: tuple[float, float] = (0.0, 0.0),
+                     min_snr_db: float = 0.0) -> jax.Array:
   """The tutorial's waveform augmentation for one training batch.
 
   1. Time shift, uniform in [-time_shift_samples, time_shift_samples],
@@ -208,6 +210,12 @@ def augment_waveform(key: jax.Array,
      uniform(0, 1) for silence examples (label 0), so silence is always
      noise; for the rest uniform(0, background_volume) with probability
      `background_frequency`, else 0. Skipped when `background` is empty.
+     With `background_rms` = (low, high), high > 0, levels are absolute
+     instead: each noise window is scaled to unit RMS, then to an RMS drawn
+     log-uniformly in [low, high] (silence always; other examples with
+     probability `background_frequency`, their noise held at least
+     `min_snr_db` below the clip's own RMS), so silence and words both
+     span the levels of real rooms.
   3. Clipping to [-1, 1].
 
   Args:
@@ -219,6 +227,10 @@ def augment_waveform(key: jax.Array,
     background_frequency: probability in [0, 1] of noise on a non-silence
       example.
     background_volume: largest noise volume for non-silence examples.
+    background_rms: (low, high) absolute noise RMS, full scale 1; high 0
+      keeps the tutorial's volumes.
+    min_snr_db: with `background_rms`, the least clip-to-noise ratio of
+      non-silence examples, dB.
 
   Returns:
     float32 [B, L] in [-1, 1].
@@ -231,10 +243,24 @@ def augment_waveform(key: jax.Array,
                              batch, length)
     unit = jax.random.uniform(volume_key, (batch,))
     use_noise = jax.random.uniform(use_key, (batch,)) < background_frequency
-    volume = jnp.where(label == SILENCE_INDEX, unit,
-                       jnp.where(use_noise, unit * background_volume, 0.0))
+    is_silence = label == SILENCE_INDEX
+    if background_rms[1] > 0:
+      low, high = jnp.log(background_rms[0]), jnp.log(background_rms[1])
+      level = jnp.exp(low + unit * (high - low))
+      ceiling = _rms(audio) * 10.0 ** (-min_snr_db / 20)
+      volume = jnp.where(is_silence, level,
+                         jnp.where(use_noise, jnp.minimum(level, ceiling),
+                                   0.0)) / jnp.maximum(_rms(noise), 1e-9)
+    else:
+      volume = jnp.where(is_silence, unit,
+                         jnp.where(use_noise, unit * background_volume, 0.0))
     audio = audio + volume[:, None] * noise
   return jnp.clip(audio, -1.0, 1.0)
+
+
+def _rms(x: jax.Array) -> jax.Array:
+  """float32 [B]: the RMS of each row of [B, L]."""
+  return jnp.sqrt(jnp.mean(jnp.square(x), axis=-1))
 
 
 def _band_mask(key: jax.Array, batch: int, size: int, num_masks: int,

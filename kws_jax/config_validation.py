@@ -177,6 +177,7 @@ def validate_config(
         f'config.reverb_max_rt60_ms={config.reverb_max_rt60_ms} must be '
         'above 150 (the shortest reverberation time drawn) and at most 3000 '
         '(a large hall); 700 is a living room.')
+  _check_negatives(config)
   if config.speed_perturbation >= 0.5:
     raise ConfigError(
         f'config.speed_perturbation={config.speed_perturbation} must be below '
@@ -230,14 +231,71 @@ def validate_config(
   return config
 
 
+def parse_unseen_fold(text: str) -> tuple[int, int] | None:
+  """`config.unseen_words_fold` as (i, k) with 1 <= i <= k, or None for ''.
+
+  Raises:
+    ConfigError: not of the form 'i/k'.
+  """
+  if not text:
+    return None
+  match = re.fullmatch(r'\s*(\d+)\s*/\s*(\d+)\s*', str(text))
+  if not match or not 1 <= int(match[1]) <= int(match[2]) or int(
+      match[2]) < 2:
+    raise ConfigError(
+        f'config.unseen_words_fold={text!r} must be "i/k", fold i of k '
+        "unknown-word folds with 1 <= i <= k and k >= 2 (e.g. '1/3'), or ''.")
+  return int(match[1]), int(match[2])
+
+
+def _check_negatives(config: ml_collections.ConfigDict) -> None:
+  """The noise-level and negatives fields (configs/default.py)."""
+  # (.get: configs stored by runs from before these fields lack them.)
+  low = config.get('background_rms_min', 0.0)
+  high = config.get('background_rms_max', 0.0)
+  for field, value in (('background_rms_min', low),
+                       ('background_rms_max', high)):
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or
+        not 0 <= value <= 1):
+      raise ConfigError(f'config.{field}={value!r} must be an RMS in [0, 1] '
+                        '(full scale 1), e.g. 0.001 and 0.3.')
+  if high and not 0 < low <= high:
+    raise ConfigError(
+        f'config.background_rms_min={low} must be above 0 and at most '
+        f'config.background_rms_max={high} (levels are drawn log-uniformly '
+        'between them; 0.001 is a quiet room).')
+  if config.get('generated_noise', False) and not high:
+    raise ConfigError(
+        'config.generated_noise=True needs config.background_rms_max > 0, '
+        'which sets the generated noise levels (e.g. '
+        '--config.background_rms_min=0.001 --config.background_rms_max=0.3).')
+  for field in ('unknown_word_balance', 'command_negatives'):
+    value = config.get(field, 0.0)
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or
+        not 0 <= value <= 1):
+      raise ConfigError(f'config.{field}={value!r} must be in [0, 1].')
+  if config.get('synthetic_unknown', False) and not (
+      config.synthetic_dir and config.synthetic_fraction):
+    raise ConfigError(
+        'config.synthetic_unknown=True needs config.synthetic_dir and a '
+        'config.synthetic_fraction above 0 (the share of synthetic draws in '
+        'every class).')
+  if parse_unseen_fold(config.get('unseen_words_fold', '')) and (
+      config.data_source != 'local'):
+    raise ConfigError(
+        'config.unseen_words_fold needs config.data_source=local: TFDS\'s '
+        'speech_commands does not say which word an unknown clip is.')
+
+
 # Fields that count something: a float such as 8.5 would fail deep inside.
 _INTEGER_FIELDS = ('batch_size', 'eval_step_interval', 'save_step_interval',
                    'sample_rate', 'feature_bin_count', 'eval_batch_size',
                    'log_step_interval', 'keep_checkpoints', 'seed',
                    'time_masks', 'freq_masks', 'freq_mask_bins')
 _STRING_FIELDS = ('data_url', 'data_dir', 'tfds_data_dir', 'start_checkpoint',
-                  'synthetic_dir', 'distill_from')
-_BOOL_FIELDS = ('check_nans', 'balance_classes')
+                  'synthetic_dir', 'distill_from', 'unseen_words_fold')
+_BOOL_FIELDS = ('check_nans', 'balance_classes', 'generated_noise',
+                'synthetic_unknown')
 
 
 def _check_types(config: ml_collections.ConfigDict) -> None:

@@ -43,6 +43,7 @@ import tensorflow_datasets as tfds
 from kws_jax import audio_io
 from kws_jax import config_validation
 from kws_jax import download
+from kws_jax import noise
 from kws_jax import speech_commands_builder
 
 SILENCE_LABEL = '_silence_'
@@ -56,10 +57,19 @@ EVAL_SPLITS = ('validation', 'test')
 # the same clips.
 _EVAL_SEEDS = {'validation': 1018, 'test': 2029}
 _UNKNOWN_STREAM, _SILENCE_STREAM = 0, 1
+# The training batches' stream for `config.command_negatives`.
+_NEGATIVES_STREAM = 1
+# command_negative: the share of a word's duration kept of its first or last
+# part. Up to half, not more: three fifths of most commands still say the
+# word ('lef', 'stop' without its onset), and would teach a command as
+# `_unknown_`.
+_PART_OF_WORD = (0.3, 0.5)
 # Batches prepared ahead of the training step.
 _PREFETCH = 4
 # Clips decoded at a time when loading prepared data.
 _LOAD_CHUNK = 1024
+# Seconds of each kind of generated training noise (config.generated_noise).
+_GENERATED_NOISE_SECONDS = 60.0
 # Beside each prepared TFDS dataset: its splits as sorted arrays, so later
 # runs load them at disk speed instead of decoding every example again.
 _ARRAYS_DIR = 'arrays'
@@ -92,10 +102,16 @@ class Datasets:
   Attributes:
     labels: class names; index 0 is silence and 1 unknown.
     train, validation, test: the splits.
-    background: float32 [M] all background-noise recordings concatenated, in
-      [-1, 1] at the config's sample rate (empty if there are none).
+    background: float32 [M] training's noise: the background-noise
+      recordings concatenated, in [-1, 1] at the config's sample rate, then
+      any generated noise (empty if there is none).
     summary: counts per split and class, training weights, skipped files,
       timings; see `create_datasets`.
+    unseen_words: with `config.unseen_words_fold`, every clip of the words
+      left out (labelled `_unknown_`; names start with the word); else
+      empty.
+    silence_stress: `noise.silence_stress_set` from the background
+      recordings, labelled `_silence_`; names give source and level.
   """
   labels: list[str]
   train: Split
@@ -103,6 +119,8 @@ class Datasets:
   test: Split
   background: np.ndarray
   summary: dict[str, Any]
+  unseen_words: Split
+  silence_stress: Split
 
 
 def prepare_words_list(wanted_words: Sequence[str] | str) -> list[str]:
@@ -135,6 +153,21 @@ class _Raw:
   audio: np.ndarray  # int16 [N, L]
   label: np.ndarray  # int32 [N], already mapped to our labels
   names: list[str]
+  words: list[str]  # The word of each clip (its folder).
+
+  def subset(self, rows: np.ndarray) -> '_Raw':
+    return _Raw(np.asarray(self.audio[rows]), self.label[rows],
+                [self.names[i] for i in rows], [self.words[i] for i in rows])
+
+
+def _empty_raw(length: int) -> _Raw:
+  return _Raw(np.zeros((0, length), np.int16), np.zeros(0, np.int32), [], [])
+
+
+def _labelled_split(audio: np.ndarray, label_index: int,
+                    names: list[str]) -> Split:
+  return Split(audio=audio, label=np.full(len(audio), label_index, np.int32),
+               weight=np.ones(len(audio), np.float32), names=names)
 
 
 def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
@@ -172,12 +205,17 @@ def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
     raise ValueError(f"config.data_source={config.data_source!r}; use 'local' "
                      "or 'tfds'.")
 
-  background = (np.concatenate(background_clips) if background_clips
+  raw, synthetic, unseen = _leave_out_unseen_fold(raw, synthetic, config)
+  training_noise = list(background_clips)
+  if config.generated_noise:
+    training_noise += noise.generated_noise(config.sample_rate,
+                                            _GENERATED_NOISE_SECONDS)
+  background = (np.concatenate(training_noise) if training_noise
                 else np.zeros(0, np.float32))
   if not background_clips:
     logging.warning(
-        'No background noise recordings: evaluation silence is all zeros and '
-        'training adds no noise.')
+        'No background noise recordings: evaluation silence is all zeros%s.',
+        '' if training_noise else ' and training adds no noise')
   train = _training_split(raw['train'], synthetic, labels, config)
   splits = {'train': train}
   eval_silence = {}
@@ -195,10 +233,69 @@ def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
   summary['eval_silence'] = eval_silence
   summary['background_clips'] = len(background_clips)
   summary['background_seconds'] = len(background) / config.sample_rate
+  summary['unseen_words'] = collections.Counter(unseen.words)
   _log_summary(summary)
+  stress, stress_names = noise.silence_stress_set(
+      background_clips, config.sample_rate, length)
   return Datasets(labels=labels, train=train,
                   validation=splits['validation'], test=splits['test'],
-                  background=background.astype(np.float32), summary=summary)
+                  background=background.astype(np.float32), summary=summary,
+                  unseen_words=_labelled_split(
+                      unseen.audio, UNKNOWN_INDEX,
+                      [f'{w}/{n}' for w, n in zip(unseen.words, unseen.names)]),
+                  silence_stress=_labelled_split(stress, SILENCE_INDEX,
+                                                 stress_names))
+
+
+def unknown_word_folds(words: collections.Counter, num_folds: int
+                       ) -> list[list[str]]:
+  """The unknown words dealt into `num_folds` folds, most clips first.
+
+  Words sorted by clip count (most first, then by name) go to folds 1, 2,
+  ..., k, 1, 2, ... in turn, so the big words are spread over the folds
+  and each fold is a fixed function of the data's words.
+  """
+  ordered = sorted(words, key=lambda w: (-words[w], w))
+  return [ordered[i::num_folds] for i in range(num_folds)]
+
+
+def _leave_out_unseen_fold(raw: dict[str, _Raw], synthetic: _Raw,
+                           config: ml_collections.ConfigDict
+                           ) -> tuple[dict[str, _Raw], _Raw, _Raw]:
+  """Takes the words of `config.unseen_words_fold` out of every split.
+
+  Returns the splits and synthetic clips without them, and all their
+  recorded clips (every split) as one `_Raw`; the synthetic clips of those
+  words are dropped, so nothing of them is trained on.
+  """
+  length = next(iter(raw.values())).audio.shape[1]
+  fold = config_validation.parse_unseen_fold(config.unseen_words_fold)
+  if fold is None:
+    return raw, synthetic, _empty_raw(length)
+  counts = collections.Counter(
+      w for r in raw.values() for w, l in zip(r.words, r.label)
+      if l == UNKNOWN_INDEX)
+  index, num_folds = fold
+  if len(counts) < num_folds:
+    raise config_validation.ConfigError(
+        f'config.unseen_words_fold={config.unseen_words_fold!r}: the data has '
+        f'{len(counts)} unknown words, fewer than {num_folds} folds.')
+  left_out = set(unknown_word_folds(counts, num_folds)[index - 1])
+  logging.info('Unseen-words fold %d of %d: leaving out %s (%d clips).',
+               index, num_folds, ', '.join(sorted(left_out)),
+               sum(counts[w] for w in left_out))
+  kept, unseen = {}, []
+  for split, r in raw.items():
+    out = np.array([w in left_out for w in r.words], bool)
+    kept[split] = r.subset(np.flatnonzero(~out))
+    unseen.append(r.subset(np.flatnonzero(out)))
+  synthetic = synthetic.subset(np.flatnonzero(
+      [w not in left_out for w in synthetic.words]))
+  return kept, synthetic, _Raw(
+      np.concatenate([u.audio for u in unseen]),
+      np.concatenate([u.label for u in unseen]),
+      [n for u in unseen for n in u.names],
+      [w for u in unseen for w in u.words])
 
 
 def _count(label: np.ndarray, labels: list[str]) -> dict[str, int]:
@@ -253,14 +350,15 @@ def _prepared_builder(source_dir: str, config: ml_collections.ConfigDict
 
 def _load_synthetic(config: ml_collections.ConfigDict, labels: list[str],
                     length: int) -> _Raw:
-  """Training clips of the wanted words from `config.synthetic_dir`.
+  """Training clips from `config.synthetic_dir`.
 
-  Only the folder's training split is read, and words that are not wanted
-  are dropped (they would teach `_unknown_` what synthetic speech sounds
-  like), so synthetic clips never reach validation, test or `_unknown_`.
+  Only the folder's training split is read, so synthetic clips never reach
+  validation or test. Words that are not wanted are `_unknown_` with
+  `config.synthetic_unknown`, else dropped (alone, they would teach
+  `_unknown_` what synthetic speech sounds like).
   """
-  empty = _Raw(np.zeros((0, length), np.int16), np.zeros(0, np.int32), [])
-  if not config.get('synthetic_dir'):
+  empty = _empty_raw(length)
+  if not config.synthetic_dir:
     return empty
   if not os.path.isdir(config.synthetic_dir):
     raise config_validation.ConfigError(
@@ -272,13 +370,17 @@ def _load_synthetic(config: ml_collections.ConfigDict, labels: list[str],
     return empty
   audio, words, names = _load_split(builder, 'train', length)
   index = {word: i for i, word in enumerate(labels) if i >= 2}
-  keep = [i for i, word in enumerate(words) if word in index]
+  keep = [i for i, word in enumerate(words)
+          if word in index or config.synthetic_unknown]
+  num_wanted = sum(word in index for word in words)
   logging.info('Synthetic clips from %s: %d of the wanted words, %d of other '
-               'words left out.', config.synthetic_dir, len(keep),
-               len(words) - len(keep))
+               'words %s.', config.synthetic_dir, num_wanted,
+               len(words) - num_wanted,
+               'as _unknown_' if config.synthetic_unknown else 'left out')
   return _Raw(np.asarray(audio[keep]),
-              np.array([index[words[i]] for i in keep], np.int32),
-              [f'synthetic/{names[i]}' for i in keep])
+              _label_words([words[i] for i in keep], labels),
+              [f'synthetic/{names[i]}' for i in keep],
+              [words[i] for i in keep])
 
 
 def _load_local(config: ml_collections.ConfigDict, labels: list[str],
@@ -296,12 +398,11 @@ def _load_local(config: ml_collections.ConfigDict, labels: list[str],
   for split in ('train', *EVAL_SPLITS):
     if split not in available:
       logging.warning('%s has no %s clips.', config.data_dir, split)
-      raw[split] = _Raw(np.zeros((0, length), np.int16),
-                        np.zeros(0, np.int32), [])
+      raw[split] = _empty_raw(length)
       continue
     audio, words, names = _load_split(builder, split, length)
     words_found.update(words)
-    raw[split] = _Raw(audio, _label_words(words, labels), names)
+    raw[split] = _Raw(audio, _label_words(words, labels), names, words)
   _check_wanted_words(labels, words_found + synthetic_words, config.data_dir)
 
   background_clips = []
@@ -446,7 +547,8 @@ def _load_official(config: ml_collections.ConfigDict, labels: list[str],
     audio = (np.concatenate(audio) if audio
              else np.zeros((0, length), np.int16))
     label = mapping[np.concatenate(label)] if label else np.zeros(0, np.int32)
-    raw[split] = _Raw(audio, label, [f'{split}/{i}' for i in range(len(label))])
+    raw[split] = _Raw(audio, label, [f'{split}/{i}' for i in range(len(label))],
+                      [labels[i] for i in label])
   # Its train split cuts the background recordings into silence clips; they
   # are the only background noise it has.
   train = raw['train']
@@ -472,7 +574,10 @@ def _training_split(raw: _Raw, synthetic: _Raw, labels: list[str],
   `balance_classes`, the mean over the words, so scarce words are drawn as
   often as the others); `synthetic_fraction` of a word's draws come from
   its synthetic clips, and all of them for `synthetic_only_words`, whose
-  real training clips are left out.
+  real training clips are left out. `_unknown_` draws total
+  `unknown_percentage`% of the words' draws, `synthetic_fraction` of them
+  synthetic with `synthetic_unknown`; within the real and the synthetic
+  unknown clips a clip of a word with n clips weighs n^-unknown_word_balance.
   """
   length = raw.audio.shape[1]
   synthetic_only = [labels.index(w) for w in config.get(
@@ -480,11 +585,12 @@ def _training_split(raw: _Raw, synthetic: _Raw, labels: list[str],
   keep = np.flatnonzero(~np.isin(raw.label, synthetic_only))
   label = raw.label[keep]
   names = [raw.names[i] for i in keep]
+  words = [raw.words[i] for i in keep] + list(synthetic.words)
   real = np.bincount(label, minlength=len(labels)).astype(np.float64)
   made = np.bincount(synthetic.label, minlength=len(labels)).astype(np.float64)
-  words = np.arange(2, len(labels))
+  wanted = np.arange(2, len(labels))
   # Each word's total draws: its real clips, else its synthetic ones.
-  target = np.where(real[words] > 0, real[words], made[words])
+  target = np.where(real[wanted] > 0, real[wanted], made[wanted])
   if not target.sum():
     # A ConfigError (a ValueError) so that the command line says it plainly.
     raise config_validation.ConfigError(
@@ -515,24 +621,38 @@ def _training_split(raw: _Raw, synthetic: _Raw, labels: list[str],
     label = np.append(label, np.int32(SILENCE_INDEX))
     is_synthetic = np.append(is_synthetic, False)
     names.append('')
+    words.append(SILENCE_LABEL)
   weight = np.ones(len(label), np.float32)
-  for word, total in zip(words, target):
-    own_real = (label == word) & ~is_synthetic
-    own_made = (label == word) & is_synthetic
+  word_weights = np.ones(len(label), np.float64)
+  for group in (~is_synthetic, is_synthetic):
+    unknown = np.flatnonzero((label == UNKNOWN_INDEX) & group)
+    word_weights[unknown] = _word_balance_weights(
+        [words[i] for i in unknown], config.unknown_word_balance)
+  totals = [(index, total) for index, total in zip(wanted, target)]
+  totals.append((UNKNOWN_INDEX, config.unknown_percentage / 100 *
+                 target.sum()))
+  for index, total in totals:
+    own_real = (label == index) & ~is_synthetic
+    own_made = (label == index) & is_synthetic
     share = 1.0 if not own_real.any() else (fraction if own_made.any() else 0)
-    if own_real.any():
-      weight[own_real] = (1 - share) * total / own_real.sum()
-    if own_made.any():
-      weight[own_made] = share * total / own_made.sum()
-  for index, percentage in ((SILENCE_INDEX, config.silence_percentage),
-                            (UNKNOWN_INDEX, config.unknown_percentage)):
-    members = label == index
-    if members.any():
-      weight[members] = percentage / 100 * target.sum() / members.sum()
+    for members, part in ((own_real, 1 - share), (own_made, share)):
+      if members.any():
+        weight[members] = (part * total * word_weights[members] /
+                           word_weights[members].sum())
+  members = label == SILENCE_INDEX
+  if members.any():
+    weight[members] = (config.silence_percentage / 100 * target.sum() /
+                       members.sum())
   if not np.any(label == UNKNOWN_INDEX) and config.unknown_percentage > 0:
     logging.warning('The training data has no unknown-word clips; the '
                     '_unknown_ class is never trained.')
   return Split(audio=audio, label=label, weight=weight, names=names)
+
+
+def _word_balance_weights(words: list[str], balance: float) -> np.ndarray:
+  """float64 per clip: n^-balance for a clip of a word with n clips."""
+  counts = collections.Counter(words)
+  return np.array([counts[w] ** -balance for w in words], np.float64)
 
 
 def _evaluation_split(raw: _Raw, split: str, background_clips: list[np.ndarray],
@@ -599,13 +719,15 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
 
   Each step draws `config.batch_size` clip indices (with replacement) from
   the training split's weights with a NumPy generator seeded by
-  `(config.seed, step)`; this process gets its contiguous slice. Batches are
+  `(config.seed, step)`; this process gets its contiguous slice. With
+  `config.command_negatives`, that share of the `_unknown_` draws is
+  replaced by a negative made from a command clip (`command_negative`). Batches are
   gathered from the in-memory clips by a background thread, `_PREFETCH`
   steps ahead, without copying the clips (they may be gigabytes).
 
   Args:
     datasets: from `create_datasets`.
-    config: uses batch_size and seed.
+    config: uses batch_size, seed and command_negatives.
     start_step: the first step to yield.
     process_index: this process, in [0, process_count).
     process_count: processes sharing each global batch.
@@ -631,14 +753,30 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
   # [cdf[i-1], cdf[i]), so clips of weight 0 never are.
   cdf = np.cumsum(split.weight, dtype=np.float64)
   cdf /= cdf[-1]
+  commands = np.flatnonzero(split.label > UNKNOWN_INDEX)
+  negatives = config.command_negatives if len(commands) else 0.0
 
   def batch_for(step: int) -> dict[str, np.ndarray]:
     uniform = np.random.default_rng([config.seed, step]).random(batch_size)
     indices = np.minimum(np.searchsorted(cdf, uniform, side='right'),
-                         len(cdf) - 1)[first:first + local]
-    return {'audio': split.audio[indices].astype(np.float32) /
-                     audio_io.PCM16_SCALE,
-            'label': split.label[indices]}
+                         len(cdf) - 1)
+    audio = split.audio[indices[first:first + local]].astype(np.float32)
+    if negatives:
+      # Drawn for the whole batch, so every process agrees; a stream of its
+      # own, so the draws above are those of runs without negatives.
+      rng = np.random.default_rng([config.seed, step, _NEGATIVES_STREAM])
+      replace = (split.label[indices] == UNKNOWN_INDEX) & (
+          rng.random(batch_size) < negatives)
+      sources = commands[rng.integers(0, len(commands), (batch_size, 2))]
+      seeds = rng.integers(0, 2**31, batch_size)
+      for row in np.flatnonzero(replace[first:first + local]):
+        pair = sources[first + row]
+        audio[row] = command_negative(
+            np.random.default_rng(seeds[first + row]),
+            split.audio[pair[0]], split.audio[pair[1]],
+            split.label[pair[0]] != split.label[pair[1]])
+    return {'audio': audio / audio_io.PCM16_SCALE,
+            'label': split.label[indices[first:first + local]]}
 
   pool = concurrent.futures.ThreadPoolExecutor(1, 'train_batches')
   try:
@@ -653,6 +791,55 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
       yield batch
   finally:
     pool.shutdown(wait=False, cancel_futures=True)
+
+
+def word_extent(clip: np.ndarray, frame: int) -> tuple[int, int]:
+  """[start, end) samples of the spoken part of a clip.
+
+  The frames (of `frame` samples) whose RMS is within 20 dB of the loudest
+  frame's, from the first to the last; the whole clip if it is silent.
+  """
+  usable = len(clip) // frame * frame
+  energy = np.sqrt(np.mean(
+      np.square(clip[:usable].astype(np.float32).reshape(-1, frame)), -1))
+  loud = np.flatnonzero(energy >= 0.1 * energy.max()) if usable else []
+  if not len(loud) or energy.max() == 0:
+    return 0, len(clip)
+  return int(loud[0] * frame), int(min((loud[-1] + 1) * frame, len(clip)))
+
+
+def command_negative(rng: np.random.Generator, clip: np.ndarray,
+                     other: np.ndarray, other_differs: bool) -> np.ndarray:
+  """A non-command made from command clips: float32 in int16 units.
+
+  One of, equally often: `clip` reversed; the first or the last
+  `_PART_OF_WORD` of its word alone (the rest of the clip silent), where
+  it was; or the first half of its word followed by the second half of
+  `other`'s word (`other_differs`: a different command; else the reversal),
+  centred. Each keeps the recording's voice, room and level, so only the
+  word itself tells it from a command.
+  """
+  clip = clip.astype(np.float32)
+  length = len(clip)
+  kind = rng.integers(4)
+  if kind == 0 or (kind == 3 and not other_differs):
+    return clip[::-1].copy()
+  frame = max(length // 100, 1)
+  start, end = word_extent(clip, frame)
+  out = np.zeros_like(clip)
+  if kind in (1, 2):
+    keep = max(int((end - start) * rng.uniform(*_PART_OF_WORD)), 1)
+    part = slice(start, start + keep) if kind == 1 else slice(end - keep, end)
+    out[part] = clip[part]
+    return out
+  other = other.astype(np.float32)
+  other_start, other_end = word_extent(other, frame)
+  joined = np.concatenate([clip[start:(start + end) // 2],
+                           other[(other_start + other_end) // 2:other_end]])
+  joined = joined[:length]
+  offset = (length - len(joined)) // 2
+  out[offset:offset + len(joined)] = joined
+  return out
 
 
 def eval_iterator(split: Split,

@@ -77,3 +77,39 @@ def format_per_class(result: ClassificationResult) -> str:
     lines.append(f'{label:<{width}}  {figures["precision"]*100:8.1f}%'
                  f' {figures["recall"]*100:6.1f}%  {figures["count"]:5d}')
   return '\n'.join(lines)
+
+
+def group_recall(predictions: np.ndarray, target: int, groups: list[str],
+                 labels: list[str]) -> dict:
+  """Recall of one class over clips that all belong to it, by group.
+
+  Args:
+    predictions: int [N] predicted class of each clip.
+    target: the class every clip truly is.
+    groups: N group names (a clip's word, a noise's source, ...).
+    labels: class names.
+
+  Returns:
+    {'recall': over all clips, 'mean_recall': the mean of the groups'
+    recalls (each group counts once), 'count', 'per_group': {group:
+    {'recall', 'count'}}, 'heard_as': {label: clips given that wrong
+    label}, most first}.
+  """
+  predictions = np.asarray(predictions)
+  right = predictions == target
+  per_group = {}
+  for group in sorted(set(groups)):
+    members = np.array([g == group for g in groups], bool)
+    per_group[group] = {'recall': float(right[members].mean()),
+                        'count': int(members.sum())}
+  wrong = np.bincount(predictions[~right], minlength=len(labels))
+  return {
+      'recall': float(right.mean()) if len(right) else 0.0,
+      'mean_recall': (float(np.mean([g['recall'] for g in per_group.values()]))
+                      if per_group else 0.0),
+      'count': int(len(right)),
+      'per_group': per_group,
+      'heard_as': {labels[i]: int(wrong[i]) for i in np.argsort(-wrong,
+                                                               kind='stable')
+                   if wrong[i]},
+  }

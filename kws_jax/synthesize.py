@@ -68,6 +68,7 @@ from scipy import signal
 import soundfile as sf
 
 from kws_jax import audio_io
+from kws_jax import confusables
 
 ENGINE_NAMES = ('espeak', 'piper', 'flite')
 INSTALL_HINTS = {
@@ -1291,7 +1292,14 @@ def _define_flags() -> None:
   def pair(name: str) -> list[str]:
     return [f'{v:g}' for v in getattr(defaults, name)]
 
-  flags.DEFINE_list('words', None, 'Words to speak, comma-separated.')
+  flags.DEFINE_list('words', [], 'Words to speak, comma-separated.')
+  flags.DEFINE_list('negatives_for', [],
+                    'Also speak the words that sound close to these commands '
+                    '(kws_jax.confusables.NEAR_WORDS): hard negatives for '
+                    '_unknown_.')
+  flags.DEFINE_bool('everyday_words', False,
+                    'Also speak kws_jax.confusables.EVERYDAY_WORDS (breadth '
+                    'for _unknown_).')
   flags.DEFINE_string('out', None, 'Output folder (Speech Commands layout).')
   flags.DEFINE_integer('count', 500, 'Clips per word.')
   flags.DEFINE_list('engines', ['auto'],
@@ -1365,8 +1373,16 @@ def main(argv: Sequence[str]) -> None:
         logging.info('%s: %d voices: %s', name, len(voices),
                      ' '.join(v.voice_id for v in voices))
     return
-  if not f.words or not f.out:
-    raise app.UsageError('--words and --out are required.')
+  try:
+    words = list(f.words) + confusables.near_words(f.negatives_for)
+  except ValueError as e:
+    raise app.UsageError(f'--negatives_for: {e}') from e
+  if f.everyday_words:
+    words += confusables.EVERYDAY_WORDS
+  words = list(dict.fromkeys(words))  # Each once, in order.
+  if not words or not f.out:
+    raise app.UsageError('--out and some words (--words, --negatives_for or '
+                         '--everyday_words) are required.')
   noise_probability = f.noise_probability
   if noise_probability is None:
     noise_probability = 0.5 if f.background_dir else 0.0
@@ -1383,7 +1399,7 @@ def main(argv: Sequence[str]) -> None:
       snr_db_range=_pair('snr_db_range', f.snr_db_range))
   try:
     synthesize_dataset(
-        f.words, f.out, count=f.count, engines=f.engines,
+        words, f.out, count=f.count, engines=f.engines,
         engine_options=engine_options, options=options, seed=f.seed,
         background_dir=f.background_dir, num_workers=f.num_workers,
         overwrite=f.overwrite)

@@ -186,7 +186,9 @@ def train_step(state: TrainState, batch: dict[str, jax.Array],
       aug_key, audio, batch['label'], background,
       time_shift_samples=int(config.time_shift_ms * samples_per_ms),
       background_frequency=config.background_frequency,
-      background_volume=config.background_volume)
+      background_volume=config.background_volume,
+      background_rms=(config.background_rms_min, config.background_rms_max),
+      min_snr_db=config.background_min_snr_db)
   targets = optax.smooth_labels(
       jax.nn.one_hot(batch['label'], num_classes), config.label_smoothing)
   audio, targets = augment.mixup(mixup_key, audio, targets,
@@ -256,21 +258,30 @@ class _Devices:
     return {k: v[start:start + n] for k, v in batch.items()}
 
 
-def evaluate(predict: Callable[..., jax.Array], params: Any, batch_stats: Any,
-             split: input_pipeline.Split, labels: list[str], batch_size: int,
-             devices: _Devices) -> metrics_lib.ClassificationResult:
-  """Scores a split; every process runs it, all see the same result."""
+def predict_split(predict: Callable[..., jax.Array], params: Any,
+                  batch_stats: Any, split: input_pipeline.Split,
+                  batch_size: int, devices: _Devices) -> np.ndarray:
+  """int [N] predicted class of each clip of a split (every process)."""
   # Batches must split evenly over devices; padding rows are masked out.
   batch_size = -(-batch_size // jax.device_count()) * jax.device_count()
-  confusion = np.zeros((len(labels), len(labels)), np.int64)
+  out = []
   for batch in input_pipeline.eval_iterator(split, batch_size):
     logits = predict(params, batch_stats, devices.global_batch(
         devices.local_slice({'audio': batch['audio']}))['audio'])
     predictions = np.asarray(jax.device_get(logits)).argmax(-1)
-    keep = batch['mask'].astype(bool)
-    confusion += metrics_lib.confusion_matrix(
-        batch['label'][keep], predictions[keep], len(labels))
-  return metrics_lib.ClassificationResult(confusion, labels)
+    out.append(predictions[batch['mask'].astype(bool)])
+  return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def evaluate(predict: Callable[..., jax.Array], params: Any, batch_stats: Any,
+             split: input_pipeline.Split, labels: list[str], batch_size: int,
+             devices: _Devices) -> metrics_lib.ClassificationResult:
+  """Scores a split; every process runs it, all see the same result."""
+  predictions = predict_split(predict, params, batch_stats, split, batch_size,
+                              devices)
+  return metrics_lib.ClassificationResult(
+      metrics_lib.confusion_matrix(split.label, predictions, len(labels)),
+      labels)
 
 
 def _log_evaluation(name: str, step: int | None,
@@ -514,5 +525,34 @@ def _final_test(config, ckpts, state, abstract, predict, data, labels,
                '%.1f%%) on the test split.', best, validation.accuracy * 100)
   _log_evaluation('Final test accuracy', None, test)
   logging.info('Per class:\n%s', metrics_lib.format_per_class(test))
-  return {'best_step': best, 'validation': validation.to_dict(),
-          'test': test.to_dict(), 'labels': labels}
+  results = {'best_step': best, 'validation': validation.to_dict(),
+             'test': test.to_dict(), 'labels': labels}
+  score = functools.partial(predict_split, predict, state.ema_params,
+                            state.ema_batch_stats,
+                            batch_size=config.eval_batch_size, devices=devices)
+  if len(data.unseen_words):
+    names = data.unseen_words.names
+    results['unseen_words'] = metrics_lib.group_recall(
+        score(data.unseen_words), input_pipeline.UNKNOWN_INDEX,
+        [n.split('/')[0] for n in names], labels)
+    logging.info(
+        'Unseen words (fold %s, never trained on): _unknown_ recall = %.1f%% '
+        '(N=%d), mean over the %d words %.1f%%; heard as %s',
+        config.unseen_words_fold, results['unseen_words']['recall'] * 100,
+        len(names), len(results['unseen_words']['per_group']),
+        results['unseen_words']['mean_recall'] * 100,
+        results['unseen_words']['heard_as'])
+  if len(data.silence_stress):
+    names = data.silence_stress.names
+    predictions = score(data.silence_stress)
+    stress = metrics_lib.group_recall(
+        predictions, input_pipeline.SILENCE_INDEX,
+        [n.split('@')[0] for n in names], labels)
+    stress['per_level'] = metrics_lib.group_recall(
+        predictions, input_pipeline.SILENCE_INDEX,
+        [n.split('@')[1] for n in names], labels)['per_group']
+    results['silence_stress'] = stress
+    logging.info('Silence stress set: _silence_ recall = %.1f%% (N=%d); '
+                 'heard as %s', stress['recall'] * 100, stress['count'],
+                 stress['heard_as'])
+  return results

@@ -252,3 +252,27 @@ def test_reverberation_decays_and_does_not_wrap_around():
   first = (wet[:, 200:200 + tenth]**2).sum(1)
   last = (wet[:, taps - tenth:taps]**2).sum(1)
   assert np.all(10 * np.log10(first / last) > 45)
+
+
+def _rms(x):
+  return np.sqrt(np.mean(np.square(np.asarray(x, np.float64)), axis=-1))
+
+
+def test_absolute_levels_put_silence_and_word_noise_in_range():
+  audio, _, background = _batch(batch=400)
+  label = jnp.asarray(np.arange(400) % 2, jnp.int32)  # silence, word, ...
+  silence = np.asarray(label) == 0
+  audio = jnp.where(silence[:, None], 0.0, 0.05 * audio)
+  out = np.asarray(augment.augment_waveform(
+      jax.random.key(5), audio, label, background, time_shift_samples=0,
+      background_frequency=1.0, background_volume=0.1,
+      background_rms=(0.001, 0.3), min_snr_db=5.0))
+  level = _rms(out[silence])
+  assert level.min() >= 0.001 * 0.99 and level.max() <= 0.3 * 1.01
+  # Log-uniform: about half the clips below the geometric mean.
+  assert np.mean(level < np.sqrt(0.001 * 0.3)) == pytest.approx(0.5, abs=0.1)
+  assert level.max() > 0.2  # Loud silence, unlike the tutorial's rule.
+  words = np.asarray(audio)[~silence]
+  added = _rms(out[~silence] - words)
+  assert np.all(added <= _rms(words) * 10 ** (-5 / 20) * 1.01)
+  assert np.all(added >= 0.001 * 0.99)

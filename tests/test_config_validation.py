@@ -84,6 +84,15 @@ def test_wanted_words_from_command_line_string():
     ('distill_from', '/some/run', 'distill_from and config.distill_weight'),
     ('distill_temperature', 0.0, 'distill_temperature'),
     ('reverb_probability', 1.5, 'reverb_probability'),
+    ('background_rms_max', 1.5, 'background_rms_max'),
+    ('background_rms_max', 0.3, 'background_rms_min=0.0 must be above 0'),
+    ('generated_noise', True, 'needs config.background_rms_max'),
+    ('unknown_word_balance', -0.5, 'unknown_word_balance'),
+    ('command_negatives', 2.0, 'command_negatives'),
+    ('synthetic_unknown', True, 'needs config.synthetic_dir'),
+    ('unseen_words_fold', '4/3', 'unseen_words_fold'),
+    ('unseen_words_fold', '1/1', 'unseen_words_fold'),
+    ('unseen_words_fold', 'one', 'unseen_words_fold'),
 ])
 def test_bad_values_are_refused_with_the_field_named(field, value, message):
   config = default.get_config()
@@ -260,4 +269,14 @@ def test_distillation_needs_a_teacher_named():
   config.distill_from = ' , '  # Commas alone name no teacher.
   with pytest.raises(config_validation.ConfigError,
                      match="go together.*distill_from=' , '"):
+    config_validation.validate_config(config)
+
+
+def test_unseen_words_fold_parses_and_needs_local_data():
+  assert config_validation.parse_unseen_fold('') is None
+  assert config_validation.parse_unseen_fold('2/3') == (2, 3)
+  config = default.get_config()
+  config.unseen_words_fold = '1/3'
+  config.data_source = 'tfds'
+  with pytest.raises(config_validation.ConfigError, match='data_source=local'):
     config_validation.validate_config(config)

@@ -423,10 +423,170 @@ def test_clips_of_weight_zero_are_never_drawn():
   data = input_pipeline.Datasets(
       labels=['_silence_', '_unknown_', 'yes'], train=split,
       validation=empty, test=empty, background=np.zeros(0, np.float32),
-      summary={})
-  config = ml_collections.ConfigDict({'batch_size': 400, 'seed': 0})
+      summary={}, unseen_words=empty, silence_stress=empty)
+  config = ml_collections.ConfigDict({'batch_size': 400, 'seed': 0,
+                                      'command_negatives': 0.0})
   run = input_pipeline.train_iterator(data, config)
   rows = np.concatenate([np.round(next(run)['audio'][:, 0] * 32768)
                          for _ in range(5)]).astype(int)
   assert set(rows) == {1, 3}
   assert np.mean(rows == 3) == pytest.approx(0.75, abs=0.03)
+
+
+def _unknown_word_totals(data):
+  unknown = np.flatnonzero(data.train.label == 1)
+  totals = {}
+  for i in unknown:
+    word = data.train.names[i].split('/')[-2]
+    totals[word] = totals.get(word, 0.0) + float(data.train.weight[i])
+  return totals
+
+
+def test_unknown_word_balance_evens_out_the_unknown_words(tmp_path):
+  data_dir = make_speech_commands_dir(tmp_path / 'data',
+                                      words=('yes', 'no', 'cat', 'dog'),
+                                      clips_per_word=10)
+  for path in sorted((data_dir / 'dog').iterdir())[3:]:
+    path.unlink()  # dog: 3 clips, cat: 10.
+  plain = input_pipeline.create_datasets(_config(data_dir, tmp_path))
+  balanced = input_pipeline.create_datasets(
+      _config(data_dir, tmp_path, unknown_word_balance=1.0))
+  before, after = _unknown_word_totals(plain), _unknown_word_totals(balanced)
+  assert before['cat'] > 1.5 * before['dog']
+  assert after['cat'] == pytest.approx(after['dog'])
+  # The class as a whole weighs what it did.
+  assert sum(after.values()) == pytest.approx(sum(before.values()))
+
+
+def test_command_negatives_replace_unknown_draws_only(tmp_path):
+  data_dir = make_speech_commands_dir(tmp_path / 'data',
+                                      words=('yes', 'no', 'cat'))
+  config = _config(data_dir, tmp_path, unknown_percentage=100.0,
+                   batch_size=400)
+  data = input_pipeline.create_datasets(config)
+  plain = next(input_pipeline.train_iterator(data, config, start_step=3))
+  config.command_negatives = 0.5
+  batches = input_pipeline.train_iterator(data, config, start_step=3)
+  mixed = next(batches)
+  again = next(input_pipeline.train_iterator(data, config, start_step=3))
+  np.testing.assert_array_equal(mixed['audio'], again['audio'])
+  # The same draws and labels; only unknown rows change, about half of them.
+  np.testing.assert_array_equal(mixed['label'], plain['label'])
+  changed = np.any(mixed['audio'] != plain['audio'], axis=1)
+  unknown = plain['label'] == 1
+  assert not np.any(changed & ~unknown)
+  assert np.mean(changed[unknown]) == pytest.approx(0.5, abs=0.12)
+  # What replaced them is made of command clips, not of the unknown word:
+  # every replaced row is a command clip reversed, cut or joined.
+  commands = data.train.audio[data.train.label >= 2].astype(np.float32)
+  spectra = np.abs(np.fft.rfft(commands / 32768.0, axis=1)).mean(0)
+  for row in np.flatnonzero(changed)[:10]:
+    own = np.abs(np.fft.rfft(mixed['audio'][row]))
+    peak = np.argmax(own)
+    assert spectra[peak] > 0.1 * spectra.max()
+
+
+def test_command_negative_kinds():
+  rate = 16000
+  clip = np.zeros(rate, np.int16)
+  clip[4000:12000] = (10000 * np.sin(np.arange(8000) / 5)).astype(np.int16)
+  other = np.zeros(rate, np.int16)
+  other[6000:10000] = 5000
+  assert input_pipeline.word_extent(clip, 160) == (4000, 12000)
+  seen = set()
+  for seed in range(40):
+    out = input_pipeline.command_negative(np.random.default_rng(seed), clip,
+                                          other, True)
+    assert out.dtype == np.float32 and out.shape == clip.shape
+    if np.array_equal(out, clip[::-1]):
+      seen.add('reversed')
+      continue
+    if np.any(out == 5000):  # Joined: first half of clip, then other's.
+      seen.add('joined')
+      start, end = input_pipeline.word_extent(out.astype(np.int16), 160)
+      assert end - start == pytest.approx(4000 + 2000, abs=160)
+      continue
+    kept = np.flatnonzero(out)
+    assert np.array_equal(out[kept], clip[kept].astype(np.float32))
+    share = (kept[-1] - kept[0] + 1) / 8000
+    assert 0.3 - 0.01 <= share <= 0.5 + 0.01
+    seen.add('first' if kept[0] < 4100 else 'last')
+  assert seen == {'reversed', 'joined', 'first', 'last'}
+  # Without a different second command, a join is a reversal instead.
+  for seed in range(10):
+    out = input_pipeline.command_negative(np.random.default_rng(seed), clip,
+                                          other, False)
+    assert not np.any(out == 5000)
+
+
+def test_unseen_words_fold_leaves_its_words_out_of_everything(tmp_path):
+  data_dir = make_speech_commands_dir(
+      tmp_path / 'data', words=('yes', 'no', 'cat', 'dog', 'bed'))
+  synthetic = make_speech_commands_dir(tmp_path / 'synth',
+                                       words=('yes', 'dog', 'bird'),
+                                       clips_per_word=5)
+  (synthetic / 'validation_list.txt').write_text('')
+  (synthetic / 'testing_list.txt').write_text('')
+  folds = input_pipeline.unknown_word_folds(
+      __import__('collections').Counter({'bed': 10, 'cat': 10, 'dog': 10}), 2)
+  assert folds == [['bed', 'dog'], ['cat']]
+  config = _config(data_dir, tmp_path, unseen_words_fold='1/2',
+                   synthetic_dir=str(synthetic), synthetic_fraction=0.2,
+                   synthetic_unknown=True)
+  data = input_pipeline.create_datasets(config)
+  left_out = {'bed', 'dog'}
+  for split in (data.train, data.validation, data.test):
+    words = {n.split('/')[-2] for n in split.names if '/' in n}
+    assert not words & left_out, words
+  # Every recorded clip of them (all splits) is in the unseen set.
+  assert len(data.unseen_words) == 20
+  assert set(data.unseen_words.label) == {1}
+  assert {n.split('/')[0] for n in data.unseen_words.names} == left_out
+  # Synthetic bird stays (as unknown); synthetic dog goes.
+  synthetic_words = {n.split('/')[-2] for n in data.train.names
+                     if n.startswith('synthetic/')}
+  assert synthetic_words == {'yes', 'bird'}
+  assert data.summary['unseen_words'] == {'bed': 10, 'dog': 10}
+  with pytest.raises(input_pipeline.config_validation.ConfigError,
+                     match='fewer than 5 folds'):
+    input_pipeline.create_datasets(
+        _config(data_dir, tmp_path, unseen_words_fold='1/5'))
+
+
+def test_synthetic_unknown_words_make_up_their_share(tmp_path):
+  real = make_speech_commands_dir(tmp_path / 'real', words=('yes', 'no', 'cat'))
+  synthetic = make_speech_commands_dir(tmp_path / 'synth',
+                                       words=('yes', 'bed', 'town'),
+                                       clips_per_word=6)
+  (synthetic / 'validation_list.txt').write_text('')
+  (synthetic / 'testing_list.txt').write_text('')
+  config = _config(real, tmp_path, synthetic_dir=str(synthetic),
+                   synthetic_fraction=0.25, synthetic_unknown=True)
+  data = input_pipeline.create_datasets(config)
+  is_synthetic = np.array([n.startswith('synthetic/') for n in
+                           data.train.names])
+  unknown = data.train.label == 1
+  assert (unknown & is_synthetic).sum() == 12
+  share = (data.train.weight[unknown & is_synthetic].sum() /
+           data.train.weight[unknown].sum())
+  assert share == pytest.approx(0.25)
+  num_words = np.sum((data.train.label >= 2) & ~is_synthetic)
+  assert data.train.weight[unknown].sum() == pytest.approx(
+      config.unknown_percentage / 100 * num_words)
+
+
+def test_silence_stress_set_and_generated_noise(tiny_data_dir, tmp_path):
+  config = _config(tiny_data_dir, tmp_path)
+  plain = input_pipeline.create_datasets(config)
+  assert len(plain.silence_stress) > 50
+  assert set(plain.silence_stress.label) == {0}
+  assert len(plain.unseen_words) == 0
+  config = _config(tiny_data_dir, tmp_path, background_rms_min=0.001,
+                   background_rms_max=0.3, generated_noise=True)
+  noisy = input_pipeline.create_datasets(config)
+  assert len(noisy.background) == len(plain.background) + 5 * 60 * 16000
+  np.testing.assert_array_equal(noisy.background[:len(plain.background)],
+                                plain.background)
+  # Evaluation silence is made from the recordings alone, as before.
+  np.testing.assert_array_equal(noisy.validation.audio,
+                                plain.validation.audio)

@@ -1,6 +1,7 @@
 """A two-point sweep on tiny data: trains, tabulates, and resumes."""
 
 import csv
+import json
 import os
 
 import pytest
@@ -81,3 +82,48 @@ def test_only_runs_the_matching_points(tmp_path, monkeypatch):
   assert [r.get('status') for r in rows[:2]] == ['not run', 'not run']
   with pytest.raises(ValueError, match='matches no point'):
     sweep.run_sweep(str(sweep_file), str(tmp_path / 'out'), {}, only='lr=')
+
+
+def _write_results(path, validation, unseen=None):
+  path.mkdir(parents=True)
+  results = {'validation': {'accuracy': validation},
+             'test': {'accuracy': 0.9, 'count': 10, 'per_class': {
+                 '_unknown_': {'recall': 0.5}, '_silence_': {'recall': 1.0}}},
+             'silence_stress': {'recall': 0.75}}
+  if unseen:
+    results['unseen_words'] = {'per_group': unseen, 'mean_recall': 0.0}
+  (path / 'results.json').write_text(json.dumps(results))
+
+
+def test_unseen_word_folds_are_added_and_summarised(tmp_path):
+  sweep_file = tmp_path / 'folds.py'
+  sweep_file.write_text("BASE_CONFIG = 'configs/test.py'\n"
+                        "UNSEEN_WORDS_FOLDS = 2\n"
+                        "def sweep(add):\n"
+                        "  add(point_name='plain')\n"
+                        "  add(point_name='more', unknown_percentage=20.0)\n")
+  _, _, points, _ = sweep.load_sweep(str(sweep_file))
+  names = [sweep.point_name(p) for p in points]
+  assert names == ['plain', 'more', 'plain,fold=1_2', 'plain,fold=2_2',
+                   'more,fold=1_2', 'more,fold=2_2']
+  assert points[5] == {'point_name': 'more', 'unknown_percentage': 20.0,
+                       'unseen_words_fold': '2/2'}
+  _write_results(tmp_path / 'plain', 0.8)
+  _write_results(tmp_path / 'plain,fold=1_2', 0.7, {
+      'dog': {'recall': 0.5, 'count': 2}, 'bed': {'recall': 1.0, 'count': 6}})
+  _write_results(tmp_path / 'plain,fold=2_2', 0.7, {
+      'cat': {'recall': 0.0, 'count': 2}})
+  _write_results(tmp_path / 'more,fold=1_2', 0.7, {
+      'dog': {'recall': 1.0, 'count': 2}})
+  rows = sweep.summarize_folds(str(tmp_path), points)
+  assert [r['recipe'] for r in rows] == ['plain', 'more']
+  plain, more = rows
+  assert plain['validation_accuracy'] == 80.0
+  assert plain['unknown_recall'] == 50.0
+  assert plain['stress_silence_recall'] == 75.0
+  assert plain['unseen_words_recall'] == 50.0  # (0.5 + 1 + 0) / 3 words.
+  assert plain['unseen_clips_recall'] == 70.0  # (1 + 6 + 0) / 10 clips.
+  assert (plain['unseen_words'], plain['folds']) == (3, 2)
+  assert plain['least_recognised'].startswith('cat 0% dog 50%')
+  assert 'validation_accuracy' not in more  # Its all-words run is missing.
+  assert (more['unseen_words_recall'], more['folds']) == (100.0, 1)

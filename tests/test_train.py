@@ -202,3 +202,29 @@ def test_training_distils_from_teachers(tiny_data_dir, tmp_path, caplog):
   assert np.isfinite(results['test']['accuracy'])
   saved = json.loads((tmp_path / 'student' / 'config.json').read_text())
   assert saved['distill_from'] == f'{teacher},{teacher}'
+
+
+def test_results_score_unseen_words_and_the_silence_stress_set(
+    tiny_data_dir, tmp_path, caplog):
+  # Unknown words of the tiny data: up and cat; fold 1 of 2 leaves one out.
+  config = _config(tiny_data_dir, tmp_path, unseen_words_fold='1/2',
+                   background_rms_min=0.001, background_rms_max=0.3,
+                   generated_noise=True, unknown_word_balance=1.0,
+                   command_negatives=0.5)
+  with caplog.at_level(logging.INFO, logger='absl'):
+    results = train.train_and_evaluate(config, str(tmp_path / 'run'))
+  unseen = results['unseen_words']
+  assert set(unseen['per_group']) in ({'up'}, {'cat'})
+  assert unseen['count'] == 10
+  assert 0 <= unseen['recall'] <= 1
+  assert unseen['mean_recall'] == pytest.approx(unseen['recall'])
+  assert sum(unseen['heard_as'].values()) == round(
+      (1 - unseen['recall']) * unseen['count'])
+  stress = results['silence_stress']
+  assert stress['count'] > 50 and 0 <= stress['recall'] <= 1
+  assert {'white', 'hum50', 'dc'} <= set(stress['per_group'])
+  assert '0.3' in stress['per_level']
+  assert 'Unseen words (fold 1/2, never trained on)' in caplog.text
+  assert 'Silence stress set: _silence_ recall = ' in caplog.text
+  saved = json.loads((tmp_path / 'run' / 'results.json').read_text())
+  assert saved['unseen_words']['count'] == 10

@@ -1,0 +1,67 @@
+r"""What is not a command: noise at real levels and negatives, measured on
+words the model never heard.
+
+Each recipe runs once on all the data (validation, test, and the silence
+stress set) and once per unseen-words fold: fold i of 3 leaves a third of
+the data's unknown words out of training entirely and scores `_unknown_`
+recall on every clip of them, so the summary's `unseen_words_recall` (the
+mean over all the left-out words, each scored by the fold that left it out)
+says how a recipe treats non-command words it was never shown. The recipes
+build on one another:
+
+1. the default recipe before this sweep (configs/tc_resnet.py as of
+   2026-12-03);
+2. + noise at real levels (RMS 0.001-0.3, generated noise and hum);
+3. + every unknown word drawn equally often, and negatives made from
+   command clips for 30% of the unknown draws;
+4. + synthetic speech: near words of each command and everyday words as
+   `_unknown_`, and the commands themselves, 20% of every class's draws;
+5. + `_unknown_` at 25% of the draws instead of 10%.
+
+Point 4 and 5 need the synthetic folder first (about 10 min on one core):
+
+  for args in "--negatives_for=yes,no,up,down,left,right,on,off,stop,go --count=40" \
+      "--everyday_words --count=12" \
+      "--words=yes,no,up,down,left,right,on,off,stop,go --count=200"; do
+    python -m kws_jax.synthesize $args --out=/tmp/synth_neg \
+        --background_dir=/tmp/kws_data/_background_noise_
+  done
+  python -m experiments.sweep --sweep=experiments/negatives.py \
+      --workdir=/tmp/sweeps/negatives --parallel=2 \
+      --override=data_url=../shared/data/speech_commands_dev.tar.gz \
+      --override=data_dir=/tmp/kws_data
+
+(`--only='fold=3|fold=1'`-style filters run part of it; the summary lists
+what has finished.)
+"""
+
+BASE_CONFIG = 'configs/tc_resnet.py'
+
+SHARED = {'log_step_interval': 100}
+
+SYNTHETIC_DIR = '/tmp/synth_neg'
+UNSEEN_WORDS_FOLDS = 3
+
+# The recipe of configs/tc_resnet.py before this sweep, pinned so the
+# comparison holds when the default changes.
+_BEFORE = {'background_rms_min': 0.0, 'background_rms_max': 0.0,
+           'generated_noise': False, 'unknown_word_balance': 0.0,
+           'command_negatives': 0.0, 'unknown_percentage': 10.0,
+           'synthetic_dir': '', 'synthetic_fraction': 0.0,
+           'synthetic_unknown': False}
+_LEVELS = {**_BEFORE, 'background_rms_min': 0.001, 'background_rms_max': 0.3,
+           'generated_noise': True}
+_NEGATIVES = {**_LEVELS, 'unknown_word_balance': 1.0,
+              'command_negatives': 0.3}
+_SYNTHETIC = {**_NEGATIVES, 'synthetic_dir': SYNTHETIC_DIR,
+              'synthetic_fraction': 0.2, 'synthetic_unknown': True}
+_MORE_UNKNOWN = {**_SYNTHETIC, 'unknown_percentage': 25.0}
+
+RECIPES = {'1_before': _BEFORE, '2_levels': _LEVELS,
+           '3_negatives': _NEGATIVES, '4_synthetic': _SYNTHETIC,
+           '5_more_unknown': _MORE_UNKNOWN}
+
+
+def sweep(add):
+  for name, recipe in RECIPES.items():
+    add(point_name=name, **recipe)
