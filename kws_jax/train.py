@@ -367,6 +367,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   start_step = int(state.step) + 1
   total = schedule.total_steps
   logging.info('Training from step: %d', start_step)
+  logging.info('%d steps to run (to step %d); the time they take is '
+               'estimated after the first %d.', total - start_step + 1, total,
+               _ESTIMATE_AFTER_STEPS)
   log = workdir_lib.MetricsLog(workdir, enabled=is_main)
   bar = _progress(total, start_step - 1, is_main)
   batches = input_pipeline.train_iterator(
@@ -375,7 +378,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # Seconds the loop waited for the input pipeline (steps are dispatched
   # asynchronously, so the rest of a step's time is the device's).
   input_wait = paused = 0.0
-  step = start_step - 1
+  step = logged = start_step - 1
+  estimated = False
+
+  def record(step: int, step_metrics: dict[str, jax.Array]) -> None:
+    """The NaN check and the `Step #N` line of a finished step."""
+    values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+    if config.check_nans and not np.isfinite(
+        [values['cross_entropy'], values['grad_norm']]).all():
+      raise FloatingPointError(
+          f'Step {step}: the loss or gradients are NaN/Inf (cross '
+          f'entropy {values["cross_entropy"]}). Lower '
+          '--config.learning_rate or check the input data.')
+    if step % config.log_step_interval == 0 or step == total:
+      rate = schedule.rate_at(step)
+      logging.info('Step #%d: rate %f, accuracy %.1f%%, cross entropy %f',
+                   step, rate, values['accuracy'] * 100,
+                   values['cross_entropy'])
+      log.write(step, 'train', {**values, 'learning_rate': rate})
+
   try:
     for step in range(start_step, total + 1):
       waiting = time.time()
@@ -391,19 +412,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         bar.update(1)
       is_last = step == total
       if config.check_nans or step % config.log_step_interval == 0 or is_last:
-        values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
-        if config.check_nans and not np.isfinite(
-            [values['cross_entropy'], values['grad_norm']]).all():
-          raise FloatingPointError(
-              f'Step {step}: the loss or gradients are NaN/Inf (cross '
-              f'entropy {values["cross_entropy"]}). Lower '
-              '--config.learning_rate or check the input data.')
-        if step % config.log_step_interval == 0 or is_last:
-          rate = schedule.rate_at(step)
-          logging.info('Step #%d: rate %f, accuracy %.1f%%, cross entropy %f',
-                       step, rate, values['accuracy'] * 100,
-                       values['cross_entropy'])
-          log.write(step, 'train', {**values, 'learning_rate': rate})
+        record(step, step_metrics)
+        logged = step
+      if not estimated and step - first_timed_step >= _ESTIMATE_AFTER_STEPS:
+        jax.block_until_ready(state.step)
+        estimated = True
+        _log_estimate((time.time() - started - paused) /
+                      (step - first_timed_step), total - step)
 
       step_scores = None
       evaluate_now = step % config.eval_step_interval == 0 or is_last
@@ -429,6 +444,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       done = int(state.step)
     except RuntimeError:  # Interrupted inside a step that took its buffers.
       done = 0
+    if done == step > logged:  # Its record was cut short: write it now.
+      record(done, step_metrics)
     if done > (ckpts.latest_step() or 0):
       path = ckpts.save(done, state, {**extra, 'metrics': {}})
       logging.info('Interrupted; saving to "%s"', path)
@@ -506,6 +523,30 @@ def _restore_start_checkpoint(config, abstract):
         f'this model ({e}); were the model settings changed?') from e
   logging.info('Starting from "%s"', source.path(step))
   return state
+
+
+# Timed steps after which the remaining training time is estimated.
+_ESTIMATE_AFTER_STEPS = 20
+
+
+def _log_estimate(seconds_per_step: float, steps_left: int) -> None:
+  """Logs how long the remaining steps will take at this pace."""
+  left = seconds_per_step * steps_left
+  finish = time.strftime('%H:%M', time.localtime(time.time() + left))
+  logging.info(
+      '%.3f s a step here: the %d steps left take about %s (done around %s; '
+      'evaluations and checkpoints add to it).', seconds_per_step, steps_left,
+      _duration(left), finish)
+
+
+def _duration(seconds: float) -> str:
+  """'2 h 05 min', '4 min 10 s' or '12 s'."""
+  seconds = int(round(seconds))
+  if seconds >= 3600:
+    return f'{seconds // 3600} h {seconds % 3600 // 60:02d} min'
+  if seconds >= 60:
+    return f'{seconds // 60} min {seconds % 60:02d} s'
+  return f'{seconds} s'
 
 
 def _final_test(config, ckpts, state, abstract, predict, data, labels,

@@ -228,3 +228,51 @@ def test_results_score_unseen_words_and_the_silence_stress_set(
   assert 'Silence stress set: _silence_ recall = ' in caplog.text
   saved = json.loads((tmp_path / 'run' / 'results.json').read_text())
   assert saved['unseen_words']['count'] == 10
+
+
+def test_ctrl_c_keeps_the_interrupted_steps_record(tiny_data_dir, tmp_path,
+                                                   monkeypatch):
+  # Ctrl-C lands after step 5 ran, while its metrics are being fetched:
+  # the checkpoint saved on the way out holds step 5, so the log and
+  # metrics.jsonl must have step 5 too.
+  device_get = jax.device_get
+  fetched = []
+
+  def interrupt_at_step_5(tree):
+    if isinstance(tree, dict) and 'cross_entropy' in tree:
+      fetched.append(1)
+      if len(fetched) == 5:
+        raise KeyboardInterrupt
+    return device_get(tree)
+
+  monkeypatch.setattr(jax, 'device_get', interrupt_at_step_5)
+  workdir = tmp_path / 'run'
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(
+        _config(tiny_data_dir, tmp_path, save_step_interval=100,
+                eval_step_interval=100), str(workdir))
+  steps = [json.loads(l)['step'] for l in
+           (workdir / 'metrics.jsonl').read_text().splitlines()]
+  assert steps == [1, 2, 3, 4, 5]
+  assert checkpoint.Checkpoints(checkpoint.checkpoint_dir(workdir),
+                                read_only=True).latest_step() == 5
+
+
+def test_the_time_left_is_estimated_in_words(caplog):
+  with caplog.at_level(logging.INFO, logger='absl'):
+    train._log_estimate(2.5, 18000)
+  assert '2.500 s a step here: the 18000 steps left take about 12 h 30 min' in (
+      caplog.text)
+  assert train._duration(250) == '4 min 10 s'
+  assert train._duration(12) == '12 s'
+
+
+def test_a_long_run_logs_its_steps_and_their_time(tiny_data_dir, tmp_path,
+                                                  caplog):
+  config = _config(tiny_data_dir, tmp_path, how_many_training_steps='24',
+                   learning_rate='0.01', save_step_interval=100,
+                   eval_step_interval=100, log_step_interval=100)
+  with caplog.at_level(logging.INFO, logger='absl'):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert '24 steps to run (to step 24)' in caplog.text
+  assert 's a step here: the 3 steps left take about ' in caplog.text
