@@ -11,7 +11,13 @@ processes (hosts), pass --jax_coordinator_address, --jax_num_processes and
 cluster itself (--jax_distributed).
 """
 
+import difflib
+import glob
+import importlib.util
+import os
 import signal
+import sys
+from typing import Any, Sequence
 
 from absl import app
 from absl import flags
@@ -55,7 +61,14 @@ def main(argv):
   # the state is saved first.
   signal.signal(signal.SIGTERM, signal.default_int_handler)
   try:
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    # A config file that failed to load is an object that raises on first
+    # use; use it here.
+    config = _CONFIG.value
+    config.to_dict()
+  except Exception as e:  # pylint: disable=broad-except
+    raise SystemExit(f'error: {explain_flag_error(sys.argv, e)}') from None
+  try:
+    train.train_and_evaluate(config, _WORKDIR.value)
   except (config_validation.ConfigError, checkpoint.CheckpointError,
           download.DownloadError, audio_io.AudioError,
           FloatingPointError) as e:
@@ -68,5 +81,91 @@ def main(argv):
     raise SystemExit(130) from None
 
 
+def parse_flags(argv: Sequence[str]) -> list[str]:
+  """Parses the command line; a bad config file or field is one line.
+
+  ml_collections reports a misspelled `--config.<field>` as several chained
+  tracebacks (or, for a nested field, as the bare name); this says which
+  flag is wrong and the closest valid names instead.
+  """
+  try:
+    return flags.FLAGS(list(argv))
+  except Exception as e:  # pylint: disable=broad-except
+    # Whatever parsing raised (absl's flags.Error, or ml_collections'
+    # AttributeError for an unknown field), the command line is at fault.
+    raise SystemExit(f'error: {explain_flag_error(argv, e)}') from None
+
+
+def explain_flag_error(argv: Sequence[str], error: Exception) -> str:
+  """One line naming the flag at fault, with the closest valid names."""
+  path, overrides = None, []
+  for arg in argv[1:]:
+    name, _, value = arg.lstrip('-').partition('=')
+    if name == 'config':
+      path = value
+    elif name.startswith('config.'):
+      overrides.append(name[len('config.'):])
+  if path is not None:
+    file = path.split(':', 1)[0]
+    if not os.path.isfile(file):
+      found = sorted(glob.glob(os.path.join(os.path.dirname(file) or '.',
+                                            '*.py')))
+      close = difflib.get_close_matches(os.path.basename(file),
+                                        [os.path.basename(f) for f in found])
+      return (f'--config={path}: no such config file'
+              f'{_did_you_mean(close, os.path.dirname(file))}; the configs '
+              f'are in configs/ ({", ".join(os.path.basename(f) for f in found if not f.endswith("__init__.py"))}).')
+    fields = _config_fields(file, path.partition(':')[2] or None)
+    for field in overrides:
+      if fields is not None and field not in fields:
+        # Suggest fields of the same level: model.width for model.widht.
+        parent = field.rpartition('.')[0]
+        siblings = [f for f in fields if f.rpartition('.')[0] == parent]
+        close = difflib.get_close_matches(field, siblings, n=3)
+        return (f'--config.{field}: {path} has no such field'
+                f'{_did_you_mean(close, prefix="--config.")} (configs/'
+                'default.py describes every field).')
+  # Anything else (a value of the wrong type, ...): absl's message names
+  # the flag in its first line.
+  text = str(error).strip()
+  first = text.splitlines()[0] if text else repr(error)
+  if first.endswith(':'):  # The reason is in the exception it wraps.
+    while error.__cause__ is not None or error.__context__ is not None:
+      error = error.__cause__ or error.__context__
+    first += ' ' + (str(error).strip().splitlines() or [repr(error)])[-1]
+  return first
+
+
+def _did_you_mean(names: Sequence[str], folder: str = '',
+                  prefix: str = '') -> str:
+  if not names:
+    return ''
+  names = [prefix + (os.path.join(folder, n) if folder else n) for n in names]
+  return '; did you mean ' + ' or '.join(names) + '?'
+
+
+def _config_fields(file: str, arg: str | None) -> set[str] | None:
+  """Every field of a config file, nested ones as 'model.width'."""
+  try:
+    spec = importlib.util.spec_from_file_location('config_file', file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(arg) if arg else module.get_config()
+  except Exception:  # pylint: disable=broad-except
+    return None  # The file's own error is what gets reported.
+  fields = set()
+
+  def walk(node: Any, prefix: str) -> None:
+    for key, value in node.items():
+      fields.add(prefix + key)
+      if hasattr(value, 'items'):
+        walk(value, f'{prefix}{key}.')
+
+  walk(config, '')
+  return fields
+
+
 if __name__ == '__main__':
-  app.run(main)
+  # The config files import `configs`, which lives beside kws_jax.
+  sys.path.insert(0, os.getcwd())
+  app.run(main, flags_parser=parse_flags)

@@ -280,3 +280,43 @@ def test_unseen_words_fold_parses_and_needs_local_data():
   config.data_source = 'tfds'
   with pytest.raises(config_validation.ConfigError, match='data_source=local'):
     config_validation.validate_config(config)
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--config=configs/test.py', '--config.learnig_rate=0.1'],
+     'error: --config.learnig_rate: configs/test.py has no such field; did '
+     'you mean --config.learning_rate'),
+    (['--config=configs/tc_resnet.py', '--config.model.widht=2'],
+     'error: --config.model.widht: configs/tc_resnet.py has no such field; '
+     'did you mean --config.model.width_multiplier'),
+    (['--config=configs/tcresnet.py'],
+     'error: --config=configs/tcresnet.py: no such config file; did you mean '
+     'configs/tc_resnet.py'),
+    (['--config=configs/test.py', '--config.batch_size=abc'],
+     'error: flag --config.batch_size=abc: invalid literal'),
+])
+def test_command_line_mistakes_are_one_line(tmp_path, args, message):
+  result = subprocess.run(
+      [sys.executable, '-m', 'kws_jax.main', *args,
+       f'--workdir={tmp_path / "run"}'],
+      cwd=os.path.dirname(CONFIG_DIR), capture_output=True, text=True,
+      timeout=300)
+  assert result.returncode == 1
+  assert 'Traceback' not in result.stderr, result.stderr[-2000:]
+  assert result.stderr.strip().splitlines()[-1].startswith(message), (
+      result.stderr[-2000:])
+  assert not (tmp_path / 'run').exists()
+
+
+def test_convert_names_a_workdir_without_checkpoints(tmp_path):
+  result = subprocess.run(
+      [sys.executable, '-m', 'tflite_export.convert',
+       f'--workdir={tmp_path}', f'--output={tmp_path / "m.tflite"}'],
+      cwd=os.path.dirname(CONFIG_DIR), capture_output=True, text=True,
+      timeout=300)
+  assert result.returncode == 1
+  assert 'Traceback' not in result.stderr
+  assert result.stderr.strip().splitlines()[-1] == (
+      f'error: {tmp_path} holds no checkpoint: give a training workdir, its '
+      'checkpoints directory or a step directory such as '
+      '<workdir>/checkpoints/1200.')

@@ -61,6 +61,7 @@ import ml_collections
 import numpy as np
 
 from kws_jax import audio_io
+from kws_jax import checkpoint
 from kws_jax import features
 from kws_jax import workdir as workdir_lib
 
@@ -639,13 +640,17 @@ def main(argv: list[str]) -> None:
                          '--android_signature.')
   if values.clip_stride_ms is not None and not values.streaming:
     raise app.UsageError('--clip_stride_ms needs --streaming.')
-  result = convert_checkpoint(
-      values.workdir or values.checkpoint, values.output,
-      quantize=values.quantize, android_signature=values.android_signature,
-      data_dir=values.data_dir,
-      num_representative=values.representative_clips,
-      max_eval_clips=values.max_eval_clips, streaming=values.streaming,
-      clip_stride_ms=values.clip_stride_ms)
+  try:
+    result = convert_checkpoint(
+        values.workdir or values.checkpoint, values.output,
+        quantize=values.quantize, android_signature=values.android_signature,
+        data_dir=values.data_dir,
+        num_representative=values.representative_clips,
+        max_eval_clips=values.max_eval_clips, streaming=values.streaming,
+        clip_stride_ms=values.clip_stride_ms)
+  except checkpoint.CheckpointError as e:
+    # A wrong --workdir/--checkpoint: say so without a traceback.
+    raise SystemExit(f'error: {e}') from None
   print(f'Wrote {result.model_path} ({result.size_bytes} bytes), '
         f'{result.labels_path} and {result.config_path}.')
   layout = result.info.get('streaming')
