@@ -464,6 +464,11 @@ def run(model: str | None, *, test_dir: str | None = None,
     name = f'{split.capitalize()} accuracy'
     details = {'data_dir': os.path.abspath(data_dir), 'split': split}
   details['model'] = os.path.abspath(model_name)
+  labels_path = getattr(predictor, 'labels_path', None)
+  if labels_path:
+    details['labels_file'] = os.path.abspath(labels_path)
+  print(f'Model: {details["model"]}' + (
+      f' (labels: {details["labels_file"]})' if labels_path else ''))
   print(report(result, name, output_dir, details))
   return result
 

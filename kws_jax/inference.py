@@ -32,6 +32,7 @@ import json
 import os
 from typing import Any, Sequence
 
+from absl import logging
 import numpy as np
 
 from kws_jax import audio_io
@@ -290,6 +291,11 @@ class Recognizer(Predictor):
       raise ModelError(f'Model file {self.model_path} is not a usable TFLite '
                        f'model: {e}') from e
     self._find_tensors()
+    # Every tool loads its model here: say which, so that a run of the
+    # shipped model is never taken for one of the user's.
+    logging.info('Model: %s%s; labels: %s', self.model_path,
+                 ' (the shipped model)' if os.path.abspath(self.model_path)
+                 == SHIPPED_MODEL else '', self.labels_path)
     num_outputs = int(self._output['shape'][-1])
     if num_outputs != len(self.labels):
       raise ModelError(

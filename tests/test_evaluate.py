@@ -125,6 +125,8 @@ def test_run_with_a_tflite_model_writes_the_report(test_dir, tmp_path,
   assert result.count == 7
   out = capsys.readouterr().out
   assert 'Test accuracy = 85.7% (N=7)' in out
+  labels = model[:-len('.tflite')] + '_labels.txt'
+  assert f'Model: {model} (labels: {labels})' in out
   assert '[2 0 0 0]' in out  # The confusion matrix.
   assert 'precision' in out and 'recall' in out
   assert '1 unreadable clip(s) left out' in out and 'broken.wav' in out
@@ -133,7 +135,7 @@ def test_run_with_a_tflite_model_writes_the_report(test_dir, tmp_path,
   assert saved['test_accuracy'] == pytest.approx(6 / 7)
   assert saved['confusion_matrix'][1] == [0, 1, 1, 0]
   assert saved['num_unreadable'] == 1
-  assert saved['model'] == model
+  assert saved['model'] == model and saved['labels_file'] == labels
   assert saved['per_class']['yes']['recall'] == 1.0
   image = mpimg.imread(output_dir / 'confusion_matrix.png')
   assert image.ndim == 3 and min(image.shape[:2]) > 200

@@ -1,5 +1,6 @@
 """Tests for kws_jax.inference (TFLite models built with TF, no JAX)."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -182,3 +183,10 @@ def test_runs_without_jax(model_dir):
   result = subprocess.run([sys.executable, '-c', code], cwd=root,
                           capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr
+
+
+def test_every_tool_is_told_which_model_it_loaded(caplog):
+  with caplog.at_level(logging.INFO, logger='absl'):
+    recognizer = inference.Recognizer()
+  assert (f'Model: {inference.SHIPPED_MODEL} (the shipped model); labels: '
+          f'{recognizer.labels_path}') in caplog.text
