@@ -220,6 +220,13 @@ class Predictor:
       audio_io.AudioError: the file cannot be read; the message names it.
     """
     audio = audio_io.read_audio(path, self.sample_rate)
+    if len(audio) > self.clip_samples:
+      logging.warning(
+          '%s is %.2f s long; only its first %.2f s was labelled (the model '
+          'hears one clip at a time). A longer recording is a stream: use '
+          'python -m kws_jax.test_streaming_accuracy or kws_jax.listen.',
+          audio_io.printable_path(path), len(audio) / self.sample_rate,
+          self.clip_samples / self.sample_rate)
     clip = audio_io.fit_length(audio, self.clip_samples)
     return self.top_k(self.predict(clip), top_k)
 

@@ -1,6 +1,7 @@
 """Tests for kws_jax.label_wav (TF-built TFLite model, no JAX)."""
 
 import io
+import logging
 import os
 import re
 import subprocess
@@ -104,3 +105,18 @@ def test_command_line(model, clips):
   lines = result.stdout.splitlines()
   assert lines[0] == f'{clips / "no.flac"}:'
   assert lines[1].startswith('no (score = ') and _LINE.match(lines[2])
+
+
+def test_a_long_file_is_labelled_with_a_warning(model, clips, caplog):
+  long = clips / 'long.wav'
+  audio_io.write_wav(long, np.tile(util.level_clip(2), 9), 16000)
+  with caplog.at_level(logging.WARNING, logger='absl'):
+    status, out, _ = _run(str(long), model)
+  assert status == 0 and out.startswith('yes (score = ')
+  assert (f'{long} is 9.00 s long; only its first 1.00 s was labelled'
+          in caplog.text)
+  assert 'test_streaming_accuracy' in caplog.text
+  caplog.clear()
+  with caplog.at_level(logging.WARNING, logger='absl'):
+    _run(str(clips / 'yes.wav'), model)
+  assert 'was labelled' not in caplog.text
