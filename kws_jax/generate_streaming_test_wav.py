@@ -17,8 +17,9 @@ The test split is `testing_list.txt` when the data has one (entries
 `word/clip` naming .wav or .flac; either matches the file on disk),
 otherwise the tutorial's hash split (`which_set`). With `--test_dir`, words
 come from a folder laid out like the official test-set archive instead
-(`_unknown_/`, one folder per word; `_silence_/` serves as background when
-there is no other).
+(`_unknown_/`, one folder per word), and its `_silence_/` is the
+background (unless `--background_dir` names another); the log says which
+folder the background came from.
 """
 
 import dataclasses
@@ -306,8 +307,8 @@ def _define_flags() -> None:
                       '(_silence_/, _unknown_/, one folder per word); takes '
                       'the words instead of --data_dir.')
   flags.DEFINE_string('background_dir', None,
-                      'Noise recordings; default: <data_dir>/'
-                      '_background_noise_, else <test_dir>/_silence_.')
+                      'Noise recordings; default: <test_dir>/_silence_ with '
+                      '--test_dir, else <data_dir>/_background_noise_.')
   flags.DEFINE_string('output_audio_file',
                       '/tmp/speech_commands_train/streaming_test.wav',
                       'Where to write the audio.')
@@ -336,9 +337,11 @@ def _define_flags() -> None:
 
 def _default_background_dir(data_dir: str | None,
                             test_dir: str | None) -> str:
+  # The folder the words come from first: with --test_dir, its _silence_
+  # (--data_dir then only has its default, which may hold other noise).
   for candidate in (
-      os.path.join(data_dir, BACKGROUND_NOISE_DIR) if data_dir else None,
-      os.path.join(test_dir, SILENCE_LABEL) if test_dir else None):
+      os.path.join(test_dir, SILENCE_LABEL) if test_dir else None,
+      os.path.join(data_dir, BACKGROUND_NOISE_DIR) if data_dir else None):
     if candidate and os.path.isdir(candidate):
       return candidate
   return ''
@@ -378,6 +381,9 @@ def run(*, data_dir: str | None, test_dir: str | None,
   if background_dir is None:
     background_dir = _default_background_dir(data_dir, test_dir)
   background = load_background(background_dir, settings.sample_rate)
+  if background:
+    logging.info('Background noise: %d recordings from %s.', len(background),
+                 background_dir)
   if not background and settings.background_volume > 0:
     logging.warning('No background noise found (%r); the words are mixed '
                     'into silence.', background_dir)

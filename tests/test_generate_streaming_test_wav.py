@@ -1,5 +1,6 @@
 """Tests for kws_jax.generate_streaming_test_wav."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -173,3 +174,28 @@ def test_command_line(tmp_path, data_dir):
   audio = audio_io.read_audio(wav, RATE)
   assert audio.shape == (12 * RATE,)
   assert len(test_streaming_accuracy.read_ground_truth(labels)) == 4
+
+
+def test_test_dir_silence_is_preferred_to_a_data_dirs_noise(tmp_path, caplog):
+  # The default --data_dir may exist and hold other noise: the test folder
+  # named by the user gives the background.
+  test_dir = tmp_path / 'test_set'
+  fakes.write(str(test_dir / 'yes' / 'a_nohash_0.wav'),
+              fakes.tone_word('yes', RATE), RATE)
+  fakes.write(str(test_dir / 'no' / 'b_nohash_0.wav'),
+              fakes.tone_word('no', RATE), RATE)
+  fakes.write(str(test_dir / '_unknown_' / 'cat_c_nohash_0.wav'),
+              fakes.tone_word('cat', RATE), RATE)
+  fakes.write(str(test_dir / '_silence_' / '0.wav'),
+              np.full(RATE, 0.5, np.float32), RATE)
+  data_dir = tmp_path / 'speech_dataset'
+  fakes.write(str(data_dir / '_background_noise_' / 'n.wav'),
+              np.zeros(RATE, np.float32), RATE)
+  wav, labels = str(tmp_path / 's.wav'), str(tmp_path / 's.txt')
+  with caplog.at_level(logging.INFO, logger='absl'):
+    gen.run(data_dir=str(data_dir), test_dir=str(test_dir),
+            background_dir=None, output_audio_file=wav,
+            output_labels_file=labels, wanted_words=WANTED,
+            settings=_settings(), seed=1)
+  assert (f'Background noise: 1 recordings from {test_dir / "_silence_"}'
+          in caplog.text)
