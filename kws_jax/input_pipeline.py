@@ -227,6 +227,11 @@ def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
   summary['labels'] = labels
   summary['counts'] = {
       name: _count(split.label, labels) for name, split in splits.items()}
+  # Training silence is one silent row that gets fresh noise at every draw
+  # (unless the data brings silence clips): no clips to count.
+  made_up = [n for n, l in zip(train.names, train.label)
+             if l == SILENCE_INDEX and not n]
+  summary['counts']['train'][SILENCE_LABEL] -= len(made_up)
   summary['train_weights'] = {
       label: float(train.weight[train.label == i].sum())
       for i, label in enumerate(labels)}
@@ -305,8 +310,10 @@ def _count(label: np.ndarray, labels: list[str]) -> dict[str, int]:
 
 def _log_summary(summary: dict[str, Any]) -> None:
   for split, counts in summary['counts'].items():
-    logging.info('%s: %d clips: %s', split, sum(counts.values()),
-                 ', '.join(f'{k} {v}' for k, v in counts.items()))
+    logging.info('%s: %d clips: %s', split, sum(counts.values()), ', '.join(
+        f'{k} made up from noise at each draw'
+        if split == 'train' and k == SILENCE_LABEL and not v else f'{k} {v}'
+        for k, v in counts.items()))
   total = sum(summary['train_weights'].values()) or 1.0
   logging.info('Training draws: %s', ', '.join(
       f'{k} {100 * v / total:.1f}%'
