@@ -251,6 +251,11 @@ def test_int8_from_checkpoint_reports_accuracy(tmp_path, tiny_data_dir):
       accuracy['int8'] - accuracy['float'])
   with open(tmp_path / 'q_export.json') as f:
     assert json.load(f)['test_accuracy'] == accuracy
+  # The float model is kept beside the int8 one, with its labels.
+  assert result.info['float_model'] == str(tmp_path / 'q_float.tflite')
+  assert (tmp_path / 'q_float.tflite').stat().st_size > (
+      tmp_path / 'q.tflite').stat().st_size
+  assert (tmp_path / 'q_float_labels.txt').read_text().split() == LABELS
 
 
 def test_command_line_android_signature(workdir, tmp_path):

@@ -37,8 +37,9 @@ state, and returns the probabilities of the latest clip and the new state.
 `--quantize=int8`: post-training quantization of the backbone (weights and
 activations to int8, calibrated on `--representative_clips` clips drawn from
 the training split of the stored data config); the front end (framing, FFT,
-mel/DCT, log) stays float, and so do the model's input and output. Then both
-the float and the int8 model are scored on the test split with
+mel/DCT, log) stays float, and so do the model's input and output. The
+float model is written too, beside it as `<stem>_float.tflite` (with its
+labels and config); both are scored on the test split with
 `kws_jax.inference.Recognizer`, and the change is reported.
 """
 
@@ -564,13 +565,14 @@ def convert_checkpoint(source: str,
   if max_eval_clips:
     test = evaluate.head(test, max_eval_clips)
   scores = {}
-  with tempfile.TemporaryDirectory(prefix='kws_float_') as tmp:
-    float_export = export_tflite(
-        restored.params, restored.batch_stats, restored.eval_graphdef,
-        restored.config, restored.labels, os.path.join(tmp, 'float.tflite'),
-        android_signature=android_signature)
-    scores['float'] = evaluate.evaluate_split(
-        inference.Recognizer(float_export.model_path), test)
+  # The float model is kept beside the int8 one: a user compares them, and
+  # may ship either.
+  float_export = export_tflite(
+      restored.params, restored.batch_stats, restored.eval_graphdef,
+      restored.config, restored.labels, float_path(output_path),
+      android_signature=android_signature, metadata=metadata)
+  scores['float'] = evaluate.evaluate_split(
+      inference.Recognizer(float_export.model_path), test)
   result = export_tflite(
       restored.params, restored.batch_stats, restored.eval_graphdef,
       restored.config, restored.labels, output_path, quantize='int8',
@@ -585,6 +587,7 @@ def convert_checkpoint(source: str,
                scores['int8'].count, float_export.size_bytes,
                result.size_bytes)
   result.info.update({
+      'float_model': float_export.model_path,
       'float_size_bytes': float_export.size_bytes,
       'calibration_clips': len(calibration),
       'test_accuracy': {'float': scores['float'].accuracy,
@@ -593,6 +596,12 @@ def convert_checkpoint(source: str,
   })
   workdir_lib.write_json(result.export_path, result.info)
   return result
+
+
+def float_path(output_path: str) -> str:
+  """Where `--quantize=int8` keeps the float model: `<stem>_float.tflite`."""
+  stem, ext = os.path.splitext(output_path)
+  return f'{stem}_float{ext or ".tflite"}'
 
 
 def define_flags() -> None:
