@@ -64,6 +64,18 @@ def frame_times(num_frames: int, frontend: features.Frontend) -> np.ndarray:
   return (starts + frontend.window_samples / 2) / frontend.sample_rate
 
 
+def colour_range(values: np.ndarray,
+                 preprocess: str | None) -> tuple[float, float]:
+  """(vmin, vmax) of the colour scale for values [frames, bins].
+
+  MFCC coefficient 0 (the log energy) is tens of times larger than the
+  others and would wash them out; their range is used, and c0 clipped.
+  """
+  shown = values[:, 1:] if preprocess == 'mfcc' and values.shape[1] > 1 else (
+      values)
+  return float(shown.min()), float(shown.max())
+
+
 def render(values: np.ndarray, output_image: str, *, frontend:
            features.Frontend, title: str, as_features: bool) -> None:
   """Writes `values` [frames, bins] as a heat map with labelled axes.
@@ -86,11 +98,16 @@ def render(values: np.ndarray, output_image: str, *, frontend:
     y_extent = (-bin_hz / 2, (bins - 0.5) * bin_hz)
     y_label, colour_label = 'Frequency (Hz)', 'Power (dB)'
 
+  vmin, vmax = colour_range(values, frontend.preprocess if as_features
+                             else None)
+  if as_features and frontend.preprocess == 'mfcc':
+    colour_label += ' (range of c1 and up; c0 clipped)'
+
   fig = plotting.new_figure(8, 4.5)
   ax = fig.subplots()
   image = ax.imshow(values.T, origin='lower', aspect='auto',
                     extent=(*x_extent, *y_extent), cmap='magma',
-                    interpolation='nearest')
+                    interpolation='nearest', vmin=vmin, vmax=vmax)
   colorbar = fig.colorbar(image, ax=ax)
   colorbar.set_label(colour_label)
   ax.set_xlabel('Time (s)')

@@ -85,3 +85,16 @@ def test_command_line(tone_wav, tmp_path):
       cwd=root, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-2000:]
   assert _is_png(output)
+
+
+def test_mfcc_colours_span_the_coefficients_after_c0(tone_wav, tmp_path):
+  values = wav_to_spectrogram.wav_to_image(
+      str(tone_wav), str(tmp_path / 'm.png'), as_features=True,
+      preprocess='mfcc', feature_bin_count=13)
+  low, high = wav_to_spectrogram.colour_range(values, 'mfcc')
+  rest = values[:, 1:]
+  assert (low, high) == (rest.min(), rest.max())
+  # c0 lies far outside that range: with it, the rest would be one colour.
+  assert np.abs(values[:, 0]).max() > 3 * max(abs(low), abs(high))
+  assert wav_to_spectrogram.colour_range(values, 'logmel') == (
+      values.min(), values.max())
