@@ -20,14 +20,10 @@ build on one another:
 5. + `_unknown_` at 25% of the draws instead of 10%;
 6. 5 without the negatives made from command clips.
 
-Point 4 and 5 need the synthetic folder first (about 10 min on one core):
+Points 4 to 6 need the synthetic folder first (about 10 min on one core;
+the runs below used /tmp/synth_neg, made the same way):
 
-  for args in "--negatives_for=yes,no,up,down,left,right,on,off,stop,go --count=40" \
-      "--everyday_words --count=12" \
-      "--words=yes,no,up,down,left,right,on,off,stop,go --count=200"; do
-    python -m kws_jax.synthesize $args --out=/tmp/synth_neg \
-        --background_dir=/tmp/kws_data/_background_noise_
-  done
+  experiments/synthesize_negatives.sh /tmp/synth_neg
   python -m experiments.sweep --sweep=experiments/negatives.py \
       --workdir=/tmp/sweeps/negatives --parallel=2 \
       --override=data_url=../shared/data/speech_commands_dev.tar.gz \

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Makes the synthetic speech of experiments/negatives.py (points 4-6): the
+# near words of each command and everyday words (as `_unknown_`), and the
+# commands themselves, so synthetic speech is in every class. About 7,700
+# clips; 10-15 min on one core.
+#
+#   experiments/synthesize_negatives.sh [OUT] [DATA]
+#
+# OUT: the folder to write (default /tmp/kws_synth). DATA: the Speech
+# Commands archive or folder whose _background_noise_ is mixed into half
+# the clips (default ../shared/data/speech_commands_dev.tar.gz). Running it
+# again finishes an interrupted folder.
+set -euo pipefail
+out=${1:-/tmp/kws_synth}
+data=${2:-../shared/data/speech_commands_dev.tar.gz}
+cd "$(dirname "$0")/.."
+if [[ -f "$data" ]]; then
+  mkdir -p "${out}_noise"
+  tar xzf "$data" -C "${out}_noise" _background_noise_
+  noise="${out}_noise/_background_noise_"
+else
+  noise="$data/_background_noise_"
+fi
+commands=yes,no,up,down,left,right,on,off,stop,go
+for args in "--negatives_for=$commands --count=40" "--everyday_words --count=12" \
+    "--words=$commands --count=200"; do
+  # shellcheck disable=SC2086
+  python -m kws_jax.synthesize $args --out="$out" --background_dir="$noise"
+done
