@@ -343,12 +343,19 @@ def head(split: Any, count: int) -> Any:
 def data_config(config: Any, data_dir: str | None) -> Any:
   """The training config, pointed at `data_dir` if given.
 
+  Fields the data pipeline reads that a config stored by an older run may
+  lack are added, switched off (`input_pipeline.LATER_FIELDS`).
+
   A given `data_dir` is used as it is (`data_url` cleared), so evaluation
   never downloads.
   """
   import ml_collections  # pylint: disable=g-import-not-at-top
+  from kws_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   config = ml_collections.ConfigDict(
       config.to_dict() if hasattr(config, 'to_dict') else dict(config))
+  for field, off in input_pipeline.LATER_FIELDS.items():
+    if field not in config:
+      config[field] = off
   if data_dir:
     config.data_dir = data_dir
     config.data_url = ''

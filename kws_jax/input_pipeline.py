@@ -68,6 +68,13 @@ _PART_OF_WORD = (0.3, 0.5)
 _PREFETCH = 4
 # Clips decoded at a time when loading prepared data.
 _LOAD_CHUNK = 1024
+# Data fields added after the first release, with the value that means
+# "off": a config stored with an older checkpoint lacks them
+# (evaluate.data_config adds them).
+LATER_FIELDS = {'synthetic_dir': '', 'synthetic_fraction': 0.0,
+                'synthetic_only_words': (), 'synthetic_unknown': False,
+                'generated_noise': False, 'unknown_word_balance': 0.0,
+                'command_negatives': 0.0, 'unseen_words_fold': ''}
 # Seconds of each kind of generated training noise (config.generated_noise).
 _GENERATED_NOISE_SECONDS = 60.0
 # Beside each prepared TFDS dataset: its splits as sorted arrays, so later

@@ -214,3 +214,17 @@ def test_command_line(test_dir, tmp_path):
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 1
   assert 'Error: Test folder' in result.stderr and 'maybe' in result.stderr
+
+
+def test_a_config_stored_before_later_fields_loads_its_data(tiny_data_dir,
+                                                            tmp_path):
+  from configs import test as test_config  # pylint: disable=g-import-not-at-top
+  from kws_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  old = test_config.get_config().to_dict()
+  for field in input_pipeline.LATER_FIELDS:
+    del old[field]
+  old['tfds_data_dir'] = str(tmp_path / 'tfds')
+  config = evaluate.data_config(old, str(tiny_data_dir))
+  assert config.generated_noise is False and config.unseen_words_fold == ''
+  data = input_pipeline.create_datasets(config)
+  assert len(data.test) > 0
