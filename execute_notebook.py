@@ -12,7 +12,8 @@ papermill does), and only the names that notebook declares. Paths are made
 absolute first, since the kernel runs in `notebooks/`.
 
 * Default: the default model's config as it is (`configs/tc_resnet.py`: the
-  full schedule, data from the config's `data_url`).
+  full schedule, data from the config's `data_url`, and the synthetic
+  folder that `experiments/synthesize_negatives.sh` makes).
 * `--short`: a tiny schedule (`SHORT_OVERRIDES`), a short stream and the
   int8 comparison on 200 test clips (`SHORT_PARAMETERS`), on the shared dev
   archive (`SHARED_DATA_URL`) unpacked under `--output_dir`; for CI. Flags
@@ -60,6 +61,11 @@ SHORT_OVERRIDES = {
     'batch_size': 64,
     'eval_step_interval': 40,
     'save_step_interval': 80,
+    # No synthetic speech: making the default recipe's folder takes longer
+    # than the whole short run.
+    'synthetic_dir': '',
+    'synthetic_fraction': 0.0,
+    'synthetic_unknown': False,
 }
 # --short: notebook settings besides the config.
 SHORT_PARAMETERS = {
