@@ -2,7 +2,8 @@
 # Makes the synthetic speech of experiments/negatives.py (points 4-6): the
 # near words of each command and everyday words (as `_unknown_`), and the
 # commands themselves, so synthetic speech is in every class. About 7,700
-# clips; 10-15 min on one core.
+# clips: 8.5 min in one process on this 2-core CPU (the sweep's folder),
+# less with the two processes used here (SYNTH_WORKERS=N sets them).
 #
 #   experiments/synthesize_negatives.sh [OUT] [DATA]
 #
@@ -25,5 +26,6 @@ commands=yes,no,up,down,left,right,on,off,stop,go
 for args in "--negatives_for=$commands --count=40" "--everyday_words --count=12" \
     "--words=$commands --count=200"; do
   # shellcheck disable=SC2086
-  python -m kws_jax.synthesize $args --out="$out" --background_dir="$noise"
+  python -m kws_jax.synthesize $args --out="$out" --background_dir="$noise" \
+      --num_workers="${SYNTH_WORKERS:-2}"
 done
