@@ -344,7 +344,8 @@ def data_config(config: Any, data_dir: str | None) -> Any:
   """The training config, pointed at `data_dir` if given.
 
   Fields the data pipeline reads that a config stored by an older run may
-  lack are added, switched off (`input_pipeline.LATER_FIELDS`).
+  lack are added, switched off (`input_pipeline.LATER_FIELDS`), and
+  synthetic speech is left out.
 
   A given `data_dir` is used as it is (`data_url` cleared), so evaluation
   never downloads.
@@ -356,6 +357,12 @@ def data_config(config: Any, data_dir: str | None) -> Any:
   for field, off in input_pipeline.LATER_FIELDS.items():
     if field not in config:
       config[field] = off
+  # Synthetic clips only ever join training: scoring needs no synthetic
+  # folder (which may be gone, or on the machine that trained).
+  config.synthetic_dir = ''
+  config.synthetic_fraction = 0.0
+  config.synthetic_only_words = ()
+  config.synthetic_unknown = False
   if data_dir:
     config.data_dir = data_dir
     config.data_url = ''

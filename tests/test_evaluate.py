@@ -224,7 +224,9 @@ def test_a_config_stored_before_later_fields_loads_its_data(tiny_data_dir,
   for field in input_pipeline.LATER_FIELDS:
     del old[field]
   old['tfds_data_dir'] = str(tmp_path / 'tfds')
+  old['synthetic_dir'] = str(tmp_path / 'gone')  # Scoring never needs it.
   config = evaluate.data_config(old, str(tiny_data_dir))
   assert config.generated_noise is False and config.unseen_words_fold == ''
+  assert config.synthetic_dir == ''
   data = input_pipeline.create_datasets(config)
   assert len(data.test) > 0
