@@ -73,6 +73,9 @@ def load_sweep(path: str) -> tuple[str, dict[str, Any], list[dict[str, Any]],
   if not points:
     raise ValueError(f'Sweep file {path} added no points.')
   folds = getattr(module, 'UNSEEN_WORDS_FOLDS', 0)
+  if folds and (not isinstance(folds, int) or folds < 2):
+    raise ValueError(f'Sweep file {path}: UNSEEN_WORDS_FOLDS={folds!r} must be '
+                     'a whole number of at least 2 (or 0: no folds).')
   points += [{**point, FOLD_FIELD: f'{i}/{folds}'}
              for point in points for i in range(1, folds + 1)]
   base = module.BASE_CONFIG
@@ -96,10 +99,12 @@ def point_name(overrides: dict[str, Any]) -> str:
     text = 'base'
   else:
     text = ','.join(f'{k}={_flag_value(v)}' for k, v in overrides.items())
-  if fold:
-    text += f',fold={fold}'
-  text = re.sub(r'config=(?:.*/)?([^/]+?)(?:\.py)?(?=,|$)', r'config=\1', text)
-  return re.sub(r'[^A-Za-z0-9_.,=+-]', '_', text)[:200]
+  text = re.sub(r'config=(?:[^,]*/)?([^/,]+?)(?:\.py)?(?=,|$)', r'config=\1',
+                text)
+  suffix = f',fold={fold}' if fold else ''
+  # Cut to 200 characters, the fold kept: it tells the folds apart.
+  return re.sub(r'[^A-Za-z0-9_.,=+-]', '_',
+                text[:200 - len(suffix)] + suffix)
 
 
 def _flag_value(value: Any) -> str:

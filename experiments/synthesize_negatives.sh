@@ -12,9 +12,14 @@
 # the clips (default ../shared/data/speech_commands_dev.tar.gz). Running it
 # again finishes an interrupted folder.
 set -euo pipefail
-out=${1:-/tmp/kws_synth}
-data=${2:-../shared/data/speech_commands_dev.tar.gz}
 cd "$(dirname "$0")/.."
+repo=$PWD
+cd - >/dev/null
+# Paths given are relative to where the script is run; the default data to
+# the repository.
+out=$(realpath -m "${1:-/tmp/kws_synth}")
+data=$(realpath -m "${2:-$repo/../shared/data/speech_commands_dev.tar.gz}")
+cd "$repo"
 if [[ -f "$data" ]]; then
   mkdir -p "${out}_noise"
   tar xzf "$data" -C "${out}_noise" _background_noise_

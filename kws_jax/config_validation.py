@@ -361,8 +361,13 @@ def check_before_training(config: ml_collections.ConfigDict,
     _check_data_source(config, download)
   if config.get('synthetic_dir') and not os.path.isdir(
       os.path.expanduser(config.synthetic_dir)):
-    raise ConfigError(f'config.synthetic_dir={config.synthetic_dir!r} is not '
-                      'a folder; make one with python -m kws_jax.synthesize.')
+    raise ConfigError(
+        f'config.synthetic_dir={config.synthetic_dir!r} is not a folder; make '
+        'it with experiments/synthesize_negatives.sh '
+        f'{config.synthetic_dir} (the default recipe\'s; about 10 min) or '
+        'python -m kws_jax.synthesize, or train without synthetic speech: '
+        "--config.synthetic_dir='' --config.synthetic_fraction=0 "
+        '--config.synthetic_unknown=False.')
 
   for teacher in teacher_paths(config):
     _check_teacher(config, teacher, labels, checkpoint)

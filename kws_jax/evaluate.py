@@ -363,6 +363,9 @@ def data_config(config: Any, data_dir: str | None) -> Any:
   config.synthetic_fraction = 0.0
   config.synthetic_only_words = ()
   config.synthetic_unknown = False
+  # Nor does it leave unseen words out: it scores whole splits (a fold of
+  # other data would be other words).
+  config.unseen_words_fold = ''
   if data_dir:
     config.data_dir = data_dir
     config.data_url = ''

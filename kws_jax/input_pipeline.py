@@ -239,6 +239,7 @@ def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
   made_up = [n for n, l in zip(train.names, train.label)
              if l == SILENCE_INDEX and not n]
   summary['counts']['train'][SILENCE_LABEL] -= len(made_up)
+  summary['train_silence_made_up'] = bool(made_up)
   summary['train_weights'] = {
       label: float(train.weight[train.label == i].sum())
       for i, label in enumerate(labels)}
@@ -319,7 +320,8 @@ def _log_summary(summary: dict[str, Any]) -> None:
   for split, counts in summary['counts'].items():
     logging.info('%s: %d clips: %s', split, sum(counts.values()), ', '.join(
         f'{k} made up from noise at each draw'
-        if split == 'train' and k == SILENCE_LABEL and not v else f'{k} {v}'
+        if split == 'train' and k == SILENCE_LABEL and summary.get(
+            'train_silence_made_up') else f'{k} {v}'
         for k, v in counts.items()))
   total = sum(summary['train_weights'].values()) or 1.0
   logging.info('Training draws: %s', ', '.join(
@@ -377,7 +379,8 @@ def _load_synthetic(config: ml_collections.ConfigDict, labels: list[str],
   if not os.path.isdir(config.synthetic_dir):
     raise config_validation.ConfigError(
         f'config.synthetic_dir={config.synthetic_dir!r} is not a folder; '
-        'make one with python -m kws_jax.synthesize.')
+        'make it with experiments/synthesize_negatives.sh or python -m '
+        "kws_jax.synthesize, or set --config.synthetic_dir=''.")
   builder = _prepared_builder(config.synthetic_dir, config)
   if 'train' not in builder.info.splits:
     logging.warning('%s has no training clips.', config.synthetic_dir)
@@ -767,7 +770,8 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
   # [cdf[i-1], cdf[i]), so clips of weight 0 never are.
   cdf = np.cumsum(split.weight, dtype=np.float64)
   cdf /= cdf[-1]
-  commands = np.flatnonzero(split.label > UNKNOWN_INDEX)
+  # Command clips that training draws (weight 0: left out by the config).
+  commands = np.flatnonzero((split.label > UNKNOWN_INDEX) & (split.weight > 0))
   negatives = config.command_negatives if len(commands) else 0.0
 
   def batch_for(step: int) -> dict[str, np.ndarray]:

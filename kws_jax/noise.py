@@ -21,6 +21,8 @@ from kws_jax import audio_io
 STRESS_LEVELS = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.2, 0.3)
 # The stress set's own seed, apart from any training seed.
 _STRESS_SEED = 3031
+# Windows drawn from a recording before it is left out as silent.
+_WINDOW_TRIES = 10
 
 
 def coloured_noise(rng: np.random.Generator, num_samples: int,
@@ -94,10 +96,14 @@ def silence_stress_set(background_clips: list[np.ndarray], sample_rate: int,
   rng = np.random.default_rng(_STRESS_SEED)
   sources: list[tuple[str, np.ndarray]] = []
   for i, clip in enumerate(background_clips):
-    if len(clip) >= num_samples and np.any(clip):
+    if len(clip) < num_samples or not np.any(clip):
+      continue
+    for _ in range(_WINDOW_TRIES):  # A window that is not digital silence.
       start = rng.integers(0, len(clip) - num_samples + 1)
-      sources.append((f'background{i}',
-                      _unit_rms(clip[start:start + num_samples])))
+      window = clip[start:start + num_samples]
+      if np.any(window):
+        sources.append((f'background{i}', _unit_rms(window)))
+        break
   sources += [
       ('white', coloured_noise(rng, num_samples, 0.0)),
       ('pink', coloured_noise(rng, num_samples, 1.0)),

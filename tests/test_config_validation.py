@@ -167,7 +167,8 @@ def test_model_settings_the_architecture_refuses(tmp_path):
 
 
 def test_missing_synthetic_dir(tmp_path):
-  with pytest.raises(config_validation.ConfigError, match='synthetic_dir'):
+  with pytest.raises(config_validation.ConfigError,
+                     match='make it with experiments/synthesize_negatives.sh'):
     _checked(tmp_path, synthetic_dir=str(tmp_path / 'absent'),
              synthetic_fraction=0.5)
 

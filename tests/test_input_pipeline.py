@@ -595,3 +595,13 @@ def test_silence_stress_set_and_generated_noise(tiny_data_dir, tmp_path):
   # Evaluation silence is made from the recordings alone, as before.
   np.testing.assert_array_equal(noisy.validation.audio,
                                 plain.validation.audio)
+
+
+def test_no_training_silence_is_not_called_made_up(tiny_data_dir, tmp_path,
+                                                   caplog):
+  config = _config(tiny_data_dir, tmp_path, silence_percentage=0.0)
+  data = input_pipeline.create_datasets(config)
+  with caplog.at_level(logging.INFO, logger='absl'):
+    input_pipeline._log_summary(data.summary)
+  assert 'train: 24 clips: _silence_ 0, ' in caplog.text
+  assert 'made up from noise' not in caplog.text

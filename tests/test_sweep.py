@@ -127,3 +127,25 @@ def test_unseen_word_folds_are_added_and_summarised(tmp_path):
   assert plain['least_recognised'].startswith('cat 0% dog 50%')
   assert 'validation_accuracy' not in more  # Its all-words run is missing.
   assert (more['unseen_words_recall'], more['folds']) == (100.0, 1)
+
+
+def test_fold_points_of_config_files_keep_distinct_names(tmp_path):
+  sweep_file = tmp_path / 'archs.py'
+  sweep_file.write_text("BASE_CONFIG = 'configs/test.py'\n"
+                        "UNSEEN_WORDS_FOLDS = 2\n"
+                        "def sweep(add):\n"
+                        "  add(config='configs/ds_cnn.py')\n"
+                        "  add(config='configs/tc_resnet.py', seed=1)\n"
+                        "  add(point_name='x' * 300)\n")
+  _, _, points, _ = sweep.load_sweep(str(sweep_file))
+  names = [sweep.point_name(p) for p in points]
+  assert names[:2] == ['config=ds_cnn', 'config=tc_resnet,seed=1']
+  assert 'config=ds_cnn,fold=1_2' in names
+  assert 'config=tc_resnet,seed=1,fold=2_2' in names
+  assert len(set(names)) == len(names) == 9
+  assert all(len(n) <= 200 for n in names)
+  sweep_file.write_text("BASE_CONFIG = 'configs/test.py'\n"
+                        "UNSEEN_WORDS_FOLDS = 1\n"
+                        "def sweep(add):\n  add(seed=1)\n")
+  with pytest.raises(ValueError, match='UNSEEN_WORDS_FOLDS=1'):
+    sweep.load_sweep(str(sweep_file))
