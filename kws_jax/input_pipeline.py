@@ -253,9 +253,8 @@ def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
   return Datasets(labels=labels, train=train,
                   validation=splits['validation'], test=splits['test'],
                   background=background.astype(np.float32), summary=summary,
-                  unseen_words=_labelled_split(
-                      unseen.audio, UNKNOWN_INDEX,
-                      [f'{w}/{n}' for w, n in zip(unseen.words, unseen.names)]),
+                  unseen_words=_labelled_split(unseen.audio, UNKNOWN_INDEX,
+                                               unseen.names),
                   silence_stress=_labelled_split(stress, SILENCE_INDEX,
                                                  stress_names))
 
