@@ -5,6 +5,12 @@ import os
 import pathlib
 from typing import Sequence
 
+# The tests' programs are small and run a few steps, so XLA's compile time
+# dominates them: most of its optimizations cost more than they save here
+# (as in the Flax examples' tests). Set before JAX is imported, in the
+# environment, so that the command-line tools the tests start inherit it.
+os.environ.setdefault('JAX_DISABLE_MOST_OPTIMIZATIONS', '1')
+
 import numpy as np
 import pytest
 import soundfile as sf

@@ -229,10 +229,16 @@ def test_busy_and_idle_are_shown(tmp_path):
     errors = []
     first = _open(context, server.url, errors)
     first.wait_for_selector('#status[data-state="ready"]', timeout=15000)
+    # Listening, the first page sends audio all the time, so it holds the
+    # one place however slowly the second page loads (a page left without
+    # listening could be closed as idle before the second one asks).
+    first.click('#mic')
+    first.wait_for_selector('#status[data-state="listening"]', timeout=15000)
     second = _open(context, server.url, errors)
     second.wait_for_selector('#status[data-state="busy"]', timeout=15000)
     assert 'server busy' in second.inner_text('#message')
-    # The first page, left without listening, is closed as idle, quietly.
+    # The first page, once it stops listening, is closed as idle, quietly.
+    first.click('#mic')
     first.wait_for_selector('#status[data-state="off"]', timeout=15000)
     assert first.inner_text('#status') == 'Idle'
     assert first.is_hidden('#message')
