@@ -8,9 +8,13 @@ while the code gives it. After set-up command 1 has trained into
   python -m experiments.check_readme --workdir=/tmp/kws_train
 
 prints each figure as the README has it and as the run gave it, and exits
-with status 1 if any differs at the README's precision (0.1 points, whole
-steps). `--write` puts the run's figures into the README instead (for a
-change that is meant to move them; commit the result with the change).
+with status 1 if any accuracy or recall differs by more than `--tolerance`
+points (default 1.5: the synthetic speech of set-up command 1 is not
+bit-for-bit repeatable (Piper's and some of eSpeak's clips differ
+between runs), so two fresh runs differ by about the spread of the
+seeds; 0 checks digit for digit). The best step is shown, not compared. `--write` puts the run's
+figures into the README instead (for a change that is meant to move them;
+commit the result with the change).
 
 The figures are read from the run's `results.json`: the best step and its
 validation accuracy, test accuracy overall and over the command clips alone,
@@ -39,6 +43,8 @@ _README = flags.DEFINE_string('readme', os.path.join(REPO, 'README.md'),
                               'The README to check or write.')
 _WRITE = flags.DEFINE_bool('write', False,
                            "Write the run's figures into the README.")
+_TOLERANCE = flags.DEFINE_float(
+    'tolerance', 1.5, 'Largest difference, in points, of a percentage.')
 
 NON_COMMANDS = ('_silence_', '_unknown_')
 
@@ -102,11 +108,28 @@ def table(figures: dict[str, str]) -> str:
   return '\n'.join(lines)
 
 
-def compare(readme: dict[str, str], run: dict[str, str]) -> list[str]:
-  """Lines naming each figure that differs (missing rows included)."""
+def _differs(readme: str | None, run: str, tolerance: float) -> bool:
+  if readme is None:
+    return True
+  if not run.endswith('%'):
+    return False  # The best step: shown, not compared.
+  try:
+    return abs(float(readme.rstrip('%')) - float(run.rstrip('%'))) > (
+        tolerance + 1e-9)
+  except ValueError:
+    return True
+
+
+def compare(readme: dict[str, str], run: dict[str, str],
+            tolerance: float = 0.0) -> list[str]:
+  """Lines naming each figure that differs (missing rows included).
+
+  Percentages differ when more than `tolerance` points apart; the best step
+  is never compared.
+  """
   problems = []
   for name, value in run.items():
-    if readme.get(name) != value:
+    if _differs(readme.get(name), value, tolerance):
       problems.append(f'{name}: README says {readme.get(name, "nothing")}, '
                       f'the run gave {value}')
   for name in readme:
@@ -139,13 +162,14 @@ def main(argv):
   for name, value in run.items():
     print(f'{name:<{width}}  README {readme.get(name, "-"):>7}  '
           f'run {value:>7}')
-  problems = compare(readme, run)
+  problems = compare(readme, run, _TOLERANCE.value)
   if problems:
     print(f'\n{len(problems)} figure(s) of {_README.value} differ from '
-          f'{results_path}:')
+          f'{results_path} by more than {_TOLERANCE.value:g} points:')
     print('\n'.join(f'  {p}' for p in problems))
     sys.exit(1)
-  print(f'\nAll {len(run)} figures of {_README.value} match {results_path}.')
+  print(f'\nThe figures of {_README.value} match {results_path} within '
+        f'{_TOLERANCE.value:g} points.')
 
 
 if __name__ == '__main__':

@@ -58,15 +58,28 @@ def test_write_then_check_passes_and_a_changed_figure_fails(tmp_path):
   assert written.startswith('# Title\n\nBefore.\n') and 'After.' in written
   assert '| test accuracy | 85.0% |' in written
 
-  done, _ = _run(tmp_path, written)
+  done, _ = _run(tmp_path, written, '--tolerance=0')
   assert done.returncode == 0, done.stdout + done.stderr
-  assert 'All 7 figures' in done.stdout
+  assert 'match' in done.stdout and 'within 0 points' in done.stdout
 
   drifted = written.replace('| test accuracy | 85.0% |',
                             '| test accuracy | 85.1% |')
-  done, _ = _run(tmp_path, drifted)
+  done, _ = _run(tmp_path, drifted, '--tolerance=0')
   assert done.returncode == 1
   assert 'test accuracy: README says 85.1%, the run gave 85.0%' in done.stdout
+  # Within the default tolerance (1.5 points) it passes; beyond, it fails.
+  done, _ = _run(tmp_path, drifted)
+  assert done.returncode == 0, done.stdout
+  far = written.replace('| test accuracy | 85.0% |',
+                        '| test accuracy | 87.0% |')
+  done, _ = _run(tmp_path, far)
+  assert done.returncode == 1
+  assert 'by more than 1.5 points' in done.stdout
+  # The best step is shown, not compared.
+  other_step = written.replace('| 300 |', '| 400 |')
+  assert other_step != written
+  done, _ = _run(tmp_path, other_step, '--tolerance=0')
+  assert done.returncode == 0, done.stdout
 
 
 def test_missing_block_and_missing_run_are_named(tmp_path):
