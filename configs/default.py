@@ -157,6 +157,11 @@ def get_config() -> ml_collections.ConfigDict:
   # clip: the clip reversed, its word's first or last 30-50% alone, or the
   # first half of one command's word joined to the second half of another's.
   config.command_negatives = 0.0
+  # Share of command draws replaced by a stream's window that holds only
+  # part of the word (10-60% of its energy, arriving at the window's end or
+  # leaving at its start), labelled `_unknown_`: what a recogniser running
+  # every 30 ms sees between whole words.
+  config.stream_windows = 0.0
   # Synthetic clips of non-command words (e.g. kws_jax.synthesize
   # --negatives_for=...) in synthetic_dir train `_unknown_`, making up
   # synthetic_fraction of its draws, as synthetic commands make up that

@@ -269,7 +269,8 @@ def _check_negatives(config: ml_collections.ConfigDict) -> None:
         'config.generated_noise=True needs config.background_rms_max > 0, '
         'which sets the generated noise levels (e.g. '
         '--config.background_rms_min=0.001 --config.background_rms_max=0.3).')
-  for field in ('unknown_word_balance', 'command_negatives'):
+  for field in ('unknown_word_balance', 'command_negatives',
+                'stream_windows'):
     value = config.get(field, 0.0)
     if (isinstance(value, bool) or not isinstance(value, (int, float)) or
         not 0 <= value <= 1):

@@ -57,8 +57,13 @@ EVAL_SPLITS = ('validation', 'test')
 # the same clips.
 _EVAL_SEEDS = {'validation': 1018, 'test': 2029}
 _UNKNOWN_STREAM, _SILENCE_STREAM = 0, 1
-# The training batches' stream for `config.command_negatives`.
-_NEGATIVES_STREAM = 1
+# The training batches' streams for `config.command_negatives` and
+# `config.stream_windows`.
+_NEGATIVES_STREAM, _STREAM_WINDOWS_STREAM = 1, 2
+# stream_window: the share of a word's energy a partial window keeps. Under
+# three fifths, as the streaming issue suggests: a window must hold most of
+# a word to say it.
+_PART_IN_WINDOW = (0.1, 0.6)
 # command_negative: the share of a word's duration kept of its first or last
 # part. Up to half, not more: three fifths of most commands still say the
 # word ('lef', 'stop' without its onset), and would teach a command as
@@ -74,7 +79,8 @@ _LOAD_CHUNK = 1024
 LATER_FIELDS = {'synthetic_dir': '', 'synthetic_fraction': 0.0,
                 'synthetic_only_words': (), 'synthetic_unknown': False,
                 'generated_noise': False, 'unknown_word_balance': 0.0,
-                'command_negatives': 0.0, 'unseen_words_fold': ''}
+                'command_negatives': 0.0, 'unseen_words_fold': '',
+                'stream_windows': 0.0}
 # Seconds of each kind of generated training noise (config.generated_noise).
 _GENERATED_NOISE_SECONDS = 60.0
 # Beside each prepared TFDS dataset: its splits as sorted arrays, so later
@@ -737,13 +743,16 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
   the training split's weights with a NumPy generator seeded by
   `(config.seed, step)`; this process gets its contiguous slice. With
   `config.command_negatives`, that share of the `_unknown_` draws is
-  replaced by a negative made from a command clip (`command_negative`). Batches are
-  gathered from the in-memory clips by a background thread, `_PREFETCH`
+  replaced by a negative made from a command clip (`command_negative`).
+  With `config.stream_windows`, that share of the command draws becomes a
+  window that holds only part of its word, as a stream's windows do while
+  a word enters or leaves (`stream_window`), labelled `_unknown_`. Batches
+  are gathered from the in-memory clips by a background thread, `_PREFETCH`
   steps ahead, without copying the clips (they may be gigabytes).
 
   Args:
     datasets: from `create_datasets`.
-    config: uses batch_size, seed and command_negatives.
+    config: uses batch_size, seed, command_negatives and stream_windows.
     start_step: the first step to yield.
     process_index: this process, in [0, process_count).
     process_count: processes sharing each global batch.
@@ -772,6 +781,7 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
   # Command clips that training draws (weight 0: left out by the config).
   commands = np.flatnonzero((split.label > UNKNOWN_INDEX) & (split.weight > 0))
   negatives = config.command_negatives if len(commands) else 0.0
+  windows = config.get('stream_windows', 0.0)
 
   def batch_for(step: int) -> dict[str, np.ndarray]:
     uniform = np.random.default_rng([config.seed, step]).random(batch_size)
@@ -792,8 +802,19 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
             np.random.default_rng(seeds[first + row]),
             split.audio[pair[0]], split.audio[pair[1]],
             split.label[pair[0]] != split.label[pair[1]])
-    return {'audio': audio / audio_io.PCM16_SCALE,
-            'label': split.label[indices[first:first + local]]}
+    label = split.label[indices[first:first + local]]
+    if windows:
+      # As for the negatives: whole-batch draws, a stream of their own.
+      rng = np.random.default_rng([config.seed, step, _STREAM_WINDOWS_STREAM])
+      replace = (split.label[indices] > UNKNOWN_INDEX) & (
+          rng.random(batch_size) < windows)
+      seeds = rng.integers(0, 2**31, batch_size)
+      label = label.copy()
+      for row in np.flatnonzero(replace[first:first + local]):
+        audio[row] = stream_window(np.random.default_rng(seeds[first + row]),
+                                   audio[row])
+        label[row] = UNKNOWN_INDEX
+    return {'audio': audio / audio_io.PCM16_SCALE, 'label': label}
 
   pool = concurrent.futures.ThreadPoolExecutor(1, 'train_batches')
   try:
@@ -856,6 +877,41 @@ def command_negative(rng: np.random.Generator, clip: np.ndarray,
   joined = joined[:length]
   offset = (length - len(joined)) // 2
   out[offset:offset + len(joined)] = joined
+  return out
+
+
+def stream_window(rng: np.random.Generator, clip: np.ndarray) -> np.ndarray:
+  """A one-clip window of a stream that holds only part of `clip`'s word.
+
+  The clip is shifted so that the window keeps `_PART_IN_WINDOW` of its
+  word's energy: either the word's start at the window's end (the word is
+  arriving) or its end at the window's start (it is leaving); the rest of
+  the window is silent (the augmentation adds background as for any clip).
+
+  Args:
+    rng: the only source of randomness.
+    clip: one clip, any float or int dtype (int16 units).
+
+  Returns:
+    float32 of `clip`'s shape and units.
+  """
+  clip = clip.astype(np.float32)
+  length = len(clip)
+  start, end = word_extent(clip, max(length // 100, 1))
+  energy = np.cumsum(np.square(clip[start:end], dtype=np.float64))
+  out = np.zeros_like(clip)
+  if end <= start or energy[-1] <= 0:
+    return out
+  share = rng.uniform(*_PART_IN_WINDOW)
+  if rng.integers(2):
+    # Arriving: the samples up to where the word's energy reaches `share`,
+    # at the window's end.
+    cut = start + int(np.searchsorted(energy, share * energy[-1])) + 1
+    out[length - cut:] = clip[:cut]
+  else:
+    # Leaving: the word from where its last `share` of energy begins.
+    cut = start + int(np.searchsorted(energy, (1 - share) * energy[-1]))
+    out[:length - cut] = clip[cut:]
   return out
 
 

@@ -89,6 +89,7 @@ def test_wanted_words_from_command_line_string():
     ('generated_noise', True, 'needs config.background_rms_max'),
     ('unknown_word_balance', -0.5, 'unknown_word_balance'),
     ('command_negatives', 2.0, 'command_negatives'),
+    ('stream_windows', -0.1, 'stream_windows'),
     ('synthetic_unknown', True, 'needs config.synthetic_dir'),
     ('unseen_words_fold', '4/3', 'unseen_words_fold'),
     ('unseen_words_fold', '1/1', 'unseen_words_fold'),

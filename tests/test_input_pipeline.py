@@ -491,6 +491,51 @@ def test_command_negatives_replace_unknown_draws_only(tmp_path):
     assert spectra[peak] > 0.1 * spectra.max()
 
 
+def test_stream_windows_turn_some_command_draws_into_partial_words(
+    tmp_path):
+  data_dir = make_speech_commands_dir(tmp_path / 'data',
+                                      words=('yes', 'no', 'cat'))
+  config = _config(data_dir, tmp_path, unknown_percentage=50.0,
+                   batch_size=400)
+  data = input_pipeline.create_datasets(config)
+  plain = next(input_pipeline.train_iterator(data, config, start_step=2))
+  config.stream_windows = 0.5
+  windowed = next(input_pipeline.train_iterator(data, config, start_step=2))
+  again = next(input_pipeline.train_iterator(data, config, start_step=2))
+  np.testing.assert_array_equal(windowed['audio'], again['audio'])
+  changed = np.any(windowed['audio'] != plain['audio'], axis=1)
+  commands = plain['label'] >= 2
+  # Only command draws change, about half of them, and they become unknown.
+  assert not np.any(changed & ~commands)
+  assert np.mean(changed[commands]) == pytest.approx(0.5, abs=0.12)
+  np.testing.assert_array_equal(windowed['label'][changed], 1)
+  np.testing.assert_array_equal(windowed['label'][~changed],
+                                plain['label'][~changed])
+
+
+def test_stream_window_keeps_part_of_the_word_at_an_edge():
+  rate = 16000
+  clip = np.zeros(rate, np.int16)
+  clip[4000:12000] = 8000  # A word of even energy, 0.25-0.75 s.
+  seen = set()
+  for seed in range(30):
+    out = input_pipeline.stream_window(np.random.default_rng(seed), clip)
+    assert out.dtype == np.float32 and out.shape == clip.shape
+    loud = np.flatnonzero(out)
+    kept = len(loud) / 8000  # The share of the word's energy kept.
+    assert 0.1 <= kept <= 0.61, (seed, kept)
+    assert np.all(out[loud] == 8000)
+    if loud[-1] == rate - 1:
+      seen.add('arriving')  # The word's start, at the window's end.
+    else:
+      assert loud[0] == 0
+      seen.add('leaving')  # The word's end, at the window's start.
+  assert seen == {'arriving', 'leaving'}
+  # A silent clip stays silent.
+  assert not np.any(input_pipeline.stream_window(
+      np.random.default_rng(0), np.zeros(rate, np.int16)))
+
+
 def test_command_negative_kinds():
   rate = 16000
   clip = np.zeros(rate, np.int16)
