@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Exports a trained workdir as the shipped model and measures it: test
-# accuracy (float and int8), a 10-minute stream from the test split, the ROC
-# and speed. Everything lands in $OUT; the model in kws_jax/shipped/.
+# Exports a trained workdir as the shipped model (clip and streaming
+# TFLite) and measures it: test accuracy (float and int8), its streaming
+# settings chosen on validation words (streaming_calibration.sh --write),
+# a 10-minute stream from the test split, the ROC and speed. Everything
+# lands in $OUT; the model in kws_jax/shipped/.
 #
 #   experiments/ship_default_model.sh WORKDIR DATA_DIR [OUT]
 set -euo pipefail
@@ -15,8 +17,16 @@ python -m tflite_export.convert --workdir="$workdir" \
     --output=kws_jax/shipped/model.tflite 2>&1 | tee "$out/convert.log"
 python -m tflite_export.convert --workdir="$workdir" --quantize=int8 \
     --data_dir="$data_dir" --output="$out/model_int8.tflite" 2>&1 | tee "$out/convert_int8.log"
+python -m tflite_export.convert --workdir="$workdir" --streaming \
+    --output=kws_jax/shipped/model_streaming.tflite 2>&1 | tee "$out/convert_streaming.log"
 python -m kws_jax.evaluate --model=kws_jax/shipped/model.tflite \
     --data_dir="$data_dir" --split=test --output_dir="$out/eval_test" 2>&1 | tee "$out/eval_test.log"
+# The streaming settings, chosen on validation words; the streaming model
+# gives the clip model's scores, so it takes the same ones.
+experiments/streaming_calibration.sh kws_jax/shipped/model.tflite \
+    "$data_dir" "$out/calibration" --write
+cp kws_jax/shipped/model_smoothing.json \
+    kws_jax/shipped/model_streaming_smoothing.json
 python -m kws_jax.generate_streaming_test_wav --data_dir="$data_dir" \
     --test_duration_seconds=600 --seed=0 \
     --output_audio_file="$out/stream.wav" \

@@ -37,10 +37,12 @@ from kws_jax import speech_commands_builder
 from kws_jax import streaming
 from kws_jax import test_streaming_accuracy
 
-UNKNOWN_LABEL = '_unknown_'
-SILENCE_LABEL = '_silence_'
+UNKNOWN_LABEL = streaming.UNKNOWN_LABEL
+SILENCE_LABEL = streaming.SILENCE_LABEL
 BACKGROUND_NOISE_DIR = '_background_noise_'
-TESTING_LIST = 'testing_list.txt'
+# The split lists of a Speech Commands folder, by `which_set` name.
+SPLIT_LISTS = {'testing': speech_commands_builder.TESTING_LIST,
+               'validation': speech_commands_builder.VALIDATION_LIST}
 AUDIO_EXTENSIONS = ('.wav', '.flac')
 DEFAULT_WANTED_WORDS = ('yes', 'no', 'up', 'down', 'left', 'right', 'on',
                         'off', 'stop', 'go')
@@ -80,35 +82,42 @@ def _check_found(clips: dict[str, list[str]], where: str,
 def find_test_clips(data_dir: str, wanted_words: Sequence[str],
                     validation_percentage: float = 10,
                     testing_percentage: float = 10,
-                    unknown_percentage: float = 30) -> dict[str, list[str]]:
-  """Lists the test split's clips of a folder in Speech Commands layout.
+                    unknown_percentage: float = 30,
+                    split: str = 'testing') -> dict[str, list[str]]:
+  """Lists one split's clips of a folder in Speech Commands layout.
 
   Args:
-    data_dir: one folder per word; optionally `testing_list.txt`.
+    data_dir: one folder per word; optionally `testing_list.txt` and
+      `validation_list.txt`.
     wanted_words: the command words; any other word is `_unknown_`.
     validation_percentage: for the hash split, when there is no list (%).
     testing_percentage: likewise.
     unknown_percentage: share of unknown words wanted; 0 allows none.
+    split: 'testing' (the tutorial's stream) or 'validation' (a stream to
+      choose streaming settings on, without touching the test words).
 
   Returns:
     {label: sorted paths} for each wanted word and `_unknown_`.
 
   Raises:
-    ValueError: a label has no test clip.
+    ValueError: a label has no clip in the split, or the split is unknown.
   """
+  if split not in SPLIT_LISTS:
+    raise ValueError(f'--split={split}: use one of {", ".join(SPLIT_LISTS)}.')
   if not os.path.isdir(data_dir):
     raise FileNotFoundError(f'--data_dir {data_dir} is not a folder.')
-  list_path = os.path.join(data_dir, TESTING_LIST)
+  list_path = os.path.join(data_dir, SPLIT_LISTS[split])
   testing = None
   if os.path.isfile(list_path):
     # surrogateescape: entries match file names that are not UTF-8.
     with open(list_path, encoding='utf-8', errors='surrogateescape') as f:
       testing = {_list_key(line) for line in f if line.strip()}
-    logging.info('Test split: %d entries of %s.', len(testing), list_path)
+    logging.info('%s split: %d entries of %s.', split.title(), len(testing),
+                 list_path)
   else:
     logging.info('No %s in %s: using the hash split (%g%% validation, %g%% '
-                 'testing).', TESTING_LIST, data_dir, validation_percentage,
-                 testing_percentage)
+                 'testing).', SPLIT_LISTS[split], data_dir,
+                 validation_percentage, testing_percentage)
   wanted = [w.lower() for w in wanted_words]
   clips = {word: [] for word in wanted}
   clips[UNKNOWN_LABEL] = []
@@ -123,7 +132,7 @@ def find_test_clips(data_dir: str, wanted_words: Sequence[str],
       else:
         in_test = speech_commands_builder.which_set(
             f'{folder}/{name}', validation_percentage,
-            testing_percentage) == 'testing'
+            testing_percentage) == split
       if in_test:
         clips[word if word in clips else UNKNOWN_LABEL].append(path)
   return _check_found(clips, data_dir, unknown_percentage)
@@ -206,6 +215,8 @@ class StreamSettings:
   word_gap_ms: float = 2000
   unknown_percentage: float = 30
   background_volume: float = 0.1
+  # Background alone, no words (a stream to count false alarms on).
+  noise_only: bool = False
 
 
 def generate_stream(clips: dict[str, list[str]], background: list[np.ndarray],
@@ -259,7 +270,7 @@ def generate_stream(clips: dict[str, list[str]], background: list[np.ndarray],
   wanted = [label for label in clips if label != UNKNOWN_LABEL]
   cache, unreadable = {}, []
   ground_truth = []
-  for i in range(total // word_stride):
+  for i in range(0 if settings.noise_only else total // word_stride):
     offset = i * word_stride + (int(rng.integers(gap)) if gap > 0 else 0)
     if rng.uniform(0, 100) < settings.unknown_percentage:
       label = UNKNOWN_LABEL
@@ -333,6 +344,12 @@ def _define_flags() -> None:
                      'For the hash split (no testing_list.txt), %.')
   flags.DEFINE_integer('seed', 0, 'Random seed; the same seed and data give '
                        'the same files.')
+  flags.DEFINE_enum('split', 'testing', list(SPLIT_LISTS),
+                    'Which words of --data_dir: the test split, or the '
+                    'validation split (to choose streaming settings on).')
+  flags.DEFINE_bool('noise_only', False,
+                    'Background noise alone, no words (an empty ground '
+                    'truth): a stream to count false alarms on.')
 
 
 def _default_background_dir(data_dir: str | None,
@@ -351,9 +368,12 @@ def run(*, data_dir: str | None, test_dir: str | None,
         background_dir: str | None, output_audio_file: str,
         output_labels_file: str, wanted_words: Sequence[str],
         settings: StreamSettings, validation_percentage: float = 10,
-        testing_percentage: float = 10, seed: int = 0) -> list[
-            tuple[str, float]]:
+        testing_percentage: float = 10, seed: int = 0,
+        split: str = 'testing') -> list[tuple[str, float]]:
   """Finds the clips, builds the stream and writes both files.
+
+  `split` ('testing' or 'validation') picks the words of `data_dir`;
+  `--test_dir` is a test set whatever it says.
 
   Returns:
     The ground truth written.
@@ -370,14 +390,18 @@ def run(*, data_dir: str | None, test_dir: str | None,
     raise ValueError('wanted_words must name at least one word.')
   if not test_dir and not data_dir:
     raise ValueError('Give data_dir (or test_dir) to take the words from.')
-  if test_dir:
+  if settings.noise_only:
+    clips = {}
+  elif test_dir:
     clips = find_test_dir_clips(test_dir, wanted_words,
                                 settings.unknown_percentage)
   else:
     clips = find_test_clips(data_dir, wanted_words, validation_percentage,
-                            testing_percentage, settings.unknown_percentage)
+                            testing_percentage, settings.unknown_percentage,
+                            split)
   for label, paths in clips.items():
-    logging.info('%s: %d test clips.', label, len(paths))
+    logging.info('%s: %d %s clips.', label, len(paths),
+                 'test' if test_dir else split)
   if background_dir is None:
     background_dir = _default_background_dir(data_dir, test_dir)
   background = load_background(background_dir, settings.sample_rate)
@@ -421,9 +445,9 @@ def _run_from_flags(f: flags.FlagValues) -> None:
           test_duration_seconds=f.test_duration_seconds,
           word_gap_ms=f.word_gap_ms,
           unknown_percentage=f.unknown_percentage,
-          background_volume=f.background_volume),
+          background_volume=f.background_volume, noise_only=f.noise_only),
       validation_percentage=f.validation_percentage,
-      testing_percentage=f.testing_percentage, seed=f.seed)
+      testing_percentage=f.testing_percentage, seed=f.seed, split=f.split)
 
 
 if __name__ == '__main__':

@@ -26,7 +26,6 @@ from absl import logging
 import numpy as np
 from scipy import signal
 
-from kws_jax import inference
 from kws_jax import streaming
 
 # Give up when the device sends nothing for this long.
@@ -330,14 +329,19 @@ def main(argv: Sequence[str]) -> None:
     choose_device(sd, f.device)  # Fails before the model is loaded.
     model = streaming.load_model(f.graph or None, f.labels or None,
                                  f.num_threads)
+    smoothing, source = streaming.smoothing_for(
+        model, average_window_ms=f.average_window_ms,
+        detection_threshold=f.detection_threshold,
+        suppression_ms=f.suppression_ms, minimum_count=f.minimum_count)
+    print(f'Smoothing: {smoothing.describe()} ({source}).', flush=True)
     found = listen(sd, model, f.device, f.block_ms,
                    write=lambda line: print(line, flush=True),
                    clip_stride_ms=f.clip_stride_ms,
-                   average_window_ms=f.average_window_ms,
-                   detection_threshold=f.detection_threshold,
-                   suppression_ms=f.suppression_ms,
-                   minimum_count=f.minimum_count)
-  except (ListenError, inference.ModelError) as e:
+                   average_window_ms=smoothing.average_window_ms,
+                   detection_threshold=smoothing.detection_threshold,
+                   suppression_ms=smoothing.suppression_ms,
+                   minimum_count=smoothing.minimum_count)
+  except (ListenError, ValueError) as e:  # ModelError, bad smoothing file.
     print(f'kws_jax.listen: {e}', file=sys.stderr)
     sys.exit(1)
   except KeyboardInterrupt:

@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 SILENCE_LABEL = '_silence_'
+UNKNOWN_LABEL = '_unknown_'
 
 
 @dataclasses.dataclass(frozen=True)

@@ -54,7 +54,6 @@ from absl import logging
 from aiohttp import web
 import numpy as np
 
-from kws_jax import inference
 from kws_jax import streaming
 
 STATIC_DIR = pathlib.Path(__file__).resolve().parent / 'static'
@@ -586,16 +585,19 @@ def main(argv: Sequence[str]) -> None:
   try:
     model = streaming.load_model(f.graph or None, f.labels or None,
                                  f.num_threads)
-  except inference.ModelError as e:
+  except ValueError as e:  # ModelError, or a bad <stem>_smoothing.json.
     print(f'kws_jax.serve: {e}', file=sys.stderr)
     sys.exit(1)
+  smoothing, source = streaming.smoothing_for(
+      model, average_window_ms=f.average_window_ms,
+      detection_threshold=f.detection_threshold,
+      suppression_ms=f.suppression_ms, minimum_count=f.minimum_count)
+  logging.info('Smoothing: %s (%s).', smoothing.describe(), source)
   settings = ServerSettings(
       sample_rate=model.sample_rate,
       clip_duration_ms=model.clip_duration_ms,
       clip_stride_ms=f.clip_stride_ms,
-      smoothing=streaming.SmoothingSettings(
-          f.average_window_ms, f.detection_threshold, f.suppression_ms,
-          f.minimum_count),
+      smoothing=smoothing,
       max_connections=f.max_connections,
       idle_timeout_s=f.idle_timeout_s)
   try:

@@ -21,8 +21,9 @@ per-stride scores, and `detect_from_scores` replays them through
 """
 
 import dataclasses
+import json
 import os
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from kws_jax import recognize_commands
 PredictFn = Callable[[np.ndarray], np.ndarray]
 
 SILENCE_LABEL = recognize_commands.SILENCE_LABEL
+UNKNOWN_LABEL = recognize_commands.UNKNOWN_LABEL
 
 # The tutorial's test_streaming_accuracy settings.
 DEFAULT_CLIP_STRIDE_MS = 30.0
@@ -42,25 +44,38 @@ DEFAULT_SUPPRESSION_MS = 1500.0
 DEFAULT_MINIMUM_COUNT = 3
 
 
-def define_smoothing_flags() -> None:
-  """Defines the streaming tools' shared absl flags, with the defaults above.
+# The calibrated `RecognizeCommands` settings of a model live beside it as
+# `<stem>_smoothing.json` (written by `streaming_roc --write_smoothing`).
+SMOOTHING_SUFFIX = '_smoothing.json'
+_SMOOTHING_FIELDS = ('average_window_ms', 'detection_threshold',
+                     'suppression_ms', 'minimum_count')
+_FROM_MODEL = ' (default: the model\'s calibrated setting, else {:g})'
 
-  --clip_stride_ms, --average_window_ms, --suppression_ms,
-  --detection_threshold and --minimum_count; called by each tool's own
-  flag definitions, only when it runs as a program.
+
+def define_smoothing_flags() -> None:
+  """Defines the streaming tools' shared absl flags.
+
+  --clip_stride_ms (default DEFAULT_CLIP_STRIDE_MS), and --average_window_ms,
+  --suppression_ms, --detection_threshold and --minimum_count, whose default
+  is the model's calibrated setting (`smoothing_for`), else the tutorial's
+  value above; called by each tool's own flag definitions, only when it runs
+  as a program.
   """
   from absl import flags  # Only programs define flags.
   flags.DEFINE_float('clip_stride_ms', DEFAULT_CLIP_STRIDE_MS,
                      'How often to run the model, ms.')
-  flags.DEFINE_float('average_window_ms', DEFAULT_AVERAGE_WINDOW_MS,
-                     'Length of the window to smooth results over, ms.')
-  flags.DEFINE_float('suppression_ms', DEFAULT_SUPPRESSION_MS,
-                     'How long to ignore other commands after one, ms.')
-  flags.DEFINE_float('detection_threshold',
-                     DEFAULT_DETECTION_THRESHOLD,
-                     'Smoothed score a command must exceed.')
-  flags.DEFINE_integer('minimum_count', DEFAULT_MINIMUM_COUNT,
-                       'Fewest results in the window for an answer.')
+  flags.DEFINE_float('average_window_ms', None,
+                     'Length of the window to smooth results over, ms' +
+                     _FROM_MODEL.format(DEFAULT_AVERAGE_WINDOW_MS))
+  flags.DEFINE_float('suppression_ms', None,
+                     'How long to ignore other commands after one, ms' +
+                     _FROM_MODEL.format(DEFAULT_SUPPRESSION_MS))
+  flags.DEFINE_float('detection_threshold', None,
+                     'Smoothed score a command must exceed' +
+                     _FROM_MODEL.format(DEFAULT_DETECTION_THRESHOLD))
+  flags.DEFINE_integer('minimum_count', None,
+                       'Fewest results in the window for an answer' +
+                       _FROM_MODEL.format(DEFAULT_MINIMUM_COUNT))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +108,85 @@ class SmoothingSettings:
         labels, average_window_duration_ms=self.average_window_ms,
         detection_threshold=self.detection_threshold,
         suppression_ms=self.suppression_ms, minimum_count=self.minimum_count)
+
+  def describe(self) -> str:
+    return (f'window {self.average_window_ms:g} ms, threshold '
+            f'{self.detection_threshold:g}, suppression '
+            f'{self.suppression_ms:g} ms, minimum count {self.minimum_count}')
+
+
+def smoothing_path(model_path: str | os.PathLike[str]) -> str:
+  """`<stem>_smoothing.json` beside the model."""
+  stem = os.path.splitext(os.fspath(model_path))[0]
+  return stem + SMOOTHING_SUFFIX
+
+
+def read_smoothing(model_path: str | os.PathLike[str]
+                   ) -> SmoothingSettings | None:
+  """The model's calibrated settings, or None when it has none.
+
+  Raises:
+    ValueError: the file exists but is not a settings file (the message
+      names it).
+  """
+  path = smoothing_path(model_path)
+  if not os.path.isfile(path):
+    return None
+  try:
+    with open(path, encoding='utf-8') as f:
+      payload = json.load(f)
+    return SmoothingSettings(
+        average_window_ms=float(payload['average_window_ms']),
+        detection_threshold=float(payload['detection_threshold']),
+        suppression_ms=float(payload['suppression_ms']),
+        minimum_count=int(payload['minimum_count']))
+  except (ValueError, KeyError, TypeError) as e:
+    raise ValueError(
+        f'{path} is not a smoothing settings file ({type(e).__name__}: {e}); '
+        'write it again with streaming_roc --write_smoothing, or delete it '
+        'to use the tutorial\'s settings.') from e
+
+
+def write_smoothing(model_path: str | os.PathLike[str],
+                    settings: SmoothingSettings,
+                    details: dict[str, Any]) -> str:
+  """Writes `settings` (and how they were chosen) beside the model.
+
+  Returns:
+    The path written (through a temporary file, so never half-written).
+  """
+  if not os.fspath(model_path):
+    raise ValueError('write_smoothing needs the model\'s path.')
+  path = smoothing_path(model_path)
+  payload = dict(dataclasses.asdict(settings), **details)
+  tmp = f'{path}.tmp-{os.getpid()}'
+  with open(tmp, 'w', encoding='utf-8') as f:
+    f.write(json.dumps(payload, indent=2) + '\n')
+  os.replace(tmp, path)
+  return path
+
+
+def smoothing_for(model: 'LoadedModel', **flag_values: float | int | None
+                  ) -> tuple[SmoothingSettings, str]:
+  """The settings a tool uses, and where they came from, for the log.
+
+  Each of `average_window_ms`, `detection_threshold`, `suppression_ms` and
+  `minimum_count` is the flag's value when given (not None), else the
+  model's calibrated value (`<stem>_smoothing.json`), else the tutorial's.
+  """
+  base = model.smoothing or SmoothingSettings()
+  given = {k: v for k, v in flag_values.items() if v is not None}
+  unknown = set(given) - set(_SMOOTHING_FIELDS)
+  if unknown:
+    raise TypeError(f'Not smoothing settings: {sorted(unknown)}')
+  settings = dataclasses.replace(base, **given)
+  source = (f'calibrated, {smoothing_path(model.model_path)}'
+            if model.smoothing else 'the tutorial\'s defaults')
+  if given:
+    flags_given = ', '.join(f'--{k}' for k in given)
+    source = (flags_given if len(given) == len(_SMOOTHING_FIELDS) else
+              f'{flags_given}; the rest {source}')
+  return settings, source
 
 
 def ms_to_samples(duration_ms: float, sample_rate: int) -> int:
@@ -381,12 +475,16 @@ class LoadedModel:
     clip_stride_ms: for a streaming model, the stride it is made for (run
       the recognizer with it: any other stride re-primes the model at every
       clip, which is correct but slow); None for a clip model.
+    model_path: the .tflite file.
+    smoothing: its calibrated settings (`<stem>_smoothing.json`), if any.
   """
   predict_fn: PredictFn
   labels: list[str]
   sample_rate: int
   clip_duration_ms: float
   clip_stride_ms: float | None = None
+  model_path: str = ''
+  smoothing: SmoothingSettings | None = None
 
 
 def load_model(model_path: str | None = None, labels_path: str | None = None,
@@ -413,7 +511,8 @@ def load_model(model_path: str | None = None, labels_path: str | None = None,
         predict_fn=model.predict_fn(), labels=list(model.labels),
         sample_rate=model.sample_rate,
         clip_duration_ms=model.clip_samples * 1000.0 / model.sample_rate,
-        clip_stride_ms=model.clip_stride_ms)
+        clip_stride_ms=model.clip_stride_ms, model_path=model_path,
+        smoothing=read_smoothing(model_path))
   recognizer = inference.Recognizer(model_path=model_path,
                                     labels_path=labels_path,
                                     num_threads=num_threads)
@@ -421,4 +520,5 @@ def load_model(model_path: str | None = None, labels_path: str | None = None,
       predict_fn=recognizer.predict, labels=list(recognizer.labels),
       sample_rate=int(recognizer.sample_rate),
       clip_duration_ms=recognizer.clip_samples * 1000.0 /
-      recognizer.sample_rate)
+      recognizer.sample_rate, model_path=recognizer.model_path,
+      smoothing=read_smoothing(recognizer.model_path))

@@ -12,8 +12,16 @@ against the ground truth as `test_streaming_accuracy` does:
 Writes `roc.csv` (one row per setting) and `roc.png`: the correct-detection
 rate (correct detections per ground-truth word, %) against false alarms
 (wrong detections and false positives) per hour, one curve per
-(average window, suppression) pair, with the operating point — the first
-pair at `--detection_threshold` — marked.
+(average window, suppression) pair. Two points are marked: the settings in
+use (the model's calibrated ones, else the tutorial's, as the other tools
+take them; flags override) and the chosen one: within a false-alarm budget
+(`--max_false_alarm_percent`, wrong detections plus false positives as a
+share of the words, 3% by default), the setting with the most correct
+detections (`choose`). To calibrate a model, run it on a stream of *validation* words
+(`generate_streaming_test_wav --split=validation`) with `--write_smoothing`:
+the chosen settings go beside the model as `<stem>_smoothing.json`, which
+`test_streaming_accuracy`, `serve` and `listen` then use unless flags say
+otherwise.
 """
 
 import csv
@@ -32,12 +40,16 @@ from kws_jax import streaming
 from kws_jax import test_streaming_accuracy
 
 DEFAULT_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+# The false alarms an app may make, % of the words spoken: the streaming
+# issue's targets (at most 3% wrong detections and 3% false positives).
+DEFAULT_MAX_FALSE_ALARM_PERCENT = 3.0
 
 CSV_FIELDS = ('average_window_ms', 'suppression_ms', 'detection_threshold',
               'minimum_count', 'num_ground_truth', 'num_correct', 'num_wrong',
               'num_false_positives', 'matched_percent', 'correct_percent',
               'wrong_percent', 'false_positive_percent',
-              'false_alarms_per_hour', 'mean_delay_ms', 'operating_point')
+              'false_alarms_per_hour', 'mean_delay_ms',
+              'unknown_fired_percent', 'operating_point', 'chosen')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +58,8 @@ class RocPoint:
   settings: streaming.SmoothingSettings
   stats: test_streaming_accuracy.StreamingStats
   operating_point: bool = False
+  chosen: bool = False
+
 
   def row(self) -> dict[str, float | int | bool]:
     return {
@@ -64,7 +78,9 @@ class RocPoint:
                                         4),
         'false_alarms_per_hour': round(self.stats.false_alarms_per_hour, 4),
         'mean_delay_ms': round(self.stats.mean_delay_ms, 2),
+        'unknown_fired_percent': round(self.stats.unknown_fired_percent, 4),
         'operating_point': self.operating_point,
+        'chosen': self.chosen,
     }
 
 
@@ -102,6 +118,39 @@ def sweep(times_ms: np.ndarray, scores: np.ndarray, labels: Sequence[str],
   return points
 
 
+def choose(points: Sequence[RocPoint],
+           max_false_alarm_percent: float = DEFAULT_MAX_FALSE_ALARM_PERCENT
+           ) -> RocPoint:
+  """The setting an app should use: a false-alarm budget, then detections.
+
+  Among the points whose false alarms (wrong detections plus false
+  positives) are at most `max_false_alarm_percent` of the words, the one
+  with the most correct detections; ties go to fewer false alarms, then to
+  the higher threshold. When no point keeps to the budget, the one with the
+  fewest false alarms (ties: more correct detections).
+  """
+  if not points:
+    raise ValueError('No points to choose from.')
+  def false_alarm_percent(p: RocPoint) -> float:
+    return p.stats.wrong_percent + p.stats.false_positive_percent
+  within = [p for p in points
+            if false_alarm_percent(p) <= max_false_alarm_percent + 1e-9]
+  if within:
+    return max(within, key=lambda p: (
+        round(p.stats.correct_percent, 6), -p.stats.num_false_alarms,
+        p.settings.detection_threshold))
+  return max(points, key=lambda p: (
+      -p.stats.num_false_alarms, round(p.stats.correct_percent, 6)))
+
+
+def mark_chosen(points: Sequence[RocPoint],
+                max_false_alarm_percent: float = (
+                    DEFAULT_MAX_FALSE_ALARM_PERCENT)) -> list[RocPoint]:
+  """`points` with the chosen one (`choose`) flagged."""
+  best = choose(points, max_false_alarm_percent)
+  return [dataclasses.replace(p, chosen=p is best) for p in points]
+
+
 def write_csv(points: Sequence[RocPoint], path: str) -> None:
   with open(path, 'w', newline='', encoding='utf-8') as f:
     writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
@@ -135,8 +184,13 @@ def plot_roc(points: Sequence[RocPoint], path: str, title: str = '') -> None:
     if point.operating_point:
       ax.plot(point.stats.false_alarms_per_hour, point.stats.correct_percent,
               marker='*', markersize=16, color='crimson', linestyle='none',
-              label=(f'operating point: threshold '
+              label=(f'in use: threshold '
                      f'{point.settings.detection_threshold:g}'))
+    if point.chosen:
+      ax.plot(point.stats.false_alarms_per_hour, point.stats.correct_percent,
+              marker='D', markersize=10, markerfacecolor='none',
+              markeredgewidth=2, color='forestgreen', linestyle='none',
+              label=(f'chosen: {point.settings.describe()}'))
   ax.set_xlabel('false alarms per hour (wrong + false positives)')
   ax.set_ylabel('correct detections (% of words)')
   ax.set_title(title or 'Streaming ROC (labels: detection threshold)')
@@ -156,12 +210,18 @@ def run(predict_fn: streaming.PredictFn, labels: Sequence[str],
         sample_rate: int, clip_duration_ms: float, clip_stride_ms: float,
         thresholds: Sequence[float], suppressions_ms: Sequence[float],
         average_windows_ms: Sequence[float], minimum_count: int,
-        operating_threshold: float, time_tolerance_ms: float,
-        output_dir: str) -> list[RocPoint]:
+        in_use: streaming.SmoothingSettings, time_tolerance_ms: float,
+        output_dir: str,
+        max_false_alarm_percent: float = DEFAULT_MAX_FALSE_ALARM_PERCENT
+        ) -> list[RocPoint]:
   """Scores the stream once, sweeps the settings, writes CSV and plot.
 
+  Args:
+    in_use: the settings the tools would use now, marked (and scored even
+      when not on the grid).
+
   Returns:
-    The points written.
+    The points written, the chosen one flagged (`choose`).
   """
   if not thresholds or not suppressions_ms or not average_windows_ms:
     raise ValueError('Give at least one threshold, suppression and window.')
@@ -173,13 +233,11 @@ def run(predict_fn: streaming.PredictFn, labels: Sequence[str],
                                   minimum_count)
       for window, suppression, threshold in itertools.product(
           average_windows_ms, suppressions_ms, thresholds)]
-  operating = streaming.SmoothingSettings(
-      average_windows_ms[0], operating_threshold, suppressions_ms[0],
-      minimum_count)
-  points = sweep(times_ms, scores, labels, ground_truth, settings,
-                 time_tolerance_ms=time_tolerance_ms,
-                 duration_ms=audio.shape[0] * 1000.0 / sample_rate,
-                 operating_point=operating)
+  points = mark_chosen(sweep(
+      times_ms, scores, labels, ground_truth, settings,
+      time_tolerance_ms=time_tolerance_ms,
+      duration_ms=audio.shape[0] * 1000.0 / sample_rate,
+      operating_point=in_use), max_false_alarm_percent)
   os.makedirs(output_dir, exist_ok=True)
   write_csv(points, os.path.join(output_dir, 'roc.csv'))
   plot_roc(points, os.path.join(output_dir, 'roc.png'))
@@ -204,12 +262,21 @@ def _define_flags() -> None:
   flags.DEFINE_list('average_window_ms',
                     [f'{streaming.DEFAULT_AVERAGE_WINDOW_MS:g}'],
                     'Smoothing windows to try, ms.')
-  flags.DEFINE_float('detection_threshold',
-                     streaming.DEFAULT_DETECTION_THRESHOLD,
-                     'Threshold of the operating point to mark (with the '
-                     'first suppression and window).')
-  flags.DEFINE_integer('minimum_count', streaming.DEFAULT_MINIMUM_COUNT,
-                       'Fewest results in the window for an answer.')
+  flags.DEFINE_float('detection_threshold', None,
+                     'Threshold of the settings in use, marked (default: '
+                     'the model\'s calibrated one, else '
+                     f'{streaming.DEFAULT_DETECTION_THRESHOLD:g}).')
+  flags.DEFINE_integer('minimum_count', None,
+                       'Fewest results in the window for an answer, for '
+                       'every point (default: the model\'s calibrated one, '
+                       f'else {streaming.DEFAULT_MINIMUM_COUNT}).')
+  flags.DEFINE_float('max_false_alarm_percent',
+                     DEFAULT_MAX_FALSE_ALARM_PERCENT,
+                     'False-alarm budget of the chosen point: wrong '
+                     'detections plus false positives, % of the words.')
+  flags.DEFINE_bool('write_smoothing', False,
+                    'Write the chosen settings beside the model as '
+                    '<stem>_smoothing.json (run on a validation stream).')
   flags.DEFINE_float('clip_duration_ms', 1000,
                      'Length of the model\'s input clip, ms.')
   flags.DEFINE_float('clip_stride_ms', streaming.DEFAULT_CLIP_STRIDE_MS,
@@ -235,6 +302,10 @@ def main(argv: Sequence[str]) -> None:
   model, audio, ground_truth = test_streaming_accuracy.load_inputs(
       f.graph, f.labels, f.clip_duration_ms, f.num_threads, f.wav,
       f.ground_truth)
+  in_use, source = streaming.smoothing_for(
+      model, detection_threshold=f.detection_threshold,
+      minimum_count=f.minimum_count)
+  print(f'In use: {in_use.describe()} ({source}).')
   points = run(
       model.predict_fn, model.labels, audio, ground_truth,
       sample_rate=model.sample_rate, clip_duration_ms=model.clip_duration_ms,
@@ -242,16 +313,36 @@ def main(argv: Sequence[str]) -> None:
       thresholds=_floats('thresholds', f.thresholds),
       suppressions_ms=_floats('suppression_ms', f.suppression_ms),
       average_windows_ms=_floats('average_window_ms', f.average_window_ms),
-      minimum_count=f.minimum_count, operating_threshold=f.detection_threshold,
-      time_tolerance_ms=f.time_tolerance_ms, output_dir=f.output_dir)
+      minimum_count=in_use.minimum_count, in_use=in_use,
+      time_tolerance_ms=f.time_tolerance_ms, output_dir=f.output_dir,
+      max_false_alarm_percent=f.max_false_alarm_percent)
   for point in points:
+    marks = (('  <- in use' if point.operating_point else '') +
+             ('  <- chosen' if point.chosen else ''))
     print(f'window {point.settings.average_window_ms:g} ms, suppression '
           f'{point.settings.suppression_ms:g} ms, threshold '
           f'{point.settings.detection_threshold:g}: '
           f'{point.stats.summary()}; '
-          f'{point.stats.false_alarms_per_hour:.1f} false alarms/hour'
-          f'{"  <- operating point" if point.operating_point else ""}')
+          f'{point.stats.false_alarms_per_hour:.1f} false alarms/hour{marks}')
   print(f'Wrote {os.path.join(f.output_dir, "roc.csv")} and roc.png.')
+  chosen = next(p for p in points if p.chosen)
+  print(f'Chosen: {chosen.settings.describe()} ({chosen.stats.summary()}; '
+        f'{chosen.stats.false_alarms_per_hour:.1f} false alarms/hour).')
+  if f.write_smoothing:
+    path = streaming.write_smoothing(model.model_path, chosen.settings, {
+        'chosen_on': os.path.abspath(f.wav),
+        'rule': 'most correct detections with wrong detections plus '
+                'false positives at most '
+                f'{f.max_false_alarm_percent:g}% of the words '
+                '(streaming_roc.choose)',
+        'correct_percent': round(chosen.stats.correct_percent, 2),
+        'wrong_percent': round(chosen.stats.wrong_percent, 2),
+        'false_positive_percent': round(
+            chosen.stats.false_positive_percent, 2),
+        'false_alarms_per_hour': round(chosen.stats.false_alarms_per_hour, 1),
+    })
+    print(f'Wrote {path}: test_streaming_accuracy, serve and listen now use '
+          'these settings with this model.')
 
 
 if __name__ == '__main__':

@@ -42,6 +42,7 @@ from kws_jax import audio_io
 from kws_jax import streaming
 
 MS_PER_HOUR = 3_600_000.0
+UNKNOWN_LABEL = streaming.UNKNOWN_LABEL
 
 CORRECT = 'correct'
 WRONG = 'wrong'
@@ -98,6 +99,13 @@ class StreamingStats:
     outcomes: per detection, in the order given: 'correct', 'wrong' or
       'false_positive'.
     delays_ms: per correct detection, its time minus the word's time, ms.
+    num_unknown_words: ground-truth words labelled `_unknown_` (words that
+      are not commands).
+    num_unknown_fired: of those, words a command detection (any label but
+      `_unknown_`) was compared with: a non-command word that fired a
+      command.
+    num_command_detections: detections labelled with a command (not
+      `_unknown_`), right or wrong.
   """
   num_ground_truth: int
   num_matched: int
@@ -107,6 +115,9 @@ class StreamingStats:
   duration_ms: float
   outcomes: tuple[str, ...] = ()
   delays_ms: tuple[float, ...] = ()
+  num_unknown_words: int = 0
+  num_unknown_fired: int = 0
+  num_command_detections: int = 0
 
   def _percent(self, count: int) -> float:
     if self.num_ground_truth == 0:
@@ -140,6 +151,19 @@ class StreamingStats:
     if self.duration_ms <= 0:
       return math.nan
     return self.num_false_alarms * MS_PER_HOUR / self.duration_ms
+
+  @property
+  def unknown_fired_percent(self) -> float:
+    """Share of non-command words that fired a command, %."""
+    if self.num_unknown_words == 0:
+      return math.nan
+    return 100.0 * self.num_unknown_fired / self.num_unknown_words
+
+  @property
+  def command_detections_per_hour(self) -> float:
+    if self.duration_ms <= 0:
+      return math.nan
+    return self.num_command_detections * MS_PER_HOUR / self.duration_ms
 
   @property
   def mean_delay_ms(self) -> float:
@@ -179,8 +203,12 @@ def streaming_accuracy(detections: Sequence[streaming.Detection],
                         up_to_time_ms + time_tolerance_ms)
   num_ground_truth = sum(1 for _, t in truth if t <= latest_possible_ms)
   matched = set()  # Indices into `truth`.
+  fired = set()  # Indices of `_unknown_` words a command detection met.
   outcomes, delays = [], []
+  num_commands = 0
   for detection in detections:
+    is_command = detection.label != UNKNOWN_LABEL
+    num_commands += is_command
     outcome = FALSE_POSITIVE
     for index, (label, time_ms) in enumerate(truth):
       if (time_ms > detection.time_ms + time_tolerance_ms or
@@ -194,6 +222,8 @@ def streaming_accuracy(detections: Sequence[streaming.Detection],
         delays.append(detection.time_ms - time_ms)
       else:
         outcome = WRONG
+      if label == UNKNOWN_LABEL and is_command:
+        fired.add(index)
       matched.add(index)
       break
     outcomes.append(outcome)
@@ -202,7 +232,11 @@ def streaming_accuracy(detections: Sequence[streaming.Detection],
       num_correct=outcomes.count(CORRECT), num_wrong=outcomes.count(WRONG),
       num_false_positives=outcomes.count(FALSE_POSITIVE),
       duration_ms=float(duration_ms), outcomes=tuple(outcomes),
-      delays_ms=tuple(delays))
+      delays_ms=tuple(delays),
+      num_unknown_words=sum(1 for label, t in truth
+                            if label == UNKNOWN_LABEL and
+                            t <= latest_possible_ms),
+      num_unknown_fired=len(fired), num_command_detections=num_commands)
 
 
 def format_report(stats: StreamingStats, clip_duration_ms: float) -> str:
@@ -210,7 +244,13 @@ def format_report(stats: StreamingStats, clip_duration_ms: float) -> str:
   lines = [stats.summary(),
            f'{stats.num_false_alarms} false alarms (wrong + false positives) '
            f'in {stats.duration_ms / 60_000:.1f} min: '
-           f'{stats.false_alarms_per_hour:.1f} per hour']
+           f'{stats.false_alarms_per_hour:.1f} per hour',
+           f'{stats.num_command_detections} command detections: '
+           f'{stats.command_detections_per_hour:.1f} per hour']
+  if stats.num_unknown_words:
+    lines.append(f'{stats.num_unknown_fired} of {stats.num_unknown_words} '
+                 'non-command words fired a command '
+                 f'({stats.unknown_fired_percent:.1f}%)')
   if stats.delays_ms:
     lines.append(
         f'mean delay {stats.mean_delay_ms:.0f} ms from word start to the '
@@ -330,9 +370,11 @@ def main(argv: Sequence[str]) -> None:
   model, audio, ground_truth = load_inputs(
       f.graph, f.labels, f.clip_duration_ms, f.num_threads, f.wav,
       f.ground_truth)
-  settings = streaming.SmoothingSettings(
-      f.average_window_ms, f.detection_threshold, f.suppression_ms,
-      f.minimum_count)
+  settings, source = streaming.smoothing_for(
+      model, average_window_ms=f.average_window_ms,
+      detection_threshold=f.detection_threshold,
+      suppression_ms=f.suppression_ms, minimum_count=f.minimum_count)
+  print(f'Smoothing: {settings.describe()} ({source}).')
   _, stats = evaluate_stream(
       model.predict_fn, model.labels, audio, ground_truth,
       sample_rate=model.sample_rate, clip_duration_ms=model.clip_duration_ms,

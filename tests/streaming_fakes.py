@@ -127,11 +127,13 @@ def make_dataset(root, sample_rate: int, clips_per_word: int = 4) -> str:
 
 
 def run_tool_with_tone_model(module: str, args: list[str],
-                             sample_rate: int) -> str:
+                             sample_rate: int, model_path: str = '') -> str:
   """Runs a tool's `main` in a subprocess with `ToneModel` as its model.
 
   The tool's flags are parsed for real; only `streaming.load_model` is
-  replaced, so no trained model is needed. Returns stdout.
+  replaced, so no trained model is needed. `model_path` plays the model's
+  file (its `<stem>_smoothing.json` is read as for a real model). Returns
+  stdout.
   """
   tests_dir = os.path.dirname(os.path.abspath(__file__))
   code = f"""
@@ -142,7 +144,10 @@ from kws_jax import streaming
 import streaming_fakes
 model = streaming_fakes.ToneModel({sample_rate})
 streaming.load_model = lambda *args, **kwargs: streaming.LoadedModel(
-    model, streaming_fakes.LABELS, {sample_rate}, streaming_fakes.CLIP_MS)
+    model, streaming_fakes.LABELS, {sample_rate}, streaming_fakes.CLIP_MS,
+    model_path={model_path!r},
+    smoothing=streaming.read_smoothing({model_path!r}) if {model_path!r}
+    else None)
 tool = importlib.import_module({module!r})
 tool._define_flags()
 app.run(tool.main, argv=[{module!r}] + {args!r})

@@ -131,6 +131,38 @@ def test_hash_split_without_list(tmp_path):
     assert all(f'{os.sep}{word}{os.sep}' in p for p in clips[label])
 
 
+def test_validation_split_is_its_own(tmp_path):
+  # The hash split: the validation stream's words are validation clips,
+  # none of them test clips.
+  names = [f'{i:08x}_nohash_0.wav' for i in range(60)]
+  for word in ('yes', 'no', 'bed'):
+    for name in names:
+      fakes.write(str(tmp_path / word / name), np.zeros(10, np.float32), RATE)
+  validation = gen.find_test_clips(str(tmp_path), WANTED, 10, 10,
+                                   split='validation')
+  testing = gen.find_test_clips(str(tmp_path), WANTED, 10, 10)
+  want = [name for name in names if speech_commands_builder.which_set(
+      name, 10, 10) == 'validation']
+  assert want
+  assert [os.path.basename(p) for p in validation['yes']] == want
+  assert not set(validation['yes']) & set(testing['yes'])
+  # With the split lists, validation_list.txt names the clips.
+  (tmp_path / 'validation_list.txt').write_text(f'no/{names[0]}\n')
+  listed = gen.find_test_clips(str(tmp_path), ('no',), unknown_percentage=0,
+                               split='validation')
+  assert [os.path.basename(p) for p in listed['no']] == [names[0]]
+  with pytest.raises(ValueError, match='--split=train: use one of'):
+    gen.find_test_clips(str(tmp_path), WANTED, split='train')
+
+
+def test_noise_only_stream_has_background_and_no_words(tmp_path, data_dir):
+  audio, truth, labels = _run(tmp_path, data_dir, noise_only=True)
+  assert truth == []
+  assert test_streaming_accuracy.read_ground_truth(labels) == []
+  assert audio.shape == (30 * RATE,)
+  assert 0 < np.sqrt(np.mean(audio ** 2)) < 0.2
+
+
 def test_missing_word_raises(data_dir):
   with pytest.raises(ValueError, match='No test clips for go'):
     gen.find_test_clips(data_dir, ('yes', 'go'))

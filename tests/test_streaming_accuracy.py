@@ -189,10 +189,14 @@ def test_command_line(tmp_path):
       'kws_jax.test_streaming_accuracy',
       [f'--wav={wav}', f'--ground_truth={labels}', '--verbose'], RATE)
   lines = stdout.splitlines()
-  assert lines[0] == (
+  assert lines[0] == ('Smoothing: window 500 ms, threshold 0.7, suppression '
+                      "1500 ms, minimum count 3 (the tutorial's defaults).")
+  assert lines[1] == (
       '100.0% matched, 100.0% correctly, 0.0% wrongly, 0.0% false positives')
-  assert lines[1].startswith('0 false alarms') and 'per hour' in lines[1]
-  assert lines[2].startswith('mean delay')
+  assert lines[2].startswith('0 false alarms') and 'per hour' in lines[2]
+  assert lines[3].startswith('command detections: ') or (
+      ' command detections: ' in lines[3])
+  assert lines[-1].startswith('mean delay')
 
   with pytest.raises(subprocess.CalledProcessError) as error:
     fakes.run_tool_with_tone_model(
@@ -200,3 +204,23 @@ def test_command_line(tmp_path):
         [f'--wav={wav}', f'--ground_truth={labels}',
          '--clip_duration_ms=750'], RATE)
   assert '--clip_duration_ms=1000' in error.value.stderr
+
+
+def test_non_command_words_that_fire_a_command():
+  truth = [('_unknown_', 1000.0), ('_unknown_', 4000.0), ('yes', 7000.0),
+           ('_unknown_', 10000.0)]
+  # A command on the first unknown word (twice: one word), `_unknown_` on
+  # the second (not a command), yes on yes, and a command far from any word.
+  stats = _accuracy([('no', 1100), ('up', 1300), ('_unknown_', 4000),
+                     ('yes', 7000), ('go', 20000)], truth=truth,
+                    duration_ms=1.8e6)
+  assert (stats.num_unknown_words, stats.num_unknown_fired) == (3, 1)
+  assert stats.unknown_fired_percent == pytest.approx(100 / 3)
+  assert stats.num_command_detections == 4
+  assert stats.command_detections_per_hour == pytest.approx(8.0)
+  report = tsa.format_report(stats, 1000)
+  assert '4 command detections: 8.0 per hour' in report
+  assert '1 of 3 non-command words fired a command (33.3%)' in report
+  # Without unknown words there is no share to give.
+  assert 'non-command' not in tsa.format_report(
+      _accuracy([], truth=[('yes', 1000.0)]), 1000)

@@ -1,6 +1,7 @@
 """Tests for kws_jax.streaming_roc."""
 
 import csv
+import json
 import os
 
 import numpy as np
@@ -53,7 +54,8 @@ def test_sweep_scores_once_and_matches_direct_runs(tmp_path, stream):
       clip_duration_ms=1000, clip_stride_ms=30,
       thresholds=[0.3, 0.5, 0.7, 0.9], suppressions_ms=[500, 1500],
       average_windows_ms=[300, 500], minimum_count=3,
-      operating_threshold=0.7, time_tolerance_ms=750, output_dir=str(out))
+      in_use=streaming.SmoothingSettings(300, 0.7, 500, 3),
+      time_tolerance_ms=750, output_dir=str(out))
   # The model ran once per stride, not once per setting.
   num_clips = (audio.shape[0] - RATE) // int(0.03 * RATE) + 1
   assert model.calls == num_clips
@@ -78,6 +80,10 @@ def test_sweep_scores_once_and_matches_direct_runs(tmp_path, stream):
   assert len(rows) == 16
   assert tuple(rows[0]) == streaming_roc.CSV_FIELDS
   assert [r['operating_point'] for r in rows].count('True') == 1
+  # One point is chosen, the one `choose` picks.
+  assert [r['chosen'] for r in rows].count('True') == 1
+  chosen = next(p for p in points if p.chosen)
+  assert chosen == streaming_roc.choose(points)
   assert float(rows[0]['false_alarms_per_hour']) == pytest.approx(
       points[0].stats.false_alarms_per_hour, abs=1e-3)
   assert (out / 'roc.png').stat().st_size > 10_000
@@ -90,7 +96,8 @@ def test_operating_point_outside_the_sweep_is_added(tmp_path, stream):
       fakes.ToneModel(RATE), fakes.LABELS, audio,
       tsa.read_ground_truth(labels), sample_rate=RATE, clip_duration_ms=1000,
       clip_stride_ms=30, thresholds=[0.5, 0.9], suppressions_ms=[500],
-      average_windows_ms=[500], minimum_count=3, operating_threshold=0.7,
+      average_windows_ms=[500], minimum_count=3,
+      in_use=streaming.SmoothingSettings(500, 0.7, 500, 3),
       time_tolerance_ms=750, output_dir=str(tmp_path))
   assert [p.settings.detection_threshold for p in points] == [0.5, 0.9, 0.7]
   assert [p.operating_point for p in points] == [False, False, True]
@@ -108,6 +115,72 @@ def test_command_line(tmp_path, stream):
       [f'--wav={wav}', f'--ground_truth={labels}', f'--output_dir={out}',
        '--thresholds=0.5,0.7,0.9', '--suppression_ms=500,1500',
        '--average_window_ms=500'], RATE)
-  assert stdout.count('false alarms/hour') == 6
-  assert '<- operating point' in stdout
+  assert stdout.count('false alarms/hour') == 6 + 1  # The chosen point again.
+  assert 'In use: window 500 ms, threshold 0.7, suppression 1500 ms, ' \
+      "minimum count 3 (the tutorial's defaults)." in stdout
+  assert '<- in use' in stdout and '<- chosen' in stdout
   assert sorted(os.listdir(out)) == ['roc.csv', 'roc.png']
+
+
+def test_choose_takes_the_most_detections_within_the_false_alarm_budget():
+  def point(threshold, correct, wrong, false_positives):
+    stats = tsa.StreamingStats(
+        num_ground_truth=100, num_matched=correct + wrong, num_correct=correct,
+        num_wrong=wrong, num_false_positives=false_positives,
+        duration_ms=600_000)
+    return streaming_roc.RocPoint(
+        streaming.SmoothingSettings(500, threshold, 1500, 3), stats)
+  low, middle, high = point(0.3, 95, 20, 5), point(0.6, 85, 2, 1), point(
+      0.9, 60, 0, 0)
+  # Within 3% of false alarms: middle (3%) has more detections than high.
+  assert streaming_roc.choose([low, middle, high]) is middle
+  assert streaming_roc.choose([low, middle, high], 2.0) is high
+  assert streaming_roc.choose([low, middle, high], 30.0) is low
+  # Equal detections: fewer false alarms win.
+  fewer = point(0.7, 85, 1, 0)
+  assert streaming_roc.choose([middle, fewer]) is fewer
+  # None within the budget: the fewest false alarms.
+  assert streaming_roc.choose([low, point(0.5, 90, 5, 0)]).stats.num_wrong == 5
+  with pytest.raises(ValueError):
+    streaming_roc.choose([])
+
+
+def test_written_settings_are_used_by_the_tools_unless_flags_say_otherwise(
+    tmp_path, stream):
+  wav, labels = stream
+  model_path = tmp_path / 'my_model.tflite'
+  stdout = fakes.run_tool_with_tone_model(
+      'kws_jax.streaming_roc',
+      [f'--wav={wav}', f'--ground_truth={labels}',
+       f'--output_dir={tmp_path / "roc"}', '--thresholds=0.5,0.95',
+       '--suppression_ms=400', '--average_window_ms=300',
+       '--write_smoothing'], RATE, model_path=str(model_path))
+  written = tmp_path / 'my_model_smoothing.json'
+  assert f'Wrote {written}' in stdout
+  payload = json.loads(written.read_text())
+  assert payload['average_window_ms'] == 300
+  assert payload['suppression_ms'] == 400
+  assert payload['detection_threshold'] in (0.5, 0.95)
+  assert payload['chosen_on'] == str(wav)
+  chosen = streaming.read_smoothing(model_path)
+  assert chosen.average_window_ms == 300
+
+  stdout = fakes.run_tool_with_tone_model(
+      'kws_jax.test_streaming_accuracy',
+      [f'--wav={wav}', f'--ground_truth={labels}'], RATE,
+      model_path=str(model_path))
+  assert f'Smoothing: {chosen.describe()} (calibrated, {written}).' in stdout
+  stdout = fakes.run_tool_with_tone_model(
+      'kws_jax.test_streaming_accuracy',
+      [f'--wav={wav}', f'--ground_truth={labels}',
+       '--detection_threshold=0.8'], RATE, model_path=str(model_path))
+  assert ('threshold 0.8, suppression 400 ms' in stdout and
+          f'(--detection_threshold; the rest calibrated, {written})' in stdout)
+
+
+def test_a_broken_settings_file_is_named(tmp_path):
+  model_path = tmp_path / 'm.tflite'
+  (tmp_path / 'm_smoothing.json').write_text('{"average_window_ms": 300}')
+  with pytest.raises(ValueError, match='m_smoothing.json is not a smoothing'):
+    streaming.read_smoothing(model_path)
+  assert streaming.read_smoothing(tmp_path / 'other.tflite') is None
