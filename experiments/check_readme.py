@@ -23,7 +23,6 @@ the test recall of `_unknown_` and `_silence_`, and the silence stress set.
 
 import json
 import os
-import re
 import sys
 from typing import Callable
 
@@ -37,14 +36,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START = '<!-- setup-figures -->'
 END = '<!-- /setup-figures -->'
 
-_WORKDIR = flags.DEFINE_string(
-    'workdir', '/tmp/kws_train', 'The run of set-up command 1.')
-_README = flags.DEFINE_string('readme', os.path.join(REPO, 'README.md'),
-                              'The README to check or write.')
-_WRITE = flags.DEFINE_bool('write', False,
-                           "Write the run's figures into the README.")
-_TOLERANCE = flags.DEFINE_float(
-    'tolerance', 1.5, 'Largest difference, in points, of a percentage.')
+
+
+def _define_flags() -> None:
+  # Defined only when run as a program: tests import this module beside
+  # others (experiments.sweep) that define --workdir too.
+  flags.DEFINE_string('workdir', '/tmp/kws_train',
+                      'The run of set-up command 1.')
+  flags.DEFINE_string('readme', os.path.join(REPO, 'README.md'),
+                      'The README to check or write.')
+  flags.DEFINE_bool('write', False, "Write the run's figures into the README.")
+  flags.DEFINE_float('tolerance', 1.5,
+                     'Largest difference, in points, of a percentage.')
 
 NON_COMMANDS = ('_silence_', '_unknown_')
 
@@ -140,37 +143,39 @@ def compare(readme: dict[str, str], run: dict[str, str],
 
 def main(argv):
   del argv
-  results_path = os.path.join(_WORKDIR.value, 'results.json')
+  fl = flags.FLAGS
+  results_path = os.path.join(fl.workdir, 'results.json')
   if not os.path.exists(results_path):
-    sys.exit(f'error: --workdir={_WORKDIR.value} has no results.json: run '
+    sys.exit(f'error: --workdir={fl.workdir} has no results.json: run '
              "the README's set-up command 1 into it first.")
   with open(results_path) as f:
     run = run_figures(json.load(f))
-  with open(_README.value, encoding='utf-8') as f:
+  with open(fl.readme, encoding='utf-8') as f:
     text = f.read()
   try:
-    start, end = _block(text, _README.value)
+    start, end = _block(text, fl.readme)
   except ValueError as e:
     sys.exit(f'error: {e}')
-  if _WRITE.value:
+  if fl.write:
     new = text[:start] + '\n' + table(run) + '\n' + text[end:]
-    workdir.write_atomic(_README.value, new)
-    print(f'Wrote the figures of {results_path} into {_README.value}.')
+    workdir.write_atomic(fl.readme, new)
+    print(f'Wrote the figures of {results_path} into {fl.readme}.')
     return
-  readme = readme_figures(text, _README.value)
+  readme = readme_figures(text, fl.readme)
   width = max(len(name) for name in run)
   for name, value in run.items():
     print(f'{name:<{width}}  README {readme.get(name, "-"):>7}  '
           f'run {value:>7}')
-  problems = compare(readme, run, _TOLERANCE.value)
+  problems = compare(readme, run, fl.tolerance)
   if problems:
-    print(f'\n{len(problems)} figure(s) of {_README.value} differ from '
-          f'{results_path} by more than {_TOLERANCE.value:g} points:')
+    print(f'\n{len(problems)} figure(s) of {fl.readme} differ from '
+          f'{results_path} by more than {fl.tolerance:g} points:')
     print('\n'.join(f'  {p}' for p in problems))
     sys.exit(1)
-  print(f'\nThe figures of {_README.value} match {results_path} within '
-        f'{_TOLERANCE.value:g} points.')
+  print(f'\nThe figures of {fl.readme} match {results_path} within '
+        f'{fl.tolerance:g} points.')
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)
