@@ -735,16 +735,12 @@ def tiny_tflite(tmp_path_factory) -> pathlib.Path:
   return folder / 'model.tflite'
 
 
-def test_command_line_serves_a_tflite_model(tiny_tflite):
-  port = _free_port()
+def _serve_and_talk(port: int, args: list[str]) -> tuple[str, dict, dict,
+                                                         str]:
+  """Runs `kws_jax.serve` with `args`: (page, hello, scores, its output)."""
   process = subprocess.Popen(
-      # Every flag, so that a renamed one fails here.
-      [sys.executable, '-m', 'kws_jax.serve', f'--graph={tiny_tflite}',
-       f'--labels={tiny_tflite.parent / "model_labels.txt"}',
-       '--host=127.0.0.1', f'--port={port}', '--max_connections=3',
-       '--idle_timeout_s=20', '--detection_threshold=0.5',
-       '--average_window_ms=400', '--suppression_ms=1000',
-       '--clip_stride_ms=50', '--minimum_count=2', '--num_threads=1'],
+      [sys.executable, '-m', 'kws_jax.serve', '--host=127.0.0.1',
+       f'--port={port}', *args],
       cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
   async def talk():
@@ -769,6 +765,19 @@ def test_command_line_serves_a_tflite_model(tiny_tflite):
   finally:
     process.terminate()
     output = process.communicate(timeout=30)[0]
+  return page, hello, scores, output
+
+
+def test_command_line_serves_a_tflite_model(tiny_tflite):
+  port = _free_port()
+  page, hello, scores, output = _serve_and_talk(port, [
+      # Every flag, so that a renamed one fails here.
+      f'--graph={tiny_tflite}',
+      f'--labels={tiny_tflite.parent / "model_labels.txt"}',
+      '--max_connections=3', '--idle_timeout_s=20',
+      '--detection_threshold=0.5', '--average_window_ms=400',
+      '--suppression_ms=1000', '--clip_stride_ms=50', '--minimum_count=2',
+      '--num_threads=1'])
   assert 'Keyword spotting' in page
   assert hello['labels'] == LABELS
   assert hello['detection_threshold'] == 0.5
@@ -779,6 +788,26 @@ def test_command_line_serves_a_tflite_model(tiny_tflite):
   np.testing.assert_allclose(probs.sum(), 1.0, atol=1e-3)
   assert probs.argmax() == len(LABELS) - 1
   assert f'http://localhost:{port}/' in output
+
+
+def test_command_line_uses_the_models_calibrated_smoothing(tiny_tflite,
+                                                           tmp_path):
+  # The live page takes the settings stored beside the model, flags first.
+  for name in ('model.tflite', 'model_labels.txt'):
+    shutil.copy(tiny_tflite.parent / name, tmp_path / name)
+  graph = tmp_path / 'model.tflite'
+  streaming.write_smoothing(graph, streaming.SmoothingSettings(
+      average_window_ms=750, detection_threshold=0.42, suppression_ms=900,
+      minimum_count=2), {'chosen_on': 'a test'})
+  _, hello, _, output = _serve_and_talk(_free_port(), [f'--graph={graph}'])
+  assert hello['detection_threshold'] == 0.42
+  assert ('Smoothing: window 750 ms, threshold 0.42, suppression 900 ms, '
+          f'minimum count 2 (calibrated, {tmp_path}/model_smoothing.json)'
+          in output), output
+  _, hello, _, output = _serve_and_talk(
+      _free_port(), [f'--graph={graph}', '--detection_threshold=0.8'])
+  assert hello['detection_threshold'] == 0.8
+  assert '(--detection_threshold; the rest calibrated' in output, output
 
 
 # --- Abuse and load --------------------------------------------------------
