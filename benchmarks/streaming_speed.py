@@ -183,12 +183,15 @@ def main(argv: Sequence[str]) -> None:
     noise = np.random.default_rng(0).normal(0, 0.01, int(
         f.duration_seconds * rate))
     audio = noise.astype(np.float32)
+  # The settings the streaming tools use with this model.
+  settings, source = streaming.smoothing_for(model)
   result = measure(model.predict_fn, model.labels, audio, sample_rate=rate,
                    clip_duration_ms=model.clip_duration_ms,
                    ground_truth=ground_truth, chunk_ms=f.chunk_ms,
-                   clip_stride_ms=f.clip_stride_ms)
+                   clip_stride_ms=f.clip_stride_ms, settings=settings)
   print(f'model {f.graph or "shipped"}, {f.num_threads} thread(s), stride '
-        f'{f.clip_stride_ms:g} ms')
+        f'{f.clip_stride_ms:g} ms; smoothing: {settings.describe()} '
+        f'({source})')
   print(result.report())
 
 

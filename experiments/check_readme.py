@@ -149,7 +149,12 @@ def main(argv):
     sys.exit(f'error: --workdir={fl.workdir} has no results.json: run '
              "the README's set-up command 1 into it first.")
   with open(results_path) as f:
-    run = run_figures(json.load(f))
+    try:
+      run = run_figures(json.load(f))
+    except KeyError as e:
+      sys.exit(f'error: {results_path} has no {e} figure: it is not a run of '
+               "set-up command 1 (whose results include the test split's "
+               'per-class recall and the silence stress set).')
   with open(fl.readme, encoding='utf-8') as f:
     text = f.read()
   try:

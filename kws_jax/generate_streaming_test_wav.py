@@ -108,10 +108,15 @@ def find_test_clips(data_dir: str, wanted_words: Sequence[str],
     raise FileNotFoundError(f'--data_dir {data_dir} is not a folder.')
   list_path = os.path.join(data_dir, SPLIT_LISTS[split])
   testing = None
-  if os.path.isfile(list_path):
-    # surrogateescape: entries match file names that are not UTF-8.
-    with open(list_path, encoding='utf-8', errors='surrogateescape') as f:
-      testing = {_list_key(line) for line in f if line.strip()}
+  # As the training data's builder does: with either list, the lists split
+  # the data (a missing one lists nothing); with neither, the hash does.
+  if any(os.path.isfile(os.path.join(data_dir, name))
+         for name in SPLIT_LISTS.values()):
+    testing = set()
+    if os.path.isfile(list_path):
+      # surrogateescape: entries match file names that are not UTF-8.
+      with open(list_path, encoding='utf-8', errors='surrogateescape') as f:
+        testing = {_list_key(line) for line in f if line.strip()}
     logging.info('%s split: %d entries of %s.', split.title(), len(testing),
                  list_path)
   else:
@@ -390,6 +395,9 @@ def run(*, data_dir: str | None, test_dir: str | None,
     raise ValueError('wanted_words must name at least one word.')
   if not test_dir and not data_dir:
     raise ValueError('Give data_dir (or test_dir) to take the words from.')
+  if test_dir and split != 'testing':
+    raise ValueError(f'--split={split} takes words from --data_dir; '
+                     '--test_dir is a test set.')
   if settings.noise_only:
     clips = {}
   elif test_dir:
@@ -408,6 +416,12 @@ def run(*, data_dir: str | None, test_dir: str | None,
   if background:
     logging.info('Background noise: %d recordings from %s.', len(background),
                  background_dir)
+  if settings.noise_only and not (background and
+                                  settings.background_volume > 0):
+    raise ValueError(
+        f'--noise_only needs background noise: none found in '
+        f'{background_dir or "(no folder)"} or --background_volume is 0; '
+        'pass --background_dir and a volume above 0.')
   if not background and settings.background_volume > 0:
     logging.warning('No background noise found (%r); the words are mixed '
                     'into silence.', background_dir)

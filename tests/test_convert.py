@@ -13,6 +13,7 @@ import pytest
 
 from kws_jax import inference
 from kws_jax import models
+from kws_jax import streaming
 from kws_jax import train
 from tflite_export import convert
 
@@ -111,6 +112,19 @@ def test_android_signature(tiny_conv, tmp_path):
   recognizer = inference.Recognizer(result.model_path)
   assert recognizer.android_layout
   np.testing.assert_allclose(recognizer.predict(clip), want, atol=1e-4)
+
+
+def test_a_new_model_drops_the_old_ones_streaming_settings(tiny_conv,
+                                                           tmp_path):
+  config, (graphdef, params, batch_stats) = tiny_conv
+  output = tmp_path / 'model.tflite'
+  old = streaming.write_smoothing(output, streaming.SmoothingSettings(),
+                                  {'chosen_on': 'the old model'})
+  assert convert.sibling_paths(str(output))['smoothing'] == old
+  convert.export_tflite(params, batch_stats, graphdef, config, LABELS,
+                        str(output))
+  assert not os.path.exists(old)
+  assert streaming.read_smoothing(output) is None
 
 
 def test_int8_quantization(tiny_conv, tmp_path):

@@ -153,6 +153,13 @@ def test_validation_split_is_its_own(tmp_path):
   assert [os.path.basename(p) for p in listed['no']] == [names[0]]
   with pytest.raises(ValueError, match='--split=train: use one of'):
     gen.find_test_clips(str(tmp_path), WANTED, split='train')
+  # With only the test list, as for training: the validation split is
+  # empty (unlisted clips train), never the hash split's.
+  (tmp_path / 'validation_list.txt').unlink()
+  (tmp_path / 'testing_list.txt').write_text(f'no/{names[1]}\n')
+  with pytest.raises(ValueError, match='No test clips for no'):
+    gen.find_test_clips(str(tmp_path), ('no',), unknown_percentage=0,
+                        split='validation')
 
 
 def test_noise_only_stream_has_background_and_no_words(tmp_path, data_dir):
@@ -161,6 +168,10 @@ def test_noise_only_stream_has_background_and_no_words(tmp_path, data_dir):
   assert test_streaming_accuracy.read_ground_truth(labels) == []
   assert audio.shape == (30 * RATE,)
   assert 0 < np.sqrt(np.mean(audio ** 2)) < 0.2
+  # Without noise to play it would be silence: refused, not written.
+  with pytest.raises(ValueError, match='--noise_only needs background'):
+    _run(tmp_path, data_dir, name='silent', noise_only=True,
+         background_volume=0.0)
 
 
 def test_missing_word_raises(data_dir):

@@ -112,10 +112,28 @@ class ExportResult:
 
 
 def sibling_paths(output_path: str) -> dict[str, str]:
-  """The files written beside `output_path` ('labels', 'config', 'export')."""
+  """The files beside `output_path`: written ('labels', 'config', 'export'),
+  and the streaming settings a calibration wrote for an earlier model
+  ('smoothing', `kws_jax.streaming.smoothing_path`; see
+  `remove_stale_smoothing`)."""
   stem = os.path.splitext(os.path.abspath(output_path))[0]
   return {'labels': f'{stem}_labels.txt', 'config': f'{stem}_config.json',
-          'export': f'{stem}_export.json'}
+          'export': f'{stem}_export.json',
+          'smoothing': f'{stem}_smoothing.json'}
+
+
+def remove_stale_smoothing(paths: dict[str, str]) -> None:
+  """Deletes the streaming settings chosen for the model a new one replaces.
+
+  They were calibrated on the old model's scores; the tools would otherwise
+  apply them to the new model without a word.
+  """
+  if os.path.exists(paths['smoothing']):
+    os.remove(paths['smoothing'])
+    logging.warning('Removed %s: its streaming settings were chosen for the '
+                    'model this export replaces (choose new ones with '
+                    'kws_jax.streaming_roc --write_smoothing).',
+                    paths['smoothing'])
 
 
 def clip_samples(config: ml_collections.ConfigDict) -> int:
@@ -440,6 +458,7 @@ def export_tflite(params: Any,
       **(metadata or {}),
   }
   _write_bytes_atomic(output_path, model_content)
+  remove_stale_smoothing(paths)
   workdir_lib.write_labels(paths['labels'], list(labels))
   workdir_lib.write_json(paths['config'], config_dict)
   workdir_lib.write_json(paths['export'], info)

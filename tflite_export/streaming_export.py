@@ -367,6 +367,7 @@ def export_streaming_tflite(params: Any,
       **(metadata or {}),
   }
   _write_bytes_atomic(output_path, model_content)
+  convert.remove_stale_smoothing(paths)
   workdir_lib.write_labels(paths['labels'], list(labels))
   workdir_lib.write_json(paths['config'], config_dict)
   workdir_lib.write_json(paths['export'], info)
