@@ -329,10 +329,7 @@ def main(argv: Sequence[str]) -> None:
     choose_device(sd, f.device)  # Fails before the model is loaded.
     model = streaming.load_model(f.graph or None, f.labels or None,
                                  f.num_threads)
-    smoothing, source = streaming.smoothing_for(
-        model, average_window_ms=f.average_window_ms,
-        detection_threshold=f.detection_threshold,
-        suppression_ms=f.suppression_ms, minimum_count=f.minimum_count)
+    smoothing, source = streaming.smoothing_from_flags(model, f)
     print(f'Smoothing: {smoothing.describe()} ({source}).', flush=True)
     found = listen(sd, model, f.device, f.block_ms,
                    write=lambda line: print(line, flush=True),

@@ -588,10 +588,7 @@ def main(argv: Sequence[str]) -> None:
   except ValueError as e:  # ModelError, or a bad <stem>_smoothing.json.
     print(f'kws_jax.serve: {e}', file=sys.stderr)
     sys.exit(1)
-  smoothing, source = streaming.smoothing_for(
-      model, average_window_ms=f.average_window_ms,
-      detection_threshold=f.detection_threshold,
-      suppression_ms=f.suppression_ms, minimum_count=f.minimum_count)
+  smoothing, source = streaming.smoothing_from_flags(model, f)
   logging.info('Smoothing: %s (%s).', smoothing.describe(), source)
   settings = ServerSettings(
       sample_rate=model.sample_rate,

@@ -47,8 +47,6 @@ DEFAULT_MINIMUM_COUNT = 3
 # The calibrated `RecognizeCommands` settings of a model live beside it as
 # `<stem>_smoothing.json` (written by `streaming_roc --write_smoothing`).
 SMOOTHING_SUFFIX = '_smoothing.json'
-_SMOOTHING_FIELDS = ('average_window_ms', 'detection_threshold',
-                     'suppression_ms', 'minimum_count')
 _FROM_MODEL = ' (default: the model\'s calibrated setting, else {:g})'
 
 
@@ -109,6 +107,10 @@ class SmoothingSettings:
         detection_threshold=self.detection_threshold,
         suppression_ms=self.suppression_ms, minimum_count=self.minimum_count)
 
+  @classmethod
+  def field_names(cls) -> tuple[str, ...]:
+    return tuple(field.name for field in dataclasses.fields(cls))
+
   def describe(self) -> str:
     return (f'window {self.average_window_ms:g} ms, threshold '
             f'{self.detection_threshold:g}, suppression '
@@ -135,11 +137,10 @@ def read_smoothing(model_path: str | os.PathLike[str]
   try:
     with open(path, encoding='utf-8') as f:
       payload = json.load(f)
-    return SmoothingSettings(
-        average_window_ms=float(payload['average_window_ms']),
-        detection_threshold=float(payload['detection_threshold']),
-        suppression_ms=float(payload['suppression_ms']),
-        minimum_count=int(payload['minimum_count']))
+    # Each field has the type of its default (float, or int for the count).
+    return SmoothingSettings(**{
+        field.name: type(field.default)(payload[field.name])
+        for field in dataclasses.fields(SmoothingSettings)})
   except (ValueError, KeyError, TypeError) as e:
     raise ValueError(
         f'{path} is not a smoothing settings file ({type(e).__name__}: {e}); '
@@ -176,7 +177,7 @@ def smoothing_for(model: 'LoadedModel', **flag_values: float | int | None
   """
   base = model.smoothing or SmoothingSettings()
   given = {k: v for k, v in flag_values.items() if v is not None}
-  unknown = set(given) - set(_SMOOTHING_FIELDS)
+  unknown = set(given) - set(SmoothingSettings.field_names())
   if unknown:
     raise TypeError(f'Not smoothing settings: {sorted(unknown)}')
   settings = dataclasses.replace(base, **given)
@@ -184,9 +185,18 @@ def smoothing_for(model: 'LoadedModel', **flag_values: float | int | None
             if model.smoothing else 'the tutorial\'s defaults')
   if given:
     flags_given = ', '.join(f'--{k}' for k in given)
-    source = (flags_given if len(given) == len(_SMOOTHING_FIELDS) else
+    source = (flags_given
+              if len(given) == len(SmoothingSettings.field_names()) else
               f'{flags_given}; the rest {source}')
   return settings, source
+
+
+def smoothing_from_flags(model: 'LoadedModel', flag_values: Any
+                         ) -> tuple[SmoothingSettings, str]:
+  """`smoothing_for` with the flags of `define_smoothing_flags`."""
+  return smoothing_for(model, **{
+      name: getattr(flag_values, name)
+      for name in SmoothingSettings.field_names()})
 
 
 def ms_to_samples(duration_ms: float, sample_rate: int) -> int:

@@ -131,10 +131,8 @@ def choose(points: Sequence[RocPoint],
   """
   if not points:
     raise ValueError('No points to choose from.')
-  def false_alarm_percent(p: RocPoint) -> float:
-    return p.stats.wrong_percent + p.stats.false_positive_percent
   within = [p for p in points
-            if false_alarm_percent(p) <= max_false_alarm_percent + 1e-9]
+            if p.stats.false_alarm_percent <= max_false_alarm_percent + 1e-9]
   if within:
     return max(within, key=lambda p: (
         round(p.stats.correct_percent, 6), -p.stats.num_false_alarms,

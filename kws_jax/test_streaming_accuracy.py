@@ -147,6 +147,11 @@ class StreamingStats:
     return self.num_wrong + self.num_false_positives
 
   @property
+  def false_alarm_percent(self) -> float:
+    """Wrong detections plus false positives, % of the words."""
+    return self._percent(self.num_false_alarms)
+
+  @property
   def false_alarms_per_hour(self) -> float:
     if self.duration_ms <= 0:
       return math.nan
@@ -370,10 +375,7 @@ def main(argv: Sequence[str]) -> None:
   model, audio, ground_truth = load_inputs(
       f.graph, f.labels, f.clip_duration_ms, f.num_threads, f.wav,
       f.ground_truth)
-  settings, source = streaming.smoothing_for(
-      model, average_window_ms=f.average_window_ms,
-      detection_threshold=f.detection_threshold,
-      suppression_ms=f.suppression_ms, minimum_count=f.minimum_count)
+  settings, source = streaming.smoothing_from_flags(model, f)
   print(f'Smoothing: {settings.describe()} ({source}).')
   _, stats = evaluate_stream(
       model.predict_fn, model.labels, audio, ground_truth,
