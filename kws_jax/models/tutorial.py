@@ -24,6 +24,8 @@ from flax import nnx
 import jax
 import jax.numpy as jnp
 
+from kws_jax.models import layers
+
 
 def _truncated_normal(stddev: float) -> nnx.Initializer:
   """The tutorial's initializer: normal(0, stddev) cut at two stddevs."""
@@ -35,7 +37,8 @@ def _conv(in_features: int, out_features: int, kernel: tuple[int, int],
           rngs: nnx.Rngs) -> nnx.Conv:
   return nnx.Conv(in_features, out_features, kernel, strides, padding=padding,
                   kernel_init=_truncated_normal(stddev),
-                  bias_init=nnx.initializers.zeros, rngs=rngs)
+                  bias_init=nnx.initializers.zeros,
+                  conv_general_dilated=layers.conv_general_dilated, rngs=rngs)
 
 
 def _dense(in_features: int, out_features: int, stddev: float,
@@ -115,7 +118,7 @@ class Conv(nnx.Module):
                        'SAME', init_stddev, rngs)
     self.conv2 = _conv(first_filter_count, second_filter_count,
                        tuple(second_filter), (1, 1), 'SAME', init_stddev, rngs)
-    self.dropout = nnx.Dropout(dropout_rate)
+    self.dropout = layers.Dropout(dropout_rate)
     flat = (_same_size(frames, 2) * _same_size(bins, 2) * second_filter_count)
     self.fc = _dense(flat, num_classes, init_stddev, rngs)
 
@@ -124,7 +127,7 @@ class Conv(nnx.Module):
     """Features [B, T, F] -> logits [B, num_classes]."""
     x = features[..., None]
     x = self.dropout(jax.nn.relu(self.conv1(x)), rngs=rngs)
-    x = nnx.max_pool(x, (2, 2), strides=(2, 2), padding='SAME')
+    x = layers.max_pool(x, (2, 2))
     x = self.dropout(jax.nn.relu(self.conv2(x)), rngs=rngs)
     return self.fc(x.reshape(x.shape[0], -1))
 
@@ -162,7 +165,7 @@ class LowLatencyConv(nnx.Module):
     frames, bins = input_shape
     self.conv = _conv(1, filter_count, (frames, filter_width), (1, 1),
                       'VALID', init_stddev, rngs)
-    self.dropout = nnx.Dropout(dropout_rate)
+    self.dropout = layers.Dropout(dropout_rate)
     sizes = [(bins - filter_width + 1) * filter_count, *fc_sizes]
     self.hidden = nnx.List([
         _dense(n_in, n_out, init_stddev, rngs)
@@ -223,7 +226,7 @@ class LowLatencySVDF(nnx.Module):
     self.time_filters = nnx.Param(
         init(rngs.params(), (frames, num_filters), jnp.float32))
     self.bias = nnx.Param(jnp.zeros((num_units,), jnp.float32))
-    self.dropout = nnx.Dropout(dropout_rate)
+    self.dropout = layers.Dropout(dropout_rate)
     sizes = [num_units, *fc_sizes]
     self.hidden = nnx.List([
         _dense(n_in, n_out, init_stddev, rngs)
@@ -274,7 +277,7 @@ class TinyConv(nnx.Module):
     frames, bins = input_shape
     self.conv = _conv(1, filter_count, tuple(filter_shape), tuple(stride),
                       'SAME', init_stddev, rngs)
-    self.dropout = nnx.Dropout(dropout_rate)
+    self.dropout = layers.Dropout(dropout_rate)
     flat = (_same_size(frames, stride[0]) * _same_size(bins, stride[1]) *
             filter_count)
     self.fc = _dense(flat, num_classes, init_stddev, rngs)
@@ -321,7 +324,7 @@ class TinyEmbeddingConv(nnx.Module):
                        tuple(first_stride), 'SAME', init_stddev, rngs)
     self.conv2 = _conv(filter_count, filter_count, tuple(filter_shape),
                        tuple(second_stride), 'SAME', init_stddev, rngs)
-    self.dropout = nnx.Dropout(dropout_rate)
+    self.dropout = layers.Dropout(dropout_rate)
     out_frames = _same_size(_same_size(frames, first_stride[0]),
                             second_stride[0])
     out_bins = _same_size(_same_size(bins, first_stride[1]), second_stride[1])
