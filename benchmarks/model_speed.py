@@ -16,7 +16,6 @@ Usage:
   python -m benchmarks.model_speed --models=bc_resnet,tc_resnet
 """
 
-import importlib
 import os
 import time
 
@@ -24,13 +23,10 @@ from absl import app
 from absl import flags
 from flax import nnx
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
-from configs import default
-from kws_jax import augment
+from benchmarks import train_steps
 from kws_jax import features
 from kws_jax import models
 
@@ -43,17 +39,6 @@ _AUGMENT = flags.DEFINE_bool('augment', False,
                              'Include the waveform augmentation.')
 
 
-def load_config(name: str) -> tuple[ml_collections.ConfigDict, str]:
-  """The architecture's own config if there is one, else the default."""
-  here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  if os.path.exists(os.path.join(here, 'configs', f'{name}.py')):
-    return importlib.import_module(f'configs.{name}').get_config(), name
-  config = default.get_config()
-  config.model_architecture = name
-  config.model = ml_collections.ConfigDict()
-  return config, 'default'
-
-
 def time_train_step(config: ml_collections.ConfigDict, batch_size: int,
                     steps: int, warmup: int, with_augment: bool
                     ) -> tuple[float, float, float]:
@@ -62,54 +47,12 @@ def time_train_step(config: ml_collections.ConfigDict, batch_size: int,
   CPU time (all threads of this process) is the better measure of work when
   other processes compete for the cores: then wall time includes waiting.
   """
-  model = models.create_model(config, _NUM_CLASSES.value, nnx.Rngs(0))
-  model.train()
-  graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-  tx = optax.adam(1e-3)
-  opt_state = tx.init(params)
-  samples = features.ms_to_samples(config.clip_duration_ms, config.sample_rate)
-  rng = np.random.default_rng(0)
-  audio = jnp.asarray(
-      rng.uniform(-0.5, 0.5, (batch_size, samples)).astype(np.float32))
-  label = jnp.asarray(rng.integers(0, _NUM_CLASSES.value, batch_size),
-                      jnp.int32)
-  background = jnp.asarray(
-      rng.uniform(-0.5, 0.5, 10 * samples).astype(np.float32))
-  shift = features.ms_to_samples(config.time_shift_ms, config.sample_rate)
-
-  # The batch is an argument, not a closed-over constant, so that XLA cannot
-  # precompute the front end at compile time.
-  @jax.jit
-  def train_step(params, batch_stats, opt_state, key, audio, label,
-                 background):
-    aug_key, dropout_key = jax.random.split(key)
-    x = audio
-    if with_augment:
-      x = augment.augment_waveform(
-          aug_key, x, label, background, time_shift_samples=shift,
-          background_frequency=config.background_frequency,
-          background_volume=config.background_volume)
-
-    def loss_fn(params):
-      # copy=True: BatchNorm may only update Variables made in this trace.
-      model = nnx.merge(graphdef, params, batch_stats, copy=True)
-      logits = model(x, rngs=nnx.Rngs(dropout=dropout_key))
-      loss = optax.softmax_cross_entropy_with_integer_labels(logits, label)
-      return loss.mean(), nnx.state(model, nnx.BatchStat)
-
-    (loss, new_stats), grads = jax.value_and_grad(
-        loss_fn, has_aux=True)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), new_stats, opt_state, loss
-
-  key = jax.random.key(0)
+  step, _ = train_steps.make_train_step(config, batch_size, with_augment,
+                                        _NUM_CLASSES.value)
   times, cpu_times = [], []
   for i in range(warmup + steps):
     start, cpu_start = time.perf_counter(), time.process_time()
-    params, batch_stats, opt_state, loss = train_step(
-        params, batch_stats, opt_state, jax.random.fold_in(key, i), audio,
-        label, background)
-    jax.block_until_ready(loss)
+    jax.block_until_ready(step())
     if i >= warmup:
       times.append(time.perf_counter() - start)
       cpu_times.append(time.process_time() - cpu_start)
@@ -136,7 +79,7 @@ def main(argv):
   print(header)
   print('-' * len(header))
   for name in names:
-    config, config_name = load_config(name)
+    config, config_name = train_steps.load_config(name)
     model = models.create_model(config, _NUM_CLASSES.value, nnx.Rngs(0))
     frames = features.num_frames(config)
     samples = features.ms_to_samples(config.clip_duration_ms,

@@ -48,9 +48,9 @@ from kws_jax.models import layers
 
 # Per stage: blocks, base channels (times scale), time dilation, frequency
 # stride of the stage's first block.
-_STAGES = ((2, 8, 1, 1), (2, 12, 2, 2), (4, 16, 4, 2), (4, 20, 8, 1))
-_STEM_CHANNELS = 16
-_HEAD_CHANNELS = 32
+STAGES = ((2, 8, 1, 1), (2, 12, 2, 2), (4, 16, 4, 2), (4, 20, 8, 1))
+STEM_CHANNELS = 16
+HEAD_CHANNELS = 32
 
 
 def largest_divisor_at_most(n: int, limit: int) -> int:
@@ -194,14 +194,14 @@ class Model(nnx.Module):
     """
     _, bins = input_shape
     bn = dict(momentum=bn_momentum, epsilon=bn_epsilon, rngs=rngs)
-    stem_channels = int(_STEM_CHANNELS * scale)
+    stem_channels = int(STEM_CHANNELS * scale)
     self.stem = nnx.Conv(1, stem_channels, (5, 5), strides=(1, 2),
                          padding='SAME', use_bias=False, rngs=rngs)
     self.stem_norm = nnx.BatchNorm(stem_channels, **bn)
     bins = -(-bins // 2)
     blocks = []
     channels = stem_channels
-    for num_blocks, base, dilation, stride in _STAGES:
+    for num_blocks, base, dilation, stride in STAGES:
       out_channels = int(base * scale)
       for i in range(num_blocks):
         freq_stride = stride if i == 0 else 1
@@ -216,7 +216,7 @@ class Model(nnx.Module):
     # input bins, as in the paper) collapses frequency.
     self.head_depthwise = layers.DepthwiseConv(
         channels, (5, bins), padding=((2, 2), (0, 0)), rngs=rngs)
-    head_channels = int(_HEAD_CHANNELS * scale)
+    head_channels = int(HEAD_CHANNELS * scale)
     self.head_pointwise = layers.Pointwise(channels, head_channels,
                                            rngs=rngs)
     self.head_norm = nnx.BatchNorm(head_channels, **bn)
