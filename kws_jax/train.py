@@ -380,6 +380,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   input_wait = paused = 0.0
   step = logged = start_step - 1
   estimated = False
+  # The step whose metrics are read next. They are fetched after the next
+  # step is dispatched, so the host never waits for a step before queueing
+  # the one after it (the tutorial logs every step).
+  pending = None
 
   def record(step: int, step_metrics: dict[str, jax.Array]) -> None:
     """The NaN check and the `Step #N` line of a finished step."""
@@ -397,6 +401,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                    values['cross_entropy'])
       log.write(step, 'train', {**values, 'learning_rate': rate})
 
+  def record_pending() -> None:
+    nonlocal pending, logged
+    if pending is not None:
+      record(*pending)
+      logged, pending = pending[0], None
+
   try:
     for step in range(start_step, total + 1):
       waiting = time.time()
@@ -408,12 +418,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         jax.block_until_ready(state.step)
         started, first_timed_step = time.time(), step
         input_wait = paused = 0.0
+      record_pending()  # The previous step's, while this one runs.
       if bar is not None:
         bar.update(1)
       is_last = step == total
       if config.check_nans or step % config.log_step_interval == 0 or is_last:
-        record(step, step_metrics)
-        logged = step
+        pending = (step, step_metrics)
       if not estimated and step - first_timed_step >= _ESTIMATE_AFTER_STEPS:
         jax.block_until_ready(state.step)
         estimated = True
@@ -423,7 +433,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       step_scores = None
       evaluate_now = step % config.eval_step_interval == 0 or is_last
       if evaluate_now or step % config.save_step_interval == 0:
-        # Evaluation and checkpoints are timed apart from training.
+        # Evaluation and checkpoints are timed apart from training, and
+        # come after the step's own line (and its NaN check).
+        record_pending()
         jax.block_until_ready(state.step)
         pausing = time.time()
       if evaluate_now:
@@ -440,6 +452,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         paused += time.time() - pausing
   except KeyboardInterrupt:
     # Keep the work done so far: the next run resumes from here.
+    record_pending()
     try:
       done = int(state.step)
     except RuntimeError:  # Interrupted inside a step that took its buffers.

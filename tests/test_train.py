@@ -12,6 +12,7 @@ import pytest
 from configs import test as test_config
 from kws_jax import checkpoint
 from kws_jax import config_validation
+from kws_jax import input_pipeline
 from kws_jax import train
 
 
@@ -232,9 +233,10 @@ def test_results_score_unseen_words_and_the_silence_stress_set(
 
 def test_ctrl_c_keeps_the_interrupted_steps_record(tiny_data_dir, tmp_path,
                                                    monkeypatch):
-  # Ctrl-C lands after step 5 ran, while its metrics are being fetched:
-  # the checkpoint saved on the way out holds step 5, so the log and
-  # metrics.jsonl must have step 5 too.
+  # Ctrl-C lands while step 5's metrics are being fetched, which happens
+  # once step 6 is dispatched (the loop reads a step's metrics while the
+  # next one runs): the checkpoint saved on the way out holds step 6, so
+  # the log and metrics.jsonl must have steps 5 and 6 too.
   device_get = jax.device_get
   fetched = []
 
@@ -253,9 +255,41 @@ def test_ctrl_c_keeps_the_interrupted_steps_record(tiny_data_dir, tmp_path,
                 eval_step_interval=100), str(workdir))
   steps = [json.loads(l)['step'] for l in
            (workdir / 'metrics.jsonl').read_text().splitlines()]
-  assert steps == [1, 2, 3, 4, 5]
+  assert steps == [1, 2, 3, 4, 5, 6]
   assert checkpoint.Checkpoints(checkpoint.checkpoint_dir(workdir),
-                                read_only=True).latest_step() == 5
+                                read_only=True).latest_step() == 6
+
+
+def test_a_steps_metrics_are_read_while_the_next_step_runs(
+    tiny_data_dir, tmp_path, monkeypatch):
+  """The tutorial logs every step; reading step N's metrics must not stall
+  the loop before step N + 1 is queued (asynchronous dispatch)."""
+  taken = []
+  train_iterator = input_pipeline.train_iterator
+
+  def counting_iterator(*args, **kwargs):
+    for batch in train_iterator(*args, **kwargs):
+      taken.append(1)
+      yield batch
+
+  device_get = jax.device_get
+  batches_when_read = []
+
+  def watching_device_get(tree):
+    if isinstance(tree, dict) and 'cross_entropy' in tree:
+      batches_when_read.append(len(taken))
+    return device_get(tree)
+
+  monkeypatch.setattr(input_pipeline, 'train_iterator', counting_iterator)
+  monkeypatch.setattr(jax, 'device_get', watching_device_get)
+  train.train_and_evaluate(
+      _config(tiny_data_dir, tmp_path, how_many_training_steps='6',
+              learning_rate='0.01', save_step_interval=100,
+              eval_step_interval=100),
+      str(tmp_path / 'run'))
+  # Steps 1-5 are read once the next batch was taken and its step
+  # dispatched; the last step is read before the final evaluation.
+  assert batches_when_read == [2, 3, 4, 5, 6, 6]
 
 
 def test_the_time_left_is_estimated_in_words(caplog):
