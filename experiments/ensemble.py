@@ -31,6 +31,7 @@ import numpy as np
 
 from kws_jax import evaluate
 from kws_jax import inference
+from kws_jax import log_lines
 from kws_jax import metrics as metrics_lib
 from kws_jax import workdir as workdir_lib
 
@@ -138,6 +139,7 @@ def table(rows: list[tuple[str, dict]], words: Sequence[str]) -> str:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  log_lines.install()
   if not _MODELS.value:
     raise app.UsageError('--models: name at least one training workdir.')
   try:

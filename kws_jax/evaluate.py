@@ -38,6 +38,7 @@ import numpy as np
 
 from kws_jax import audio_io
 from kws_jax import inference
+from kws_jax import log_lines
 from kws_jax import metrics as metrics_lib
 
 AUDIO_EXTENSIONS = ('.wav', '.flac')
@@ -508,6 +509,7 @@ def define_flags() -> None:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  log_lines.install()
   values = flags.FLAGS
   try:
     run(values.model, test_dir=values.test_dir, data_dir=values.data_dir,

@@ -29,6 +29,7 @@ from kws_jax import audio_io
 from kws_jax import checkpoint
 from kws_jax import config_validation
 from kws_jax import download
+from kws_jax import log_lines
 from kws_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -51,6 +52,7 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  log_lines.install()
   if _COORDINATOR.value or _DISTRIBUTED.value:
     jax.distributed.initialize(
         coordinator_address=_COORDINATOR.value,

@@ -64,6 +64,7 @@ import numpy as np
 from kws_jax import audio_io
 from kws_jax import checkpoint
 from kws_jax import features
+from kws_jax import log_lines
 from kws_jax import workdir as workdir_lib
 
 QUANTIZE_MODES = ('', 'int8')
@@ -660,6 +661,7 @@ def define_flags() -> None:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  log_lines.install()
   values = flags.FLAGS
   if bool(values.workdir) == bool(values.checkpoint):
     raise app.UsageError('Give exactly one of --workdir and --checkpoint.')
