@@ -41,11 +41,6 @@ from benchmarks import train_steps
 from kws_jax import features
 from kws_jax import models
 
-_MODELS = flags.DEFINE_list('models', list(keras_twins.TWINS),
-                            'Architectures with a Keras twin.')
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', 100, 'Clips per step.')
-_STEPS = flags.DEFINE_integer('steps', 5, 'Timed steps per framework.')
-_WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed steps (compilation).')
 _NUM_CLASSES = 12
 _MATMUL_SIZE = 2048
 
@@ -188,9 +183,22 @@ def format_row(name: str, r: dict[str, float]) -> str:
           f'{r["jax_infer"] / r["tf_infer"]:.2f} |')
 
 
+def _define_flags() -> None:
+  # Defined only when run as a program: tests import this module beside
+  # others (experiments.ensemble, benchmarks.model_speed) that define
+  # --models too.
+  flags.DEFINE_list('models', list(keras_twins.TWINS),
+                    'Architectures with a Keras twin.')
+  flags.DEFINE_integer('batch_size', 100, 'Clips per step.')
+  flags.DEFINE_integer('steps', 5, 'Timed steps per framework.')
+  flags.DEFINE_integer('warmup', 2, 'Untimed steps (compilation).')
+
+
 def main(argv):
-  del argv
-  unknown = sorted(set(_MODELS.value) - set(keras_twins.TWINS))
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  fl = flags.FLAGS
+  unknown = sorted(set(fl.models) - set(keras_twins.TWINS))
   if unknown:
     raise app.UsageError(f'--models: no Keras twin of {", ".join(unknown)}; '
                          f'choose from {", ".join(keras_twins.TWINS)}.')
@@ -199,15 +207,14 @@ def main(argv):
   jax_matmul, tf_matmul = _matmul_gflops(tf)
   print(f'JAX {jax.__version__}, TensorFlow {tf.__version__}; '
         f'{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; '
-        f'batch {_BATCH_SIZE.value}, median of {_STEPS.value} steps after '
-        f'{_WARMUP.value}, the frameworks alternating.')
+        f'batch {fl.batch_size}, median of {fl.steps} steps after '
+        f'{fl.warmup}, the frameworks alternating.')
   print(f'Nominal float32 peak: {peak:.0f} GFLOP/s ({derivation}). '
         f'{_MATMUL_SIZE}x{_MATMUL_SIZE} matmul: XLA {jax_matmul:.1f}, '
         f'TF {tf_matmul:.1f} GFLOP/s.', flush=True)
   rows = []
-  for name in _MODELS.value:
-    result = compare(name, tf, _BATCH_SIZE.value, _STEPS.value, _WARMUP.value,
-                     peak)
+  for name in fl.models:
+    result = compare(name, tf, fl.batch_size, fl.steps, fl.warmup, peak)
     rows.append(format_row(name, result))
   print()
   print('| architecture | GFLOP a step | JAX train ms | TF train ms | '
@@ -219,4 +226,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)
