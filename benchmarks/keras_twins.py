@@ -3,7 +3,11 @@
 Each twin has the layers, shapes, paddings, strides and trainable parameter
 count of the NNX model of the same name with that architecture's default
 settings (`configs/<name>.py`; tested), so a training step of one costs the
-same arithmetic as a step of the other. Weights are not shared: the twins
+same arithmetic as a step of the other, with one exception: TF's CPU
+depthwise convolution takes equal strides only, so `bc_resnet`'s twin runs
+its two frequency-strided depthwise layers at stride 1 and keeps every
+other bin (twice those small layers' work), and its SubSpectralNorm moves
+the bands beside the channels with transposes. Weights are not shared: the twins
 exist to be timed, not to be trained. The front end uses the project's own
 tables (window, mel/pooling projection, DCT), written in TF ops.
 

@@ -60,7 +60,9 @@ def cpu_peak_gflops() -> tuple[float, str]:
   cpu_flags = set(flags_line.split())
   lanes = 16 if 'avx512f' in cpu_flags else 8 if 'avx' in cpu_flags else 4
   fma = 2 if 'fma' in cpu_flags or 'avx512f' in cpu_flags else 1
-  cores = os.cpu_count() or 1
+  # The CPUs this process may run on (SMT siblings count as cores here).
+  cores = len(os.sched_getaffinity(0)) if hasattr(
+      os, 'sched_getaffinity') else os.cpu_count() or 1
   ghz = mhz / 1000 if mhz else 2.0
   peak = cores * 2 * lanes * 2 * ghz if fma == 2 else cores * lanes * 2 * ghz
   units = '2 FMA units x ' if fma == 2 else ''
@@ -68,8 +70,10 @@ def cpu_peak_gflops() -> tuple[float, str]:
                 f'{ghz:.2f} GHz{"" if mhz else " (clock unknown, 2 GHz assumed)"}')
 
 
-def _tf_setup():
-  """TensorFlow on the CPU only, imported here: JAX-only runs skip it."""
+def _cpu_only():
+  """Both frameworks on the CPU (a GPU beside would make the comparison
+  JAX-on-GPU against TF-on-CPU); returns TensorFlow."""
+  jax.config.update('jax_platforms', 'cpu')
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], 'GPU')
   return tf
@@ -104,8 +108,8 @@ def _jax_inference(config, batch_size: int) -> Callable[[], None]:
   model.eval()
   graphdef, state = nnx.split(model)
   predict = jax.jit(lambda state, audio: nnx.merge(graphdef, state)(audio))
-  audio = _random_audio(config, batch_size)
-  return lambda: predict(state, jnp.asarray(audio)).block_until_ready()
+  audio = jnp.asarray(_random_audio(config, batch_size))
+  return lambda: predict(state, audio).block_until_ready()
 
 
 def _random_audio(config, batch_size: int) -> np.ndarray:
@@ -155,9 +159,12 @@ def compare(name: str, tf, batch_size: int, steps: int, warmup: int,
     for _ in range(warmup):
       run()
   times = {'jax_train': [], 'tf_train': [], 'jax_infer': [], 'tf_infer': []}
+  runs = [('jax_train', jax_train), ('tf_train', tf_train),
+          ('jax_infer', jax_infer), ('tf_infer', tf_infer)]
   for i in range(steps):
-    for key, run in (('jax_train', jax_train), ('tf_train', tf_train),
-                     ('jax_infer', jax_infer), ('tf_infer', tf_infer)):
+    # Who goes first alternates, so neither framework always runs right
+    # after the other's threads.
+    for key, run in (runs if i % 2 == 0 else runs[::-1]):
       times[key].append(_timed(run))
     print(f'  {name} step {i + 1}/{steps}: train JAX '
           f'{times["jax_train"][-1] * 1e3:.1f} ms, TF '
@@ -202,11 +209,11 @@ def main(argv):
   if unknown:
     raise app.UsageError(f'--models: no Keras twin of {", ".join(unknown)}; '
                          f'choose from {", ".join(keras_twins.TWINS)}.')
-  tf = _tf_setup()
+  tf = _cpu_only()
   peak, derivation = cpu_peak_gflops()
   jax_matmul, tf_matmul = _matmul_gflops(tf)
-  print(f'JAX {jax.__version__}, TensorFlow {tf.__version__}; '
-        f'{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; '
+  print(f'JAX {jax.__version__} ({jax.default_backend()}), TensorFlow '
+        f'{tf.__version__}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; '
         f'batch {fl.batch_size}, median of {fl.steps} steps after '
         f'{fl.warmup}, the frameworks alternating.')
   print(f'Nominal float32 peak: {peak:.0f} GFLOP/s ({derivation}). '

@@ -5,7 +5,7 @@ orbax, TensorFlow Datasets and JAX log through absl too, at INFO: a
 atomic renames, metadata writes) between its `Step #N` lines. `install`
 filters absl's handler so that INFO lines come only from this project's
 code; every library's warnings and errors still show, and `--verbosity=1`
-(absl's flag, also `-v 1`) brings all INFO lines back.
+(absl's flag, also `-v 1`) brings them back, DEBUG lines included.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from absl import logging
 
 # This project's code: the package, its siblings in the repository
 # (tflite_export/, experiments/, configs/, benchmarks/).
-_PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 _PROJECT_DIRS = tuple(
     os.path.join(_PROJECT_ROOT, name) + os.sep
     for name in ('kws_jax', 'tflite_export', 'experiments', 'configs',
@@ -33,7 +33,7 @@ class OwnInfoOnly(std_logging.Filter):
   def filter(self, record: std_logging.LogRecord) -> bool:
     if record.levelno >= std_logging.WARNING or logging.get_verbosity() >= 1:
       return True
-    return os.path.abspath(record.pathname).startswith(_PROJECT_DIRS)
+    return os.path.realpath(record.pathname).startswith(_PROJECT_DIRS)
 
 
 def install() -> None:

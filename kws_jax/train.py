@@ -387,6 +387,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   def record(step: int, step_metrics: dict[str, jax.Array]) -> None:
     """The NaN check and the `Step #N` line of a finished step."""
+    nonlocal logged
     values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
     if config.check_nans and not np.isfinite(
         [values['cross_entropy'], values['grad_norm']]).all():
@@ -400,12 +401,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                    step, rate, values['accuracy'] * 100,
                    values['cross_entropy'])
       log.write(step, 'train', {**values, 'learning_rate': rate})
+    # Right after the write: a Ctrl-C from here on must not write it again.
+    logged = step
 
   def record_pending() -> None:
-    nonlocal pending, logged
-    if pending is not None:
+    nonlocal pending
+    if pending is not None and pending[0] > logged:
       record(*pending)
-      logged, pending = pending[0], None
+    pending = None
 
   try:
     for step in range(start_step, total + 1):

@@ -2,7 +2,8 @@
 
 Each fast path must equal what it replaces: `conv_general_dilated` and
 `lax.conv_general_dilated` in value and both gradients, `max_pool` and
-`nnx.max_pool` (ties included), `Dropout` and a dropout of the same rate.
+`nnx.max_pool` (ties included); `Dropout` drops at its rate, keeps the
+mean and takes what `nnx.Dropout` takes.
 """
 
 from flax import nnx
@@ -26,7 +27,7 @@ def _value_and_grads(conv, x, w, strides, padding, **kwargs):
   def f(x, w):
     return conv(x, w, strides, padding, dimension_numbers=_NHWC, **kwargs)
   y, vjp = jax.vjp(f, x, w)
-  return (y, *vjp(_random(y.shape, 7)))
+  return (y, *vjp(_random(y.shape, 7).astype(y.dtype)))
 
 
 @pytest.mark.parametrize('x_shape, w_shape, padding', [
@@ -91,19 +92,50 @@ def test_max_pool_equals_nnx_max_pool_with_ties(shape):
   np.testing.assert_array_equal(vjp_fast(g)[0], vjp(g)[0])
 
 
+@pytest.mark.parametrize('dtype', [jnp.bfloat16, jnp.float16])
+def test_conv_gradients_keep_half_precision(dtype):
+  x, w = _random((2, 9, 8, 3), 0).astype(dtype), _random((3, 2, 3, 4), 1)
+  w = w.astype(dtype)
+  got = _value_and_grads(layers.conv_general_dilated, x, w, (1, 1), 'SAME')
+  want = _value_and_grads(lax.conv_general_dilated, x, w, (1, 1), 'SAME')
+  for a, b in zip(want, got):
+    assert b.dtype == dtype
+    np.testing.assert_allclose(np.float32(b), np.float32(a), rtol=0.05,
+                               atol=0.05 * float(jnp.abs(a).max()))
+
+
+def test_tutorial_models_take_the_fast_gradients():
+  """nnx.Conv really calls the fast path (flax could bypass it by passing
+  arguments it does not take), and the pooling's."""
+  from configs import conv  # pylint: disable=g-import-not-at-top
+  from kws_jax import models  # pylint: disable=g-import-not-at-top
+  model = models.create_model(conv.get_config(), 12, nnx.Rngs(0))
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+  def loss(params, audio):
+    return nnx.merge(graphdef, params, rest)(
+        audio, rngs=nnx.Rngs(dropout=0)).sum()
+
+  jaxpr = str(jax.make_jaxpr(jax.grad(loss))(params, jnp.zeros((1, 16000))))
+  # Two convolutions and one pooling, each a custom VJP.
+  assert jaxpr.count('custom_vjp_call') >= 3
+
+
 @pytest.mark.parametrize('rate', [0.1, 0.5, 0.9])
 def test_dropout_drops_at_its_rate_and_keeps_the_mean(rate):
   dropout = layers.Dropout(rate)
-  x = jnp.ones((64, 101, 7))  # Odd size: the last 32-bit word is half used.
+  x = jnp.ones((63, 101, 7))  # Odd: the last word of each row is half used.
   y = dropout(x, rngs=nnx.Rngs(dropout=0))
   dropped = float(jnp.mean(y == 0))
   assert abs(dropped - rate) < 0.01
-  np.testing.assert_allclose(y[y != 0], 1.0 / (1.0 - rate), rtol=1e-6)
+  # Kept values are scaled by the keep probability at 1/65536 resolution.
+  np.testing.assert_allclose(y[y != 0], 1.0 / (1.0 - rate), rtol=1e-4)
   other = dropout(x, rngs=nnx.Rngs(dropout=1))
   assert not bool(jnp.all((y == 0) == (other == 0)))
 
 
-def test_dropout_modes_and_edge_rates():
+def test_dropout_takes_what_nnx_dropout_takes():
+  """Eval mode, edge rates, keys of every kind, nnx's errors."""
   x = jnp.ones((4, 5))
   dropout = layers.Dropout(0.5)
   dropout.eval()
@@ -111,5 +143,12 @@ def test_dropout_modes_and_edge_rates():
   np.testing.assert_array_equal(layers.Dropout(0.0)(x), x)
   np.testing.assert_array_equal(
       layers.Dropout(1.0)(x, rngs=nnx.Rngs(dropout=0)), jnp.zeros_like(x))
-  with pytest.raises(ValueError, match='rngs'):
-    layers.Dropout(0.5)(x)
+  by_key = layers.Dropout(0.5)(x, rngs=jax.random.key(3))
+  by_stream = layers.Dropout(0.5)(x, rngs=nnx.Rngs(dropout=3).dropout)
+  assert set(np.unique(by_key)) <= {0.0, 2.0}
+  assert set(np.unique(by_stream)) <= {0.0, 2.0}
+  for reference in (nnx.Dropout, layers.Dropout):
+    with pytest.raises(ValueError, match='rngs'):
+      reference(0.5)(x)
+    with pytest.raises(ValueError, match='deterministic'):
+      reference(0.5, deterministic=None)(x, rngs=nnx.Rngs(dropout=0))

@@ -10,10 +10,11 @@ has the layout of an `nnx.Conv` with `feature_group_count=channels`
 ([kh, kw, 1, C]), so the weights can be handed to a real depthwise conv
 (e.g. for TFLite's DEPTHWISE_CONV_2D) unchanged.
 
-`conv_general_dilated` exists for the same reason: it is what every
-`nnx.Conv` of the models calls, and it gives stride-1 convolutions a
-gradient made of matrix products, which XLA's CPU backend runs several
-times faster than its own convolution gradients (see its docstring).
+`conv_general_dilated`, `max_pool` and `Dropout` exist for the same reason
+and are used by the tutorial's family (`models/tutorial.py`): the first is
+what its `nnx.Conv`s call, and gives stride-1 convolutions a gradient made
+of matrix products, which XLA's CPU backend runs several times faster than
+its own convolution gradients (see the docstrings).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def _correlate(x: jax.Array, w: jax.Array, pads: Pads) -> jax.Array:
   slices of the product (a 64-channel layer: 3x fewer floats than im2col).
   """
   kh, kw, ci, co = w.shape
-  xp = lax.pad(x, 0.0, ((0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)))
+  xp = lax.pad(x, jnp.zeros((), x.dtype),
+               ((0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)))
   hp, wp = xp.shape[1], xp.shape[2]
   ho, wo = hp - kh + 1, wp - kw + 1
   if kh * kw * ci * ho <= (kw * ci + kh * co) * hp:
@@ -76,7 +78,8 @@ def _kernel_gradient(x: jax.Array, g: jax.Array, kernel: tuple[int, int],
   """
   kh, kw = kernel
   ci, co = x.shape[-1], g.shape[-1]
-  xp = lax.pad(x, 0.0, ((0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)))
+  xp = lax.pad(x, jnp.zeros((), x.dtype),
+               ((0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)))
   ho, wo = g.shape[1], g.shape[2]
   wp = xp.shape[2]
   if kh * kw * ci * wo <= (kh * ci + kw * co) * wp:
@@ -134,10 +137,13 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array,
 
   Pass it as `nnx.Conv(..., conv_general_dilated=conv_general_dilated)`:
   parameters, checkpoints and the forward pass (the exported graph
-  included) stay those of a plain `nnx.Conv`. For 2-D channels-last
-  convolutions with stride 1, no dilation and no groups, the gradient is
-  computed with matrix products (`_correlate`, `_kernel_gradient`); all
-  other convolutions go to `lax.conv_general_dilated` unchanged.
+  included) stay those of a plain `nnx.Conv`. On the CPU backend, for 2-D
+  channels-last convolutions with stride 1, no dilation and no groups, the
+  gradient is computed with matrix products (`_correlate`,
+  `_kernel_gradient`); all other convolutions, and every convolution on
+  other backends, go to `lax.conv_general_dilated` unchanged. Being a
+  custom VJP, the fast path has no forward-mode derivative (`jax.jvp`,
+  `jax.hessian`); training needs only the reverse mode.
 
   Why: XLA's CPU backend computes a convolution's kernel gradient as a
   convolution over the batch, which it runs far below the CPU's matmul
@@ -150,7 +156,8 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array,
   network in TensorFlow (`python -m benchmarks.peer_speed`).
   """
   simple = (
-      lhs.ndim == 4 and feature_group_count == 1 and
+      jax.default_backend() == 'cpu' and lhs.ndim == 4 and
+      feature_group_count == 1 and
       all(int(s) == 1 for s in window_strides) and
       all(int(d) == 1 for d in (lhs_dilation or ())) and
       all(int(d) == 1 for d in (rhs_dilation or ())) and
@@ -183,7 +190,8 @@ def max_pool(x: jax.Array, window: tuple[int, int]) -> jax.Array:
   gradient, which goes to the first maximum of each window as lax's does,
   is a mask over the reshaped windows instead of XLA's select-and-scatter:
   on the tutorial `conv` model's [100, 98, 40, 64] map, 0.67 s -> 0.09 s
-  for forward and backward on this project's 2-core CPU.
+  for forward and backward on this project's 2-core CPU. A NaN in a window
+  gets no gradient (NaN equals nothing); `check_nans` stops such a run.
   """
   dims = (1, *window, 1)
   return lax.reduce_window(x, -jnp.inf, lax.max, dims, dims,
@@ -225,31 +233,40 @@ class Dropout(nnx.Dropout):
   """`nnx.Dropout` whose mask costs half the random numbers.
 
   nnx.Dropout draws one 32-bit word per element; here each word gives two
-  16-bit uniforms (a keep probability resolved to 1/65536). On the tutorial
-  `conv` model's [100, 98, 40, 64] map the mask goes from 0.71 s to 0.37 s
-  a step on this project's 2-core CPU. The masks differ from nnx.Dropout's
-  for the same key, so models whose published figures were trained with
-  nnx.Dropout keep it.
+  16-bit uniforms (the rate resolved to 1/65536, and the kept values scaled
+  by the keep probability that resolution gives). On the tutorial `conv`
+  model's [100, 98, 40, 64] map the mask goes from 0.71 s to 0.37 s a step
+  on this project's 2-core CPU. Eval mode, the rates 0 and 1, broadcast
+  masks and missing arguments take nnx.Dropout's own path (and its error
+  messages). The masks differ from nnx.Dropout's for the same key, so only
+  the tutorial family uses it: the other families' published figures were
+  trained with nnx.Dropout, and keep it.
   """
 
   def __call__(self, inputs: jax.Array, *, deterministic: bool | None = None,
-               rngs: nnx.Rngs | None = None) -> jax.Array:
-    deterministic = (self.deterministic if deterministic is None
-                     else deterministic)
-    if deterministic or self.rate == 0.0 or self.broadcast_dims:
-      return super().__call__(inputs, deterministic=deterministic, rngs=rngs)
-    if self.rate == 1.0:
-      return jnp.zeros_like(inputs)
-    rngs = rngs if rngs is not None else self.rngs
+               rngs: nnx.Rngs | nnx.RngStream | jax.Array | None = None
+               ) -> jax.Array:
+    if deterministic is None:
+      deterministic = self.deterministic
     if rngs is None:
-      raise ValueError('Dropout needs `rngs` (a dropout stream) in training.')
-    key = rngs[self.rng_collection]() if isinstance(rngs, nnx.Rngs) else rngs()
-    words = jax.random.bits(key, (-(-inputs.size // 2),), jnp.uint32)
-    uniform = lax.bitcast_convert_type(words, jnp.uint16).reshape(-1)
-    uniform = uniform[:inputs.size].reshape(inputs.shape)
-    keep_prob = 1.0 - self.rate
-    keep = uniform >= jnp.uint16(min(round(self.rate * 65536), 65535))
-    return jnp.where(keep, inputs / keep_prob, 0.0)
+      rngs = self.rngs
+    if (deterministic is None or deterministic or rngs is None or
+        self.rate in (0.0, 1.0) or self.broadcast_dims or inputs.ndim == 0):
+      return super().__call__(inputs, deterministic=deterministic, rngs=rngs)
+    if isinstance(rngs, nnx.Rngs):
+      key = rngs[self.rng_collection]()
+    elif isinstance(rngs, jax.Array):
+      key = rngs
+    else:
+      key = rngs()
+    # Two uniforms per word along the last axis, so the batch axes of the
+    # mask are those of the input.
+    *lead, last = inputs.shape
+    words = jax.random.bits(key, (*lead, -(-last // 2)), jnp.uint32)
+    uniform = lax.bitcast_convert_type(words, jnp.uint16).reshape(*lead, -1)
+    threshold = min(round(self.rate * 65536), 65535)
+    keep = uniform[..., :last] >= jnp.uint16(threshold)
+    return jnp.where(keep, inputs / ((65536 - threshold) / 65536), 0.0)
 
 
 class DepthwiseConv(nnx.Module):
