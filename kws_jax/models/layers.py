@@ -152,8 +152,9 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array,
   kernel): kernel gradient 9.6 s -> 0.7-1.0 s, input gradient 1.5 s ->
   0.7-1.1 s; its first layer's kernel gradient 1.1 s -> 0.35 s (profiled
   inside the training step). With `max_pool` and `Dropout` below, the
-  training step of `conv` goes from 11.8 s to 4.4-4.9 s, level with the same
-  network in TensorFlow (`python -m benchmarks.peer_speed`).
+  training step of `conv` goes from 11.8 s to 4.4-4.9 s, 3-16% slower than
+  the same network in TensorFlow was in three runs of
+  `python -m benchmarks.peer_speed` (2.8x slower before).
   """
   simple = (
       jax.default_backend() == 'cpu' and lhs.ndim == 4 and
