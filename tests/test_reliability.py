@@ -398,9 +398,12 @@ def test_training_survives_sigkill_during_save_and_sigint(corpus_data,
            if 'Training from step:' in line]
   assert steps and steps[0] > 1, steps
   assert 'Final test accuracy' in resumed.stderr
-  # The tutorial's log: the project's own lines, not orbax's INFO lines.
+  # The tutorial's log: the project's own lines, not orbax's INFO lines
+  # (its warnings, e.g. a slow previous save, are kept on purpose).
   assert 'Saving to' in resumed.stderr
-  assert 'checkpoint_manager.py' not in resumed.stderr
+  orbax_info = [line for line in resumed.stderr.splitlines()
+                if line.startswith('I') and 'checkpoint_manager.py' in line]
+  assert not orbax_info, orbax_info[:3]
   results = json.loads((workdir / 'results.json').read_text())
   assert results['steps'] == 400
   assert _check_latest_restores(workdir) == 400
