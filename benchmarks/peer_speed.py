@@ -38,7 +38,6 @@ import numpy as np
 
 from benchmarks import keras_twins
 from benchmarks import train_steps
-from kws_jax import features
 from kws_jax import models
 
 _NUM_CLASSES = 12
@@ -108,14 +107,8 @@ def _jax_inference(config, batch_size: int) -> Callable[[], None]:
   model.eval()
   graphdef, state = nnx.split(model)
   predict = jax.jit(lambda state, audio: nnx.merge(graphdef, state)(audio))
-  audio = jnp.asarray(_random_audio(config, batch_size))
+  audio = jnp.asarray(train_steps.random_audio(config, batch_size, seed=1))
   return lambda: predict(state, audio).block_until_ready()
-
-
-def _random_audio(config, batch_size: int) -> np.ndarray:
-  samples = features.ms_to_samples(config.clip_duration_ms, config.sample_rate)
-  return np.random.default_rng(1).uniform(
-      -0.5, 0.5, (batch_size, samples)).astype(np.float32)
 
 
 def _tf_steps(tf, config, batch_size: int
@@ -126,9 +119,8 @@ def _tf_steps(tf, config, batch_size: int
   frontend = keras_twins.frontend(config)
   optimizer = keras.optimizers.Adam(1e-3)
   loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-  audio = tf.constant(_random_audio(config, batch_size))
-  label = tf.constant(np.random.default_rng(0).integers(
-      0, _NUM_CLASSES, batch_size).astype(np.int32))
+  audio = tf.constant(train_steps.random_audio(config, batch_size, seed=1))
+  label = tf.constant(train_steps.random_labels(batch_size, _NUM_CLASSES))
 
   @tf.function
   def train(audio, label):

@@ -32,6 +32,20 @@ def load_config(name: str) -> tuple[ml_collections.ConfigDict, str]:
   return config, 'default'
 
 
+def random_audio(config: ml_collections.ConfigDict, clips: int,
+                 seed: int = 0) -> np.ndarray:
+  """float32 [clips, samples] of uniform noise in [-0.5, 0.5]: timing input."""
+  samples = features.ms_to_samples(config.clip_duration_ms, config.sample_rate)
+  return np.random.default_rng(seed).uniform(
+      -0.5, 0.5, (clips, samples)).astype(np.float32)
+
+
+def random_labels(clips: int, num_classes: int) -> np.ndarray:
+  """int32 [clips] class indices: timing input."""
+  return np.random.default_rng(0).integers(0, num_classes, clips).astype(
+      np.int32)
+
+
 def make_train_step(config: ml_collections.ConfigDict, batch_size: int,
                     with_augment: bool, num_classes: int = 12
                     ) -> tuple[Callable[[], jax.Array], float]:
@@ -46,13 +60,9 @@ def make_train_step(config: ml_collections.ConfigDict, batch_size: int,
   model.train()
   graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
   tx = optax.adam(1e-3)
-  samples = features.ms_to_samples(config.clip_duration_ms, config.sample_rate)
-  rng = np.random.default_rng(0)
-  audio = jnp.asarray(
-      rng.uniform(-0.5, 0.5, (batch_size, samples)).astype(np.float32))
-  label = jnp.asarray(rng.integers(0, num_classes, batch_size), jnp.int32)
-  background = jnp.asarray(
-      rng.uniform(-0.5, 0.5, 10 * samples).astype(np.float32))
+  audio = jnp.asarray(random_audio(config, batch_size))
+  label = jnp.asarray(random_labels(batch_size, num_classes))
+  background = jnp.asarray(random_audio(config, 10, seed=2).reshape(-1))
   shift = features.ms_to_samples(config.time_shift_ms, config.sample_rate)
 
   # The batch is an argument, not a closed-over constant, so that XLA cannot

@@ -42,6 +42,12 @@ Pads = tuple[tuple[int, int], tuple[int, int]]
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
 
 
+def _pad_spatial(x: jax.Array, pads: Pads) -> jax.Array:
+  """Zero-pads (or, for negative pads, crops) the two spatial axes of NHWC."""
+  return lax.pad(x, jnp.zeros((), x.dtype),
+                 ((0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)))
+
+
 def _correlate(x: jax.Array, w: jax.Array, pads: Pads) -> jax.Array:
   """Stride-1 correlation [B, H, W, Ci] * [kh, kw, Ci, Co] as one matmul.
 
@@ -52,8 +58,7 @@ def _correlate(x: jax.Array, w: jax.Array, pads: Pads) -> jax.Array:
   slices of the product (a 64-channel layer: 3x fewer floats than im2col).
   """
   kh, kw, ci, co = w.shape
-  xp = lax.pad(x, jnp.zeros((), x.dtype),
-               ((0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)))
+  xp = _pad_spatial(x, pads)
   hp, wp = xp.shape[1], xp.shape[2]
   ho, wo = hp - kh + 1, wp - kw + 1
   if kh * kw * ci * ho <= (kw * ci + kh * co) * hp:
@@ -78,8 +83,7 @@ def _kernel_gradient(x: jax.Array, g: jax.Array, kernel: tuple[int, int],
   """
   kh, kw = kernel
   ci, co = x.shape[-1], g.shape[-1]
-  xp = lax.pad(x, jnp.zeros((), x.dtype),
-               ((0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)))
+  xp = _pad_spatial(x, pads)
   ho, wo = g.shape[1], g.shape[2]
   wp = xp.shape[2]
   if kh * kw * ci * wo <= (kh * ci + kw * co) * wp:
@@ -180,7 +184,7 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array,
 
 
 def _pool_pads(shape: Sequence[int], window: tuple[int, int]) -> Pads:
-  return tuple(lax.padtype_to_pads(shape[1:3], window, window, 'SAME'))
+  return tuple(_same_padding(n, k, k, 1) for n, k in zip(shape[1:3], window))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
