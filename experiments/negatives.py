@@ -64,11 +64,18 @@ _MORE_UNKNOWN = {**_SYNTHETIC, 'unknown_percentage': 25.0}
 # the same without the negatives made from command clips.
 _NO_COMMAND_NEGATIVES = {**_MORE_UNKNOWN, 'command_negatives': 0.0}
 
+# Point 7: point 6 with made-up words one sound from each command
+# (confusables.pseudo_words) beside the real near words: a folder with
+# them too (experiments/synthesize_negatives.sh makes both kinds).
+PSEUDO_WORDS_DIR = '/tmp/synth_pw'
+_PSEUDO_WORDS = {**_NO_COMMAND_NEGATIVES, 'synthetic_dir': PSEUDO_WORDS_DIR}
+
 RECIPES = {'1_before': _BEFORE, '2a_levels_floor_0.001': _LEVELS_FLOOR_0001,
            '2_levels': _LEVELS,
            '3_negatives': _NEGATIVES, '4_synthetic': _SYNTHETIC,
            '5_more_unknown': _MORE_UNKNOWN,
-           '6_no_command_negatives': _NO_COMMAND_NEGATIVES}
+           '6_no_command_negatives': _NO_COMMAND_NEGATIVES,
+           '7_pseudo_words': _PSEUDO_WORDS}
 
 
 def sweep(add):

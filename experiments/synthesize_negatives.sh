@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Makes the synthetic speech of experiments/negatives.py (points 4-6): the
+# Makes the synthetic speech of experiments/negatives.py (points 4-7): the
 # near words of each command and everyday words (as `_unknown_`), and the
-# commands themselves, so synthetic speech is in every class. About 7,700
-# clips: 8.5 min in one process on this 2-core CPU (the sweep's folder),
-# less with the two processes used here (SYNTH_WORKERS=N sets them).
+# commands themselves, so synthetic speech is in every class; then made-up
+# words one sound from each command (point 7 on). About 7,700 + 3,500
+# clips: 8.5 + 4 min in one process on this 2-core CPU, less with the two
+# processes used here (SYNTH_WORKERS=N sets them).
 #
 #   experiments/synthesize_negatives.sh [OUT] [DATA]
 #
@@ -29,7 +30,7 @@ else
 fi
 commands=yes,no,up,down,left,right,on,off,stop,go
 for args in "--negatives_for=$commands --count=40" "--everyday_words --count=12" \
-    "--words=$commands --count=200"; do
+    "--words=$commands --count=200" "--pseudo_words_for=$commands --count=8"; do
   # shellcheck disable=SC2086
   python -m kws_jax.synthesize $args --out="$out" --background_dir="$noise" \
       --num_workers="${SYNTH_WORKERS:-2}"

@@ -10,13 +10,21 @@ commands, real words that share its onset, vowel or rhyme;
 (and `--everyday_words` adds `EVERYDAY_WORDS` for breadth), and
 `--config.synthetic_unknown=True` trains on them as `_unknown_`.
 
+Real words cover a command's neighbourhood only where English happens to
+have a word. `pseudo_words` fills the rest: made-up words one sound from a
+command (its rime after every other onset: bown, trown; its onset before
+other rimes: dine, doud), kept only where a pronouncer (eSpeak NG, through
+`kws_jax.synthesize`) says they keep that onset or rime and sound like no
+command, no word of Speech Commands and no near or everyday word, so a
+made-up word never stands in for a recorded one.
+
 Several of the near words are also recorded in Speech Commands (dog, five,
 nine, one, seven, learn, wow, ...); a run that leaves a word out
 (`--config.exclude_words`) leaves its synthetic clips out too, so the
 unseen-words measure stays honest.
 """
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 # Command -> words that sound close to it. No command appears in any list
 # (tested), so a synthetic near word never teaches `_unknown_` a command.
@@ -60,6 +68,130 @@ EVERYDAY_WORDS: tuple[str, ...] = (
     'three', 'eight', 'zero', 'tree', 'house', 'bird', 'marvin', 'sheila',
     'visual', 'backward', 'six', 'two', 'four',
 )
+
+
+# The 35 words of Speech Commands v0.02. A made-up word never sounds like
+# one: the unseen-words measure must not score a word that training has
+# heard in made-up form.
+RECORDED_WORDS: tuple[str, ...] = (
+    'yes', 'no', 'up', 'down', 'left', 'right', 'on', 'off', 'stop', 'go',
+    'zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight',
+    'nine', 'bed', 'bird', 'cat', 'dog', 'happy', 'house', 'marvin',
+    'sheila', 'tree', 'wow', 'backward', 'forward', 'follow', 'learn',
+    'visual')
+
+# Spelled onsets put before a command's rime.
+ONSETS: tuple[str, ...] = (
+    '', 'b', 'ch', 'd', 'f', 'g', 'h', 'j', 'k', 'l', 'm', 'n', 'p', 'r', 's',
+    'sh', 't', 'th', 'v', 'w', 'y', 'z', 'bl', 'br', 'cl', 'cr', 'dr', 'fl',
+    'fr', 'gl', 'gr', 'pl', 'pr', 'sl', 'sm', 'sn', 'sp', 'st', 'str', 'sw',
+    'tr')
+
+# Command -> (its spelled onset, spellings of its rime to try after another
+# onset, other rimes to put after its onset). Onset + the first rime
+# spelling is the command.
+NEAR_SOUNDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    'yes': ('y', ('es', 'ess'),
+            ('as', 'is', 'os', 'us', 'ees', 'ice', 'ace', 'ose', 'et', 'ell',
+             'eck', 'ed', 'em', 'en', 'ep', 'eth', 'eff', 'esk')),
+    'no': ('n', ('o', 'oe'),
+           ('ay', 'ee', 'eye', 'oo', 'ow', 'aw', 'oy', 'ah', 'er', 'oat',
+            'ode', 'ole', 'ome', 'ope', 'ose', 'oke')),
+    'up': ('', ('up',),
+           ('ap', 'ep', 'op', 'oop', 'eep', 'ape', 'ope', 'ut', 'uck', 'ub',
+            'ud', 'um', 'un', 'uff', 'ug', 'ush', 'ull')),
+    'down': ('d', ('own', 'oun'),
+             ('an', 'en', 'in', 'on', 'un', 'oon', 'een', 'ane', 'ine',
+              'out', 'oud', 'owl', 'ouse', 'owk', 'oum', 'ong', 'ung')),
+    'left': ('l', ('eft',),
+             ('aft', 'ift', 'oft', 'uft', 'eeft', 'ef', 'ept', 'est', 'eck',
+              'end', 'elt', 'esk', 'ent', 'ench')),
+    'right': ('r', ('ight', 'ite'),
+              ('at', 'et', 'it', 'ot', 'ut', 'eet', 'ate', 'ote', 'oot',
+               'out', 'ipe', 'ide', 'ife', 'ile', 'ime', 'ine', 'ise',
+               'ive')),
+    'on': ('', ('on',),
+           ('an', 'en', 'in', 'un', 'oon', 'een', 'ane', 'awn', 'om', 'ong',
+            'od', 'ot', 'ob', 'og', 'ock', 'oss', 'oll')),
+    'off': ('', ('off',),
+            ('aff', 'iff', 'uff', 'oof', 'eef', 'awf', 'oth', 'oss', 'osh',
+             'op', 'ot', 'ock', 'ov', 'og', 'oft')),
+    'stop': ('st', ('op',),
+             ('ap', 'ep', 'ip', 'up', 'oop', 'eep', 'ope', 'ot', 'ock', 'ob',
+              'od', 'og', 'om', 'oss', 'osh', 'oll')),
+    'go': ('g', ('o', 'oe'),
+           ('ay', 'oo', 'ow', 'aw', 'oy', 'ah', 'oat', 'ode', 'ole', 'ome',
+            'ope', 'ose', 'oke', 'ear', 'ull')),
+}
+
+# A pronunciation in IPA with eSpeak's stress marks: one syllable, stressed.
+_PRIMARY, _SECONDARY = '\u02c8', '\u02cc'
+
+
+def _onset_and_rime(pronunciation: str) -> tuple[str, str] | None:
+  """(onset, rime) of a stressed single syllable, else None (e.g. spelled
+  out as letters, or read unstressed)."""
+  if (pronunciation.count(_PRIMARY) != 1 or _SECONDARY in pronunciation or
+      ' ' in pronunciation):
+    return None
+  onset, rime = pronunciation.split(_PRIMARY)
+  return onset, rime
+
+
+def pseudo_words(commands: Sequence[str],
+                 pronounce: Callable[[str], Sequence[str]]) -> list[str]:
+  """Made-up words one sound from each command, in order, each sound once.
+
+  For each command: its rime after every other onset (the first spelling of
+  the rime that keeps its sound), and its onset before each other rime.
+
+  Args:
+    commands: keys of NEAR_SOUNDS.
+    pronounce: word -> its pronunciations (one per reference accent, IPA
+      with stress marks, as eSpeak NG writes them). The first decides
+      whether a made-up word keeps the command's onset or rime; a word is
+      dropped if any pronunciation equals that of a command, a word of
+      RECORDED_WORDS, NEAR_WORDS or EVERYDAY_WORDS, or of a word kept
+      before.
+
+  Raises:
+    ValueError: a command has no entry in NEAR_SOUNDS.
+  """
+  missing = [c for c in commands if c not in NEAR_SOUNDS]
+  if missing:
+    raise ValueError(
+        f'No near sounds are listed for {missing}; they exist for '
+        f'{sorted(NEAR_SOUNDS)}. Give your own with --words.')
+  real = set(RECORDED_WORDS) | set(commands) | set(EVERYDAY_WORDS)
+  real |= {w for words in NEAR_WORDS.values() for w in words}
+  taken = {p for word in real for p in pronounce(word)}
+  out: list[str] = []
+
+  def keep(word: str) -> None:
+    sounds = list(pronounce(word))
+    if word not in real and not taken.intersection(sounds):
+      out.append(word)
+      taken.update(sounds)
+
+  for command in commands:
+    onset, spellings, rimes = NEAR_SOUNDS[command]
+    parts = _onset_and_rime(pronounce(command)[0])
+    if parts is None:
+      raise ValueError(f'{command!r} is not read as one stressed syllable '
+                       f'({pronounce(command)[0]!r}).')
+    for other in ONSETS:
+      if other == onset:
+        continue
+      for spelling in spellings:
+        heard = _onset_and_rime(pronounce(other + spelling)[0])
+        if heard and heard[1] == parts[1] and heard[0] != parts[0]:
+          keep(other + spelling)
+          break
+    for rime in rimes:
+      heard = _onset_and_rime(pronounce(onset + rime)[0])
+      if heard and heard[0] == parts[0] and heard[1] != parts[1]:
+        keep(onset + rime)
+  return out
 
 
 def near_words(commands: Sequence[str]) -> list[str]:

@@ -102,6 +102,7 @@ _ESPEAK_PITCH_SPAN = 30  # pitch = 50 +- this.
 _ESPEAK_AUDIO_OUTPUT_SYNCHRONOUS = 2
 _ESPEAK_INITIALIZE_DONT_EXIT = 0x8000
 _ESPEAK_CHARS_UTF8 = 1
+_ESPEAK_PHONEMES_IPA = 2
 _ESPEAK_RATE, _ESPEAK_VOLUME, _ESPEAK_PITCH, _ESPEAK_RANGE = 1, 2, 3, 4
 
 # Speed-perturbation factors that turn Piper's one speaker into several
@@ -330,6 +331,9 @@ class _EspeakLibrary:
     lib.espeak_Synth.restype = ctypes.c_int
     lib.espeak_Synchronize.restype = ctypes.c_int
     lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
+    lib.espeak_TextToPhonemes.argtypes = [
+        ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
+    lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
     lib.espeak_Info.restype = ctypes.c_char_p
     self.sample_rate = lib.espeak_Initialize(
         _ESPEAK_AUDIO_OUTPUT_SYNCHRONOUS, 0,
@@ -381,6 +385,22 @@ class _EspeakLibrary:
       return np.zeros(0, np.int16)
     return np.concatenate(self._chunks)
 
+  def phonemes(self, voice_name: str, text: str) -> str:
+    """How `voice_name` reads `text`: IPA with stress marks, clauses
+    joined by spaces."""
+    if self._lib.espeak_SetVoiceByName(voice_name.encode()) != 0:
+      raise ValueError(f'eSpeak NG has no voice {voice_name!r}.')
+    # The library moves the pointer past each clause it reads; the buffer
+    # is kept alive here.
+    buffer = ctypes.create_string_buffer(text.encode('utf-8'))
+    pointer = ctypes.c_char_p(ctypes.addressof(buffer))
+    clauses = []
+    while pointer.value:
+      clauses.append(self._lib.espeak_TextToPhonemes(
+          ctypes.byref(pointer), _ESPEAK_CHARS_UTF8,
+          _ESPEAK_PHONEMES_IPA).decode('utf-8'))
+    return ' '.join(c for c in clauses if c)
+
 
 @functools.cache
 def _espeak_library() -> _EspeakLibrary:
@@ -398,6 +418,18 @@ def _espeak_library() -> _EspeakLibrary:
         f'Engine "espeak" (eSpeak NG) is not installed: '
         f'{INSTALL_HINTS["espeak"]}')
   return _EspeakLibrary(library, None)
+
+
+# The accents whose readings decide which made-up words are kept
+# (confusables.pseudo_words): the first judges onsets and rimes.
+PRONOUNCING_ACCENTS = ('en', 'en-us')
+
+
+def pronounce(word: str) -> tuple[str, ...]:
+  """`word` as eSpeak NG reads it in each of PRONOUNCING_ACCENTS (IPA)."""
+  library = _espeak_library()
+  return tuple(library.phonemes(accent, word)
+               for accent in PRONOUNCING_ACCENTS)
 
 
 class EspeakEngine(Engine):
@@ -1297,6 +1329,11 @@ def _define_flags() -> None:
                     'Also speak the words that sound close to these commands '
                     '(kws_jax.confusables.NEAR_WORDS): hard negatives for '
                     '_unknown_.')
+  flags.DEFINE_list('pseudo_words_for', [],
+                    'Also speak made-up words one sound from these commands '
+                    '(kws_jax.confusables.pseudo_words: the rime after other '
+                    'onsets, the onset before other rimes): hard negatives '
+                    'where English has no word.')
   flags.DEFINE_bool('everyday_words', False,
                     'Also speak kws_jax.confusables.EVERYDAY_WORDS (breadth '
                     'for _unknown_).')
@@ -1377,12 +1414,18 @@ def main(argv: Sequence[str]) -> None:
     words = list(f.words) + confusables.near_words(f.negatives_for)
   except ValueError as e:
     raise app.UsageError(f'--negatives_for: {e}') from e
+  if f.pseudo_words_for:
+    try:
+      words += confusables.pseudo_words(f.pseudo_words_for, pronounce)
+    except (ValueError, EngineUnavailableError) as e:
+      raise app.UsageError(f'--pseudo_words_for: {e}') from e
   if f.everyday_words:
     words += confusables.EVERYDAY_WORDS
   words = list(dict.fromkeys(words))  # Each once, in order.
   if not words or not f.out:
-    raise app.UsageError('--out and some words (--words, --negatives_for or '
-                         '--everyday_words) are required.')
+    raise app.UsageError('--out and some words (--words, --negatives_for, '
+                         '--pseudo_words_for or --everyday_words) are '
+                         'required.')
   noise_probability = f.noise_probability
   if noise_probability is None:
     noise_probability = 0.5 if f.background_dir else 0.0

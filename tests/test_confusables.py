@@ -1,6 +1,7 @@
 """Tests for kws_jax/confusables.py and `synthesize --negatives_for`."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import pytest
 
 from configs import default
 from kws_jax import confusables
+from kws_jax import synthesize
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -37,4 +39,71 @@ def test_command_line_refuses_a_command_without_a_list(tmp_path):
       timeout=120, cwd=_REPO)
   assert result.returncode != 0
   assert '--negatives_for: No near words are listed for' in result.stderr
+  assert not (tmp_path / 'o').exists()
+
+
+def _toy_pronounce(word: str) -> tuple[str, ...]:
+  """A spelling-is-sound reader: onset + 'ˈ' + rime, from the first vowel
+  letter; 'oe' sounds like 'o'; words with no vowel are 'spelled out'."""
+  match = re.search('[aeiouy]', word[1:] if word[:1] == 'y' else word)
+  if match is None:
+    return ('ˌɛmˈɛm',)
+  start = match.start() + (word[:1] == 'y')
+  return (word[:start] + 'ˈ' + word[start:].replace('oe', 'o'),)
+
+
+def test_pseudo_words_keep_the_onset_or_the_rime_and_sound_new():
+  words = confusables.pseudo_words(['go', 'stop'], _toy_pronounce)
+  assert 'bo' in words and 'stro' in words   # go's rime, other onsets
+  assert 'gaw' in words and 'stip' in words  # its onset, other rimes
+  assert 'goe' not in words   # sounds like go (the toy reads oe as o)
+  assert 'so' not in words and 'goat' not in words  # near words already
+  assert 'no' not in words    # a recorded word
+  assert 'top' not in words   # a near word of stop
+  assert len(words) == len(set(_toy_pronounce(w) for w in words))
+  # Every word keeps one of its command's two parts, and changes the other.
+  for word in words:
+    onset, rime = _toy_pronounce(word)[0].split('ˈ')
+    assert (onset, rime) != ('g', 'o') and (onset, rime) != ('st', 'op')
+    assert rime in ('o', 'op') or onset in ('g', 'st'), word
+
+
+def test_pseudo_words_drop_what_the_reader_spells_out_or_changes():
+  def reader(word):
+    if word == 'gull':    # read with another onset: not go's onset
+      return ('kˈʊl',)
+    if word == 'flo':     # spelled as letters
+      return ('ˌɛfˌɛlˈəʊ',)
+    return _toy_pronounce(word)
+  words = confusables.pseudo_words(['go'], reader)
+  assert 'gull' not in words and 'flo' not in words and 'blo' in words
+  with pytest.raises(ValueError, match='No near sounds are listed for'):
+    confusables.pseudo_words(['lights'], reader)
+
+
+def test_pseudo_words_from_espeak_sound_like_no_recorded_word():
+  try:
+    words = confusables.pseudo_words(list(confusables.NEAR_SOUNDS),
+                                     synthesize.pronounce)
+  except synthesize.EngineUnavailableError as e:
+    pytest.skip(f'eSpeak NG is not installed here: {e}')
+  assert len(words) > 300
+  assert not set(words) & set(confusables.RECORDED_WORDS)
+  recorded = {p for w in confusables.RECORDED_WORDS
+              for p in synthesize.pronounce(w)}
+  assert not any(set(synthesize.pronounce(w)) & recorded for w in words)
+  # One sound from down: its onset before other rimes, its rime after
+  # other onsets (spelled 'oun' where 'own' would read as in 'blown').
+  assert {'dine', 'doud', 'boun'} <= set(words)
+  assert 'blown' not in words
+  assert synthesize.pronounce('down')[0] == 'dˈaʊn'
+
+
+def test_command_line_refuses_pseudo_words_for_an_unlisted_command(tmp_path):
+  result = subprocess.run(
+      [sys.executable, '-m', 'kws_jax.synthesize',
+       '--pseudo_words_for=lights', f'--out={tmp_path / "o"}'],
+      capture_output=True, text=True, timeout=120, cwd=_REPO)
+  assert result.returncode != 0
+  assert '--pseudo_words_for: No near sounds are listed for' in result.stderr
   assert not (tmp_path / 'o').exists()
