@@ -116,10 +116,7 @@ def measure(predict_fn: streaming.PredictFn, labels: Sequence[str],
   recognizer = streaming.StreamingRecognizer(
       timed_predict, labels, sample_rate=sample_rate,
       clip_duration_ms=clip_duration_ms, clip_stride_ms=clip_stride_ms,
-      average_window_ms=settings.average_window_ms,
-      detection_threshold=settings.detection_threshold,
-      suppression_ms=settings.suppression_ms,
-      minimum_count=settings.minimum_count)
+      **dataclasses.asdict(settings))
   chunk = max(1, streaming.ms_to_samples(chunk_ms, sample_rate))
   detections = []
   start = time.perf_counter()

@@ -334,10 +334,7 @@ def main(argv: Sequence[str]) -> None:
     found = listen(sd, model, f.device, f.block_ms,
                    write=lambda line: print(line, flush=True),
                    clip_stride_ms=f.clip_stride_ms,
-                   average_window_ms=smoothing.average_window_ms,
-                   detection_threshold=smoothing.detection_threshold,
-                   suppression_ms=smoothing.suppression_ms,
-                   minimum_count=smoothing.minimum_count)
+                   **dataclasses.asdict(smoothing))
   except (ListenError, ValueError) as e:  # ModelError, bad smoothing file.
     print(f'kws_jax.listen: {e}', file=sys.stderr)
     sys.exit(1)

@@ -14,6 +14,12 @@ speech_commands tutorial's `RecognizeCommands` (C++ and Python), this class:
    command, and more than `suppression_ms` have passed since that command
    (no wait when the last reported command was `_silence_`, or none yet).
 
+With `ignore_unknown` (not in the tutorial), an averaged top label of
+`_unknown_` is treated like a score under the threshold: never reported,
+and it neither starts a suppression nor clears the last command. That is
+the view of an app that acts on commands only: a non-command word said as a
+command arrives cannot swallow the command.
+
 All times are in milliseconds on the caller's clock (the streaming tools use
 the start of the analysed clip, as the tutorial does).
 """
@@ -57,7 +63,8 @@ class RecognizeCommands:
                average_window_duration_ms: float = 1000,
                detection_threshold: float = 0.2,
                suppression_ms: float = 1500,
-               minimum_count: int = 3):
+               minimum_count: int = 3,
+               ignore_unknown: bool = False):
     """Initialises the smoother.
 
     Args:
@@ -70,6 +77,7 @@ class RecognizeCommands:
         once more than this many ms have passed (unless the reported command
         was `_silence_`).
       minimum_count: fewest results in the window for an answer.
+      ignore_unknown: never report `_unknown_` (see the module's notes).
 
     Raises:
       ValueError: no labels, or a negative duration or count.
@@ -88,6 +96,7 @@ class RecognizeCommands:
     self._detection_threshold = float(detection_threshold)
     self._suppression_ms = float(suppression_ms)
     self._minimum_count = int(minimum_count)
+    self._ignore_unknown = bool(ignore_unknown)
     self.reset()
 
   @property
@@ -151,6 +160,7 @@ class RecognizeCommands:
     else:
       time_since_last_ms = current_time_ms - self._previous_top_time_ms
     is_new = (top_score > self._detection_threshold and
+              not (self._ignore_unknown and top_label == UNKNOWN_LABEL) and
               top_label != self._previous_top_label and
               time_since_last_ms > self._suppression_ms)
     if is_new:

@@ -253,10 +253,7 @@ class _Session:
         sample_rate=self._settings.sample_rate,
         clip_duration_ms=self._settings.clip_duration_ms,
         clip_stride_ms=self._settings.clip_stride_ms,
-        average_window_ms=self._settings.smoothing.average_window_ms,
-        detection_threshold=self._settings.smoothing.detection_threshold,
-        suppression_ms=self._settings.smoothing.suppression_ms,
-        minimum_count=self._settings.smoothing.minimum_count)
+        **dataclasses.asdict(self._settings.smoothing))
 
   def hello(self) -> dict[str, Any]:
     s = self._settings

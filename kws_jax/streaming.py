@@ -74,6 +74,10 @@ def define_smoothing_flags() -> None:
   flags.DEFINE_integer('minimum_count', None,
                        'Fewest results in the window for an answer' +
                        _FROM_MODEL.format(DEFAULT_MINIMUM_COUNT))
+  flags.DEFINE_bool('ignore_unknown', None,
+                    'Commands only: never report _unknown_, which then '
+                    'neither suppresses nor is scored' +
+                    _FROM_MODEL.format(False))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +102,9 @@ class SmoothingSettings:
   detection_threshold: float = DEFAULT_DETECTION_THRESHOLD
   suppression_ms: float = DEFAULT_SUPPRESSION_MS
   minimum_count: int = DEFAULT_MINIMUM_COUNT
+  # Commands only (`RecognizeCommands(ignore_unknown=True)`); the scorers
+  # then leave `_unknown_` words out of the words to find.
+  ignore_unknown: bool = False
 
   def make(self, labels: Sequence[str]
            ) -> recognize_commands.RecognizeCommands:
@@ -105,7 +112,8 @@ class SmoothingSettings:
     return recognize_commands.RecognizeCommands(
         labels, average_window_duration_ms=self.average_window_ms,
         detection_threshold=self.detection_threshold,
-        suppression_ms=self.suppression_ms, minimum_count=self.minimum_count)
+        suppression_ms=self.suppression_ms, minimum_count=self.minimum_count,
+        ignore_unknown=self.ignore_unknown)
 
   @classmethod
   def field_names(cls) -> tuple[str, ...]:
@@ -114,7 +122,12 @@ class SmoothingSettings:
   def describe(self) -> str:
     return (f'window {self.average_window_ms:g} ms, threshold '
             f'{self.detection_threshold:g}, suppression '
-            f'{self.suppression_ms:g} ms, minimum count {self.minimum_count}')
+            f'{self.suppression_ms:g} ms, minimum count {self.minimum_count}'
+            + (', commands only' if self.ignore_unknown else ''))
+
+
+# SmoothingSettings fields that older settings files lack (their default).
+_LATER_FIELDS = ('ignore_unknown',)
 
 
 def smoothing_path(model_path: str | os.PathLike[str]) -> str:
@@ -137,10 +150,12 @@ def read_smoothing(model_path: str | os.PathLike[str]
   try:
     with open(path, encoding='utf-8') as f:
       payload = json.load(f)
-    # Each field has the type of its default (float, or int for the count).
+    # Each field has the type of its default (float, or int for the count);
+    # a field added after files were first written may be missing.
     return SmoothingSettings(**{
         field.name: type(field.default)(payload[field.name])
-        for field in dataclasses.fields(SmoothingSettings)})
+        for field in dataclasses.fields(SmoothingSettings)
+        if field.name not in _LATER_FIELDS or field.name in payload})
   except (ValueError, KeyError, TypeError) as e:
     raise ValueError(
         f'{path} is not a smoothing settings file ({type(e).__name__}: {e}); '
@@ -171,8 +186,8 @@ def smoothing_for(model: 'LoadedModel', **flag_values: float | int | None
                   ) -> tuple[SmoothingSettings, str]:
   """The settings a tool uses, and where they came from, for the log.
 
-  Each of `average_window_ms`, `detection_threshold`, `suppression_ms` and
-  `minimum_count` is the flag's value when given (not None), else the
+  Each of `average_window_ms`, `detection_threshold`, `suppression_ms`,
+  `minimum_count` and `ignore_unknown` is the flag's value when given (not None), else the
   model's calibrated value (`<stem>_smoothing.json`), else the tutorial's.
   """
   base = model.smoothing or SmoothingSettings()
@@ -277,7 +292,8 @@ class StreamingRecognizer:
                average_window_ms: float = DEFAULT_AVERAGE_WINDOW_MS,
                detection_threshold: float = DEFAULT_DETECTION_THRESHOLD,
                suppression_ms: float = DEFAULT_SUPPRESSION_MS,
-               minimum_count: int = DEFAULT_MINIMUM_COUNT):
+               minimum_count: int = DEFAULT_MINIMUM_COUNT,
+               ignore_unknown: bool = False):
     """Initialises the recognizer.
 
     Args:
@@ -291,6 +307,7 @@ class StreamingRecognizer:
       detection_threshold: averaged score a command must exceed (0..1).
       suppression_ms: quiet time after a command before another, ms.
       minimum_count: fewest results in the window for an answer.
+      ignore_unknown: commands only: never report `_unknown_`.
 
     Raises:
       ValueError: a duration that gives no samples.
@@ -308,7 +325,8 @@ class StreamingRecognizer:
           f'{clip_stride_ms} must each be at least one sample at '
           f'{sample_rate} Hz.')
     self._settings = SmoothingSettings(average_window_ms, detection_threshold,
-                                       suppression_ms, minimum_count)
+                                       suppression_ms, minimum_count,
+                                       ignore_unknown)
     self._smoother = self._settings.make(self._labels)
     self._windows = _ClipWindows(self._clip_samples, self._stride_samples)
     self.reset()
@@ -399,8 +417,7 @@ def recognize_array(predict_fn: PredictFn, audio: np.ndarray,
     audio: float32 [T] at the recognizer's sample rate.
     labels: class names.
     **kwargs: `StreamingRecognizer` settings (sample_rate, clip_duration_ms,
-      clip_stride_ms, average_window_ms, detection_threshold, suppression_ms,
-      minimum_count).
+      clip_stride_ms, and the fields of `SmoothingSettings`).
 
   Returns:
     All detections, in time order.

@@ -45,7 +45,7 @@ DEFAULT_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 DEFAULT_MAX_FALSE_ALARM_PERCENT = 3.0
 
 CSV_FIELDS = ('average_window_ms', 'suppression_ms', 'detection_threshold',
-              'minimum_count', 'num_ground_truth', 'num_correct', 'num_wrong',
+              'minimum_count', 'ignore_unknown', 'num_ground_truth', 'num_correct', 'num_wrong',
               'num_false_positives', 'matched_percent', 'correct_percent',
               'wrong_percent', 'false_positive_percent',
               'false_alarms_per_hour', 'mean_delay_ms',
@@ -67,6 +67,7 @@ class RocPoint:
         'suppression_ms': self.settings.suppression_ms,
         'detection_threshold': self.settings.detection_threshold,
         'minimum_count': self.settings.minimum_count,
+        'ignore_unknown': self.settings.ignore_unknown,
         'num_ground_truth': self.stats.num_ground_truth,
         'num_correct': self.stats.num_correct,
         'num_wrong': self.stats.num_wrong,
@@ -113,7 +114,8 @@ def sweep(times_ms: np.ndarray, scores: np.ndarray, labels: Sequence[str],
     detections = streaming.detect_from_scores(times_ms, scores, labels,
                                               setting)
     stats = test_streaming_accuracy.streaming_accuracy(
-        detections, ground_truth, time_tolerance_ms, duration_ms)
+        detections, ground_truth, time_tolerance_ms, duration_ms,
+        score_unknown=not setting.ignore_unknown)
     points.append(RocPoint(setting, stats, setting == operating_point))
   return points
 
@@ -216,7 +218,7 @@ def run(predict_fn: streaming.PredictFn, labels: Sequence[str],
 
   Args:
     in_use: the settings the tools would use now, marked (and scored even
-      when not on the grid).
+      when not on the grid); every point takes its `ignore_unknown`.
 
   Returns:
     The points written, the chosen one flagged (`choose`).
@@ -228,7 +230,7 @@ def run(predict_fn: streaming.PredictFn, labels: Sequence[str],
   logging.info('Scored %d clips.', times_ms.shape[0])
   settings = [
       streaming.SmoothingSettings(window, threshold, suppression,
-                                  minimum_count)
+                                  minimum_count, in_use.ignore_unknown)
       for window, suppression, threshold in itertools.product(
           average_windows_ms, suppressions_ms, thresholds)]
   points = mark_chosen(sweep(
@@ -268,6 +270,10 @@ def _define_flags() -> None:
                        'Fewest results in the window for an answer, for '
                        'every point (default: the model\'s calibrated one, '
                        f'else {streaming.DEFAULT_MINIMUM_COUNT}).')
+  flags.DEFINE_bool('ignore_unknown', None,
+                    'Commands only, for every point: never report _unknown_, '
+                    'which then neither suppresses nor is scored (default: '
+                    'the model\'s calibrated setting, else off).')
   flags.DEFINE_float('max_false_alarm_percent',
                      DEFAULT_MAX_FALSE_ALARM_PERCENT,
                      'False-alarm budget of the chosen point: wrong '
@@ -302,7 +308,7 @@ def main(argv: Sequence[str]) -> None:
       f.ground_truth)
   in_use, source = streaming.smoothing_for(
       model, detection_threshold=f.detection_threshold,
-      minimum_count=f.minimum_count)
+      minimum_count=f.minimum_count, ignore_unknown=f.ignore_unknown)
   print(f'In use: {in_use.describe()} ({source}).')
   points = run(
       model.predict_fn, model.labels, audio, ground_truth,

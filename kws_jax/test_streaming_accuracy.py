@@ -188,8 +188,14 @@ class StreamingStats:
 def streaming_accuracy(detections: Sequence[streaming.Detection],
                        ground_truth: Sequence[tuple[str, float]],
                        time_tolerance_ms: float, duration_ms: float,
-                       up_to_time_ms: float | None = None) -> StreamingStats:
+                       up_to_time_ms: float | None = None,
+                       score_unknown: bool = True) -> StreamingStats:
   """Scores detections against ground truth (tutorial semantics).
+
+  With `score_unknown=False` (the commands-only view, for a recogniser with
+  `ignore_unknown`), `_unknown_` detections are left out and the words to
+  find are the command words alone; a command fired at a non-command word
+  is still wrong, and counted in `num_unknown_fired`.
 
   Args:
     detections: in time order; only `.label` and `.time_ms` are used.
@@ -199,6 +205,7 @@ def streaming_accuracy(detections: Sequence[streaming.Detection],
     up_to_time_ms: score as if the stream ended here: only words up to
       `up_to_time_ms + time_tolerance_ms` count (the tutorial's running
       figures); None scores everything.
+    score_unknown: False for the commands-only view (above).
 
   Returns:
     The statistics.
@@ -206,7 +213,11 @@ def streaming_accuracy(detections: Sequence[streaming.Detection],
   truth = sorted(ground_truth, key=lambda entry: entry[1])
   latest_possible_ms = (math.inf if up_to_time_ms is None else
                         up_to_time_ms + time_tolerance_ms)
-  num_ground_truth = sum(1 for _, t in truth if t <= latest_possible_ms)
+  num_ground_truth = sum(
+      1 for label, t in truth if t <= latest_possible_ms and
+      (score_unknown or label != UNKNOWN_LABEL))
+  if not score_unknown:
+    detections = [d for d in detections if d.label != UNKNOWN_LABEL]
   matched = set()  # Indices into `truth`.
   fired = set()  # Indices of `_unknown_` words a command detection met.
   outcomes, delays = [], []
@@ -233,7 +244,9 @@ def streaming_accuracy(detections: Sequence[streaming.Detection],
       break
     outcomes.append(outcome)
   return StreamingStats(
-      num_ground_truth=num_ground_truth, num_matched=len(matched),
+      num_ground_truth=num_ground_truth,
+      num_matched=sum(score_unknown or truth[i][0] != UNKNOWN_LABEL
+                      for i in matched),
       num_correct=outcomes.count(CORRECT), num_wrong=outcomes.count(WRONG),
       num_false_positives=outcomes.count(FALSE_POSITIVE),
       duration_ms=float(duration_ms), outcomes=tuple(outcomes),
@@ -295,18 +308,17 @@ def evaluate_stream(predict_fn: streaming.PredictFn, labels: Sequence[str],
   detections = streaming.recognize_array(
       predict_fn, audio, labels, sample_rate=sample_rate,
       clip_duration_ms=clip_duration_ms, clip_stride_ms=clip_stride_ms,
-      average_window_ms=settings.average_window_ms,
-      detection_threshold=settings.detection_threshold,
-      suppression_ms=settings.suppression_ms,
-      minimum_count=settings.minimum_count)
+      **dataclasses.asdict(settings))
   duration_ms = audio.shape[0] * 1000.0 / sample_rate
+  score_unknown = not settings.ignore_unknown
   stats = streaming_accuracy(detections, ground_truth, time_tolerance_ms,
-                             duration_ms)
+                             duration_ms, score_unknown=score_unknown)
   if verbose:
     for k, detection in enumerate(detections):
       running = streaming_accuracy(
           detections[:k + 1], ground_truth, time_tolerance_ms,
-          detection.time_ms, up_to_time_ms=detection.time_ms)
+          detection.time_ms, up_to_time_ms=detection.time_ms,
+          score_unknown=score_unknown)
       logging.info('%.0fms %s: %.3f (%s)', detection.time_ms, detection.label,
                    detection.score,
                    running.outcomes[-1].replace('_', ' ').title())

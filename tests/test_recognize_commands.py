@@ -271,3 +271,23 @@ def test_reset_is_as_good_as_new(first, second, window, suppression,
     time_ms += step_ms
     assert used.process_latest_result(np.asarray(scores), time_ms) == (
         fresh.process_latest_result(np.asarray(scores), time_ms))
+
+
+def test_ignore_unknown_never_reports_nor_suppresses_it():
+  sequence = [(0, '_unknown_'), (10, 'yes'), (20, '_unknown_'), (30, 'yes'),
+              (2000, '_silence_'), (2010, '_unknown_'), (2020, 'yes')]
+
+  def run(**kwargs):
+    recognizer = RecognizeCommands(LABELS, average_window_duration_ms=0,
+                                   suppression_ms=1000, minimum_count=1,
+                                   **kwargs)
+    return _new_commands([(t, recognizer.process_latest_result(
+        _one_hot(label), t)) for t, label in sequence])
+
+  # The tutorial: `_unknown_` is reported and suppresses the word after it.
+  assert run() == [(0, '_unknown_'), (2000, '_silence_'),
+                   (2010, '_unknown_')]
+  # Commands only: the word is reported once (an `_unknown_` between does
+  # not clear it); silence clears it as before.
+  assert run(ignore_unknown=True) == [(10, 'yes'), (2000, '_silence_'),
+                                      (2020, 'yes')]

@@ -1,6 +1,7 @@
 """Tests for kws_jax.test_streaming_accuracy."""
 
 import inspect
+import json
 import math
 import os
 import subprocess
@@ -224,3 +225,33 @@ def test_non_command_words_that_fire_a_command():
   # Without unknown words there is no share to give.
   assert 'non-command' not in tsa.format_report(
       _accuracy([], truth=[('yes', 1000.0)]), 1000)
+
+
+def test_commands_only_view_leaves_unknown_words_out():
+  detections = [('yes', 1000), ('_unknown_', 2000), ('stop', 7100)]
+  tutorial = _accuracy(detections)
+  assert (tutorial.num_ground_truth, tutorial.num_correct,
+          tutorial.num_wrong, tutorial.num_false_positives) == (3, 1, 1, 1)
+  commands = _accuracy(detections, score_unknown=False)
+  # Words to find: yes and no; the `_unknown_` detection is not scored; the
+  # command fired at the non-command word is wrong, and counted as fired.
+  assert (commands.num_ground_truth, commands.num_matched,
+          commands.num_correct, commands.num_wrong,
+          commands.num_false_positives) == (2, 1, 1, 1, 0)
+  assert (commands.num_unknown_words, commands.num_unknown_fired) == (1, 1)
+  assert commands.outcomes == ('correct', 'wrong')
+  assert commands.correct_percent == 50.0
+
+
+def test_settings_files_without_ignore_unknown_still_load(tmp_path):
+  model_path = tmp_path / 'm.tflite'
+  old = {'average_window_ms': 300, 'detection_threshold': 0.6,
+         'suppression_ms': 750, 'minimum_count': 3}
+  (tmp_path / 'm_smoothing.json').write_text(json.dumps(old))
+  assert streaming.read_smoothing(model_path) == streaming.SmoothingSettings(
+      300, 0.6, 750, 3, False)
+  streaming.write_smoothing(model_path, streaming.SmoothingSettings(
+      300, 0.6, 750, 3, True), {'chosen_on': 'x'})
+  settings = streaming.read_smoothing(model_path)
+  assert settings.ignore_unknown is True
+  assert settings.describe().endswith(', commands only')
