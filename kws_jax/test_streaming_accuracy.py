@@ -178,7 +178,11 @@ class StreamingStats:
   def summary(self) -> str:
     """The tutorial's one-line summary."""
     if self.num_ground_truth == 0:
-      return f'No ground truth yet, {self.num_false_positives} false positives'
+      # The commands-only view of a stream without commands: what fired at
+      # its non-command words is wrong.
+      wrong = f', {self.num_wrong} wrong' if self.num_wrong else ''
+      return (f'No ground truth yet, {self.num_false_positives} false '
+              f'positives{wrong}')
     return (f'{self.matched_percent:.1f}% matched, '
             f'{self.correct_percent:.1f}% correctly, '
             f'{self.wrong_percent:.1f}% wrongly, '

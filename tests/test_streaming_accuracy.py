@@ -241,6 +241,10 @@ def test_commands_only_view_leaves_unknown_words_out():
   assert (commands.num_unknown_words, commands.num_unknown_fired) == (1, 1)
   assert commands.outcomes == ('correct', 'wrong')
   assert commands.correct_percent == 50.0
+  only_unknown = _accuracy([('stop', 7100)], truth=[('_unknown_', 7000.0)],
+                           score_unknown=False)
+  assert only_unknown.summary() == (
+      'No ground truth yet, 0 false positives, 1 wrong')
 
 
 def test_settings_files_without_ignore_unknown_still_load(tmp_path):
