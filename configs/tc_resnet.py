@@ -38,13 +38,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.freq_mask_bins = 7
   config.label_smoothing = 0.1
   config.volume_db = 6.0
-  # What is not a command (experiments/negatives.py, point 6): noise at the
+  # What is not a command (experiments/negatives.py, point 7): noise at the
   # levels of real rooms, for silence and words alike; every unknown word
   # drawn equally often, and `_unknown_` at 25% of the words' draws; and
   # synthetic speech in every class (20% of its draws): near words of each
-  # command and everyday words as `_unknown_`, the commands themselves as
-  # positives. Make the synthetic folder first with
-  # experiments/synthesize_negatives.sh (about 10 min on one core).
+  # command, made-up words one sound from it and everyday words as
+  # `_unknown_`, the commands themselves as positives. Make the synthetic
+  # folder first with experiments/synthesize_negatives.sh (about 15 min on
+  # one core).
   config.background_rms_min = 0.0001
   config.background_rms_max = 0.3
   config.generated_noise = True

@@ -18,12 +18,16 @@ build on one another:
 4. + synthetic speech: near words of each command and everyday words as
    `_unknown_`, and the commands themselves, 20% of every class's draws;
 5. + `_unknown_` at 25% of the draws instead of 10%;
-6. 5 without the negatives made from command clips.
+6. 5 without the negatives made from command clips;
+7. 6 with made-up words one sound from each command beside the real near
+   words (`synthesize --pseudo_words_for`; the default since 2026-12-04).
 
-Points 4 to 6 need the synthetic folder first (about 10 min on one core;
-the runs below used /tmp/synth_neg, made the same way):
+Points 4 to 7 need the synthetic folder first (about 15 min on one core);
+points 4 to 6 ran before the made-up words existed, on a folder without
+them:
 
-  experiments/synthesize_negatives.sh /tmp/synth_neg
+  SYNTH_PSEUDO_WORDS=0 experiments/synthesize_negatives.sh /tmp/synth_neg
+  experiments/synthesize_negatives.sh /tmp/synth_pw
   python -m experiments.sweep --sweep=experiments/negatives.py \
       --workdir=/tmp/sweeps/negatives --parallel=2 \
       --override=data_url=../shared/data/speech_commands_dev.tar.gz \

@@ -4,7 +4,8 @@
 # commands themselves, so synthetic speech is in every class; then made-up
 # words one sound from each command (point 7 on). About 7,700 + 3,500
 # clips: 8.5 + 4 min in one process on this 2-core CPU, less with the two
-# processes used here (SYNTH_WORKERS=N sets them).
+# processes used here (SYNTH_WORKERS=N sets them). SYNTH_PSEUDO_WORDS=0
+# leaves the made-up words out (the folder of points 4-6).
 #
 #   experiments/synthesize_negatives.sh [OUT] [DATA]
 #
@@ -29,8 +30,12 @@ else
   noise="$data/_background_noise_"
 fi
 commands=yes,no,up,down,left,right,on,off,stop,go
-for args in "--negatives_for=$commands --count=40" "--everyday_words --count=12" \
-    "--words=$commands --count=200" "--pseudo_words_for=$commands --count=8"; do
+passes=("--negatives_for=$commands --count=40" "--everyday_words --count=12"
+        "--words=$commands --count=200")
+if [[ ${SYNTH_PSEUDO_WORDS:-1} != 0 ]]; then
+  passes+=("--pseudo_words_for=$commands --count=8")
+fi
+for args in "${passes[@]}"; do
   # shellcheck disable=SC2086
   python -m kws_jax.synthesize $args --out="$out" --background_dir="$noise" \
       --num_workers="${SYNTH_WORKERS:-2}"

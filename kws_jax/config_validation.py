@@ -365,7 +365,7 @@ def check_before_training(config: ml_collections.ConfigDict,
     raise ConfigError(
         f'config.synthetic_dir={config.synthetic_dir!r} is not a folder; make '
         'it with experiments/synthesize_negatives.sh '
-        f'{config.synthetic_dir} (the default recipe\'s; about 10 min) or '
+        f'{config.synthetic_dir} (the default recipe\'s; about 15 min) or '
         'python -m kws_jax.synthesize, or train without synthetic speech: '
         "--config.synthetic_dir='' --config.synthetic_fraction=0 "
         '--config.synthetic_unknown=False.')
