@@ -12,7 +12,7 @@ commands, real words that share its onset, vowel or rhyme;
 
 Real words cover a command's neighbourhood only where English happens to
 have a word. `pseudo_words` fills the rest: made-up words one sound from a
-command (its rime after every other onset: bown, trown; its onset before
+command (its rime after every other onset: boun, troun; its onset before
 other rimes: dine, doud), kept only where a pronouncer (eSpeak NG, through
 `kws_jax.synthesize`) says they keep that onset or rime and sound like no
 command, no word of Speech Commands and no near or everyday word, so a

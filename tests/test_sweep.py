@@ -1,6 +1,7 @@
 """A two-point sweep on tiny data: trains, tabulates, and resumes."""
 
 import csv
+import importlib.util
 import json
 import os
 
@@ -149,3 +150,40 @@ def test_fold_points_of_config_files_keep_distinct_names(tmp_path):
                         "def sweep(add):\n  add(seed=1)\n")
   with pytest.raises(ValueError, match='UNSEEN_WORDS_FOLDS=1'):
     sweep.load_sweep(str(sweep_file))
+
+
+def _config_fields(base: str) -> set[str]:
+  """Every field of a config file ('path' or 'path:arg'), nested ones as
+  'model.width'."""
+  path, _, arg = base.partition(':')
+  spec = importlib.util.spec_from_file_location('config_file', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(*([arg] if arg else []))
+  fields = set()
+
+  def walk(node, prefix):
+    for key, value in node.items():
+      fields.add(prefix + key)
+      if hasattr(value, 'items'):
+        walk(value, f'{prefix}{key}.')
+
+  walk(config, '')
+  return fields
+
+
+@pytest.mark.parametrize('name', sorted(
+    f for f in os.listdir(os.path.join(REPO, 'experiments'))
+    if f.endswith('.py') and f not in ('__init__.py', 'sweep.py') and
+    'def sweep(' in open(os.path.join(REPO, 'experiments', f)).read()))
+def test_every_sweep_file_names_only_fields_of_its_config(name):
+  """A misspelt field fails here, not hours into a sweep."""
+  base, shared, points, _ = sweep.load_sweep(
+      os.path.join(REPO, 'experiments', name))
+  for point in points:
+    # A point may name its own config file (relative to the repository).
+    config = os.path.join(REPO, point.get('config', base))
+    fields = _config_fields(config)
+    for key in {**shared, **point}:
+      assert key in ('point_name', 'config') or key in fields, (
+          f'{name}: {key} is not a field of {config}')
