@@ -126,8 +126,9 @@ def measure(predict_fn: streaming.PredictFn, labels: Sequence[str],
   duration_ms = audio.shape[0] * 1000.0 / sample_rate
   stats = None
   if ground_truth is not None:
-    stats = tsa.streaming_accuracy(detections, ground_truth,
-                                   time_tolerance_ms, duration_ms)
+    stats = tsa.streaming_accuracy(
+        detections, ground_truth, time_tolerance_ms, duration_ms,
+        score_unknown=not settings.ignore_unknown)
   return SpeedResult(
       audio_seconds=duration_ms / 1000, processing_seconds=processing_seconds,
       model_runs=len(run_ms), run_ms=tuple(run_ms), stats=stats,

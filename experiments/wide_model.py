@@ -2,6 +2,7 @@ r"""A wider TC-ResNet (8-1.5, 144k parameters) with the negatives recipe of
 point 6 of experiments/negatives.py, on the unseen-words folds: does a
 larger model recognise unseen speakers and words better?
 
+  SYNTH_PSEUDO_WORDS=0 experiments/synthesize_negatives.sh /tmp/synth_neg
   python -m experiments.sweep --sweep=experiments/wide_model.py \
       --workdir=/tmp/sweeps/wide --parallel=1 \
       --override=data_url=../shared/data/speech_commands_dev.tar.gz \

@@ -16,7 +16,8 @@ command (its rime after every other onset: boun, troun; its onset before
 other rimes: dine, doud), kept only where a pronouncer (eSpeak NG, through
 `kws_jax.synthesize`) says they keep that onset or rime and sound like no
 command, no word of Speech Commands and no near or everyday word, so a
-made-up word never stands in for a recorded one.
+made-up word never stands in for a recorded one. (A few are rare real
+words outside the lists: press, nay, ess.)
 
 Several of the near words are also recorded in Speech Commands (dog, five,
 nine, one, seven, learn, wow, ...); a run that leaves a word out
@@ -129,8 +130,9 @@ _PRIMARY, _SECONDARY = '\u02c8', '\u02cc'
 
 
 def _onset_and_rime(pronunciation: str) -> tuple[str, str] | None:
-  """(onset, rime) of a stressed single syllable, else None (e.g. spelled
-  out as letters, or read unstressed)."""
+  """(onset, rime) of a reading with one stress, else None (e.g. spelled
+  out as letters, or read unstressed); the rimes tried are all one
+  syllable."""
   if (pronunciation.count(_PRIMARY) != 1 or _SECONDARY in pronunciation or
       ' ' in pronunciation):
     return None

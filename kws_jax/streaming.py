@@ -47,7 +47,7 @@ DEFAULT_MINIMUM_COUNT = 3
 # The calibrated `RecognizeCommands` settings of a model live beside it as
 # `<stem>_smoothing.json` (written by `streaming_roc --write_smoothing`).
 SMOOTHING_SUFFIX = '_smoothing.json'
-_FROM_MODEL = ' (default: the model\'s calibrated setting, else {:g})'
+_FROM_MODEL = ' (default: the model\'s calibrated setting, else {})'
 
 
 def define_smoothing_flags() -> None:
@@ -64,10 +64,10 @@ def define_smoothing_flags() -> None:
                      'How often to run the model, ms.')
   flags.DEFINE_float('average_window_ms', None,
                      'Length of the window to smooth results over, ms' +
-                     _FROM_MODEL.format(DEFAULT_AVERAGE_WINDOW_MS))
+                     _FROM_MODEL.format(f'{DEFAULT_AVERAGE_WINDOW_MS:g}'))
   flags.DEFINE_float('suppression_ms', None,
                      'How long to ignore other commands after one, ms' +
-                     _FROM_MODEL.format(DEFAULT_SUPPRESSION_MS))
+                     _FROM_MODEL.format(f'{DEFAULT_SUPPRESSION_MS:g}'))
   flags.DEFINE_float('detection_threshold', None,
                      'Smoothed score a command must exceed' +
                      _FROM_MODEL.format(DEFAULT_DETECTION_THRESHOLD))
@@ -77,7 +77,7 @@ def define_smoothing_flags() -> None:
   flags.DEFINE_bool('ignore_unknown', None,
                     'Commands only: never report _unknown_, which then '
                     'neither suppresses nor is scored' +
-                    _FROM_MODEL.format(False))
+                    _FROM_MODEL.format('off'))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,12 +150,18 @@ def read_smoothing(model_path: str | os.PathLike[str]
   try:
     with open(path, encoding='utf-8') as f:
       payload = json.load(f)
-    # Each field has the type of its default (float, or int for the count);
-    # a field added after files were first written may be missing.
-    return SmoothingSettings(**{
-        field.name: type(field.default)(payload[field.name])
-        for field in dataclasses.fields(SmoothingSettings)
-        if field.name not in _LATER_FIELDS or field.name in payload})
+    # Each field has the type of its default (float, or int for the count;
+    # a yes/no field must be a JSON true or false, not a string); a field
+    # added after files were first written may be missing.
+    values = {}
+    for field in dataclasses.fields(SmoothingSettings):
+      if field.name in _LATER_FIELDS and field.name not in payload:
+        continue
+      value = payload[field.name]
+      if isinstance(field.default, bool) and not isinstance(value, bool):
+        raise TypeError(f'{field.name} must be true or false, got {value!r}')
+      values[field.name] = type(field.default)(value)
+    return SmoothingSettings(**values)
   except (ValueError, KeyError, TypeError) as e:
     raise ValueError(
         f'{path} is not a smoothing settings file ({type(e).__name__}: {e}); '
@@ -187,8 +193,9 @@ def smoothing_for(model: 'LoadedModel', **flag_values: float | int | None
   """The settings a tool uses, and where they came from, for the log.
 
   Each of `average_window_ms`, `detection_threshold`, `suppression_ms`,
-  `minimum_count` and `ignore_unknown` is the flag's value when given (not None), else the
-  model's calibrated value (`<stem>_smoothing.json`), else the tutorial's.
+  `minimum_count` and `ignore_unknown` is the flag's value when given (not
+  None), else the model's calibrated value (`<stem>_smoothing.json`), else
+  the tutorial's.
   """
   base = model.smoothing or SmoothingSettings()
   given = {k: v for k, v in flag_values.items() if v is not None}

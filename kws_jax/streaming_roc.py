@@ -45,8 +45,8 @@ DEFAULT_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 DEFAULT_MAX_FALSE_ALARM_PERCENT = 3.0
 
 CSV_FIELDS = ('average_window_ms', 'suppression_ms', 'detection_threshold',
-              'minimum_count', 'ignore_unknown', 'num_ground_truth', 'num_correct', 'num_wrong',
-              'num_false_positives', 'matched_percent', 'correct_percent',
+              'minimum_count', 'ignore_unknown', 'num_ground_truth',
+              'num_correct', 'num_wrong', 'num_false_positives', 'matched_percent', 'correct_percent',
               'wrong_percent', 'false_positive_percent',
               'false_alarms_per_hour', 'mean_delay_ms',
               'unknown_fired_percent', 'operating_point', 'chosen')

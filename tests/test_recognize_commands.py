@@ -274,20 +274,25 @@ def test_reset_is_as_good_as_new(first, second, window, suppression,
 
 
 def test_ignore_unknown_never_reports_nor_suppresses_it():
-  sequence = [(0, '_unknown_'), (10, 'yes'), (20, '_unknown_'), (30, 'yes'),
-              (2000, '_silence_'), (2010, '_unknown_'), (2020, 'yes')]
-
-  def run(**kwargs):
+  def run(sequence, **kwargs):
     recognizer = RecognizeCommands(LABELS, average_window_duration_ms=0,
                                    suppression_ms=1000, minimum_count=1,
                                    **kwargs)
     return _new_commands([(t, recognizer.process_latest_result(
         _one_hot(label), t)) for t, label in sequence])
 
-  # The tutorial: `_unknown_` is reported and suppresses the word after it.
-  assert run() == [(0, '_unknown_'), (2000, '_silence_'),
-                   (2010, '_unknown_')]
-  # Commands only: the word is reported once (an `_unknown_` between does
-  # not clear it); silence clears it as before.
-  assert run(ignore_unknown=True) == [(10, 'yes'), (2000, '_silence_'),
-                                      (2020, 'yes')]
+  # An `_unknown_` just before a word: the tutorial reports it and
+  # suppresses the word; commands only, the word is reported.
+  swallowed = [(0, '_unknown_'), (10, 'yes')]
+  assert run(swallowed) == [(0, '_unknown_')]
+  assert run(swallowed, ignore_unknown=True) == [(10, 'yes')]
+  # An `_unknown_` after the suppression: the tutorial reports it, which
+  # clears the last command; commands only, it neither reports nor clears
+  # it, so the same word again is not new; silence still clears it.
+  between = [(0, 'yes'), (1500, '_unknown_'), (1600, 'yes'),
+             (3000, '_silence_'), (3010, 'yes')]
+  assert run(between) == [(0, 'yes'), (1500, '_unknown_'),
+                          (3000, '_silence_'), (3010, 'yes')]
+  assert run(between, ignore_unknown=True) == [(0, 'yes'),
+                                               (3000, '_silence_'),
+                                               (3010, 'yes')]

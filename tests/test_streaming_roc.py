@@ -184,3 +184,38 @@ def test_a_broken_settings_file_is_named(tmp_path):
   with pytest.raises(ValueError, match='m_smoothing.json is not a smoothing'):
     streaming.read_smoothing(model_path)
   assert streaming.read_smoothing(tmp_path / 'other.tflite') is None
+
+
+def test_sweep_takes_each_settings_ignore_unknown():
+  """Commands only: `_unknown_` before a word no longer swallows it, and the
+  non-command word is no longer a word to find."""
+  labels = ['_silence_', '_unknown_', 'yes']
+  times = np.arange(0, 3000, 30, dtype=np.float64)
+  # `_unknown_` at 0-300 ms (a non-command word), yes at 900-1400 ms.
+  scores = np.tile(np.float32([1, 0, 0]), (len(times), 1))
+  scores[times < 300] = [0, 1, 0]
+  scores[(times >= 900) & (times < 1400)] = [0, 0, 1]
+  truth = [('_unknown_', 0.0), ('yes', 1000.0)]
+  settings = [streaming.SmoothingSettings(100, 0.5, 1500, 1, ignore)
+              for ignore in (False, True)]
+  tutorial, commands = streaming_roc.sweep(
+      times, scores, labels, truth, settings, time_tolerance_ms=750,
+      duration_ms=3000)
+  # The tutorial's recogniser: `_unknown_` is found, and suppresses yes.
+  assert (tutorial.stats.num_ground_truth, tutorial.stats.num_correct) == (
+      2, 1)
+  assert tutorial.stats.outcomes == ('correct',)
+  # Commands only: yes is the one word to find, and it is found.
+  assert (commands.stats.num_ground_truth, commands.stats.num_correct,
+          commands.stats.num_wrong) == (1, 1, 0)
+  assert [p.row()['ignore_unknown'] for p in (tutorial, commands)] == [
+      False, True]
+
+
+def test_a_settings_file_says_yes_or_no_with_json_booleans(tmp_path):
+  model_path = tmp_path / 'm.tflite'
+  (tmp_path / 'm_smoothing.json').write_text(json.dumps(
+      {'average_window_ms': 300, 'detection_threshold': 0.6,
+       'suppression_ms': 750, 'minimum_count': 3, 'ignore_unknown': 'false'}))
+  with pytest.raises(ValueError, match='ignore_unknown must be true or false'):
+    streaming.read_smoothing(model_path)

@@ -4,6 +4,7 @@ import csv
 import importlib.util
 import json
 import os
+import pathlib
 
 import pytest
 
@@ -171,7 +172,7 @@ def _has_field(config, key: str) -> bool:
 @pytest.mark.parametrize('name', sorted(
     f for f in os.listdir(os.path.join(REPO, 'experiments'))
     if f.endswith('.py') and f not in ('__init__.py', 'sweep.py') and
-    'def sweep(' in open(os.path.join(REPO, 'experiments', f)).read()))
+    'def sweep(' in pathlib.Path(REPO, 'experiments', f).read_text()))
 def test_every_sweep_file_names_only_fields_of_its_config(name):
   """A misspelt field fails here, not hours into a sweep."""
   base, shared, points, _ = sweep.load_sweep(
