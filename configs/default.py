@@ -148,6 +148,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Add generated white, pink and brown noise and 50/60 Hz hum to the
   # training noise (needs background_rms_max > 0, which sets their levels).
   config.generated_noise = False
+  # With generated_noise: a constant too (a microphone's DC offset), so a
+  # silence clip can be an offset alone and a word can sit on one.
+  config.dc_offset_noise = False
   # How evenly the unknown words are drawn: clip i of a word with n clips
   # weighs n^-unknown_word_balance, so 0 draws clips evenly (the tutorial)
   # and 1 draws every word equally often (bed, cat and happy then stop

@@ -269,6 +269,11 @@ def _check_negatives(config: ml_collections.ConfigDict) -> None:
         'config.generated_noise=True needs config.background_rms_max > 0, '
         'which sets the generated noise levels (e.g. '
         '--config.background_rms_min=0.001 --config.background_rms_max=0.3).')
+  if config.get('dc_offset_noise', False) and not config.get(
+      'generated_noise', False):
+    raise ConfigError(
+        'config.dc_offset_noise=True adds a DC offset to the generated '
+        'training noise: it needs config.generated_noise=True.')
   for field in ('unknown_word_balance', 'command_negatives',
                 'stream_windows'):
     value = config.get(field, 0.0)
@@ -296,7 +301,7 @@ _INTEGER_FIELDS = ('batch_size', 'eval_step_interval', 'save_step_interval',
 _STRING_FIELDS = ('data_url', 'data_dir', 'tfds_data_dir', 'start_checkpoint',
                   'synthetic_dir', 'distill_from', 'unseen_words_fold')
 _BOOL_FIELDS = ('check_nans', 'balance_classes', 'generated_noise',
-                'synthetic_unknown')
+                'dc_offset_noise', 'synthetic_unknown')
 
 
 def _check_types(config: ml_collections.ConfigDict) -> None:

@@ -80,7 +80,7 @@ LATER_FIELDS = {'synthetic_dir': '', 'synthetic_fraction': 0.0,
                 'synthetic_only_words': (), 'synthetic_unknown': False,
                 'generated_noise': False, 'unknown_word_balance': 0.0,
                 'command_negatives': 0.0, 'unseen_words_fold': '',
-                'stream_windows': 0.0}
+                'stream_windows': 0.0, 'dc_offset_noise': False}
 # Seconds of each kind of generated training noise (config.generated_noise).
 _GENERATED_NOISE_SECONDS = 60.0
 # Beside each prepared TFDS dataset: its splits as sorted arrays, so later
@@ -221,8 +221,9 @@ def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
   raw, synthetic, unseen = _leave_out_unseen_fold(raw, synthetic, config)
   training_noise = list(background_clips)
   if config.generated_noise:
-    training_noise += noise.generated_noise(config.sample_rate,
-                                            _GENERATED_NOISE_SECONDS)
+    training_noise += noise.generated_noise(
+        config.sample_rate, _GENERATED_NOISE_SECONDS,
+        dc_offset=config.dc_offset_noise)
   background = (np.concatenate(training_noise) if training_noise
                 else np.zeros(0, np.float32))
   if not background_clips:

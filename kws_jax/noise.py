@@ -67,16 +67,20 @@ def clicks(rng: np.random.Generator, num_samples: int,
   return _unit_rms(out)
 
 
-def generated_noise(sample_rate: int, seconds: float,
-                    seed: int = 0) -> list[np.ndarray]:
+def generated_noise(sample_rate: int, seconds: float, seed: int = 0,
+                    dc_offset: bool = False) -> list[np.ndarray]:
   """Noise recordings to add to training's background pool: white, pink and
   brown noise and 50 and 60 Hz hum, `seconds` each, RMS 1 (the
-  augmentation sets the level)."""
+  augmentation sets the level); with `dc_offset`, also a constant (a
+  microphone's DC offset: silence that is an offset alone, words over one)."""
   rng = np.random.default_rng([seed, 17])
   n = int(sample_rate * seconds)
-  return [coloured_noise(rng, n, 0.0), coloured_noise(rng, n, 1.0),
-          coloured_noise(rng, n, 2.0), hum(rng, n, sample_rate, 50.0),
-          hum(rng, n, sample_rate, 60.0)]
+  out = [coloured_noise(rng, n, 0.0), coloured_noise(rng, n, 1.0),
+         coloured_noise(rng, n, 2.0), hum(rng, n, sample_rate, 50.0),
+         hum(rng, n, sample_rate, 60.0)]
+  if dc_offset:
+    out.append(np.ones(n, np.float32))
+  return out
 
 
 def silence_stress_set(background_clips: list[np.ndarray], sample_rate: int,

@@ -87,6 +87,7 @@ def test_wanted_words_from_command_line_string():
     ('background_rms_max', 1.5, 'background_rms_max'),
     ('background_rms_max', 0.3, 'background_rms_min=0.0 must be above 0'),
     ('generated_noise', True, 'needs config.background_rms_max'),
+    ('dc_offset_noise', True, 'needs config.generated_noise=True'),
     ('unknown_word_balance', -0.5, 'unknown_word_balance'),
     ('command_negatives', 2.0, 'command_negatives'),
     ('stream_windows', -0.1, 'stream_windows'),

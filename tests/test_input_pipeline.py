@@ -640,6 +640,13 @@ def test_silence_stress_set_and_generated_noise(tiny_data_dir, tmp_path):
   # Evaluation silence is made from the recordings alone, as before.
   np.testing.assert_array_equal(noisy.validation.audio,
                                 plain.validation.audio)
+  config = _config(tiny_data_dir, tmp_path, background_rms_min=0.001,
+                   background_rms_max=0.3, generated_noise=True,
+                   dc_offset_noise=True)
+  offset = input_pipeline.create_datasets(config)
+  assert len(offset.background) == len(noisy.background) + 60 * 16000
+  np.testing.assert_array_equal(offset.background[len(noisy.background):],
+                                1.0)
 
 
 def test_no_training_silence_is_not_called_made_up(tiny_data_dir, tmp_path,

@@ -39,6 +39,15 @@ def test_generated_noise_is_five_unit_rms_recordings():
         1, 1e-4)
 
 
+def test_dc_offset_is_a_sixth_recording_of_one_constant():
+  plain = noise.generated_noise(RATE, 2.0)
+  clips = noise.generated_noise(RATE, 2.0, dc_offset=True)
+  assert len(clips) == 6
+  for before, after in zip(plain, clips):
+    np.testing.assert_array_equal(before, after)
+  np.testing.assert_array_equal(clips[5], np.ones(2 * RATE, np.float32))
+
+
 def test_stress_set_spans_the_levels_and_is_fixed():
   rng = np.random.default_rng(2)
   recordings = [0.004 * rng.standard_normal(3 * RATE).astype(np.float32),
