@@ -20,14 +20,19 @@ build on one another:
 5. + `_unknown_` at 25% of the draws instead of 10%;
 6. 5 without the negatives made from command clips;
 7. 6 with made-up words one sound from each command beside the real near
-   words (`synthesize --pseudo_words_for`; the default since 2026-12-04).
+   words (`synthesize --pseudo_words_for`; the default since 2026-12-04);
+8. 7 with a DC offset among the generated noises (`dc_offset_noise`: point
+   7 heard the stress set's offset-alone clips as `_unknown_`);
+9. 8 with 40 more made-up words a command, two sounds from it (one of its
+   onset, vowel and coda kept: `synthesize --pseudo_two_sounds=40`).
 
-Points 4 to 7 need the synthetic folder first (about 15 min on one core);
+Points 4 to 9 need the synthetic folder first (about 15 min on one core);
 points 4 to 6 ran before the made-up words existed, on a folder without
-them:
+them, and point 9 on one with the two-sound words too:
 
   SYNTH_PSEUDO_WORDS=0 experiments/synthesize_negatives.sh /tmp/synth_neg
   experiments/synthesize_negatives.sh /tmp/synth_pw
+  SYNTH_TWO_SOUNDS=40 experiments/synthesize_negatives.sh /tmp/synth_pw2
   python -m experiments.sweep --sweep=experiments/negatives.py \
       --workdir=/tmp/sweeps/negatives --parallel=2 \
       --override=data_url=../shared/data/speech_commands_dev.tar.gz \
@@ -74,12 +79,17 @@ _NO_COMMAND_NEGATIVES = {**_MORE_UNKNOWN, 'command_negatives': 0.0}
 PSEUDO_WORDS_DIR = '/tmp/synth_pw'
 _PSEUDO_WORDS = {**_NO_COMMAND_NEGATIVES, 'synthetic_dir': PSEUDO_WORDS_DIR}
 
+_DC_OFFSET = {**_PSEUDO_WORDS, 'dc_offset_noise': True}
+TWO_SOUNDS_DIR = '/tmp/synth_pw2'
+_TWO_SOUNDS = {**_DC_OFFSET, 'synthetic_dir': TWO_SOUNDS_DIR}
+
 RECIPES = {'1_before': _BEFORE, '2a_levels_floor_0.001': _LEVELS_FLOOR_0001,
            '2_levels': _LEVELS,
            '3_negatives': _NEGATIVES, '4_synthetic': _SYNTHETIC,
            '5_more_unknown': _MORE_UNKNOWN,
            '6_no_command_negatives': _NO_COMMAND_NEGATIVES,
-           '7_pseudo_words': _PSEUDO_WORDS}
+           '7_pseudo_words': _PSEUDO_WORDS, '8_dc_offset': _DC_OFFSET,
+           '9_two_sounds': _TWO_SOUNDS}
 
 
 def sweep(add):

@@ -25,6 +25,8 @@ nine, one, seven, learn, wow, ...); a run that leaves a word out
 unseen-words measure stays honest.
 """
 
+import itertools
+import random
 from typing import Callable, Sequence
 
 # Command -> words that sound close to it. No command appears in any list
@@ -125,8 +127,18 @@ NEAR_SOUNDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
             'ope', 'ose', 'oke', 'ear', 'ull')),
 }
 
+# Spelled vowels and codas: with ONSETS, the grid of made-up syllables
+# from which the words two sounds from a command are taken.
+VOWELS: tuple[str, ...] = ('a', 'e', 'i', 'o', 'u', 'ee', 'oo', 'ay', 'ow',
+                           'oy', 'igh', 'oa', 'aw', 'ea')
+CODAS: tuple[str, ...] = ('', 'b', 'd', 'f', 'g', 'k', 'l', 'm', 'n', 'p',
+                          's', 't', 'sh', 'ng', 'st', 'nt', 'ft')
+
 # A pronunciation in IPA with eSpeak's stress marks: one syllable, stressed.
 _PRIMARY, _SECONDARY = '\u02c8', '\u02cc'
+# What a syllable's nucleus is made of in eSpeak's IPA (vowels, the length
+# mark); the consonants after it are the coda.
+_NUCLEUS = frozenset('aeiouyæɑɒɔəɛɜɪʊʌɐᵻɚɝøœː')
 
 
 def _onset_and_rime(pronunciation: str) -> tuple[str, str] | None:
@@ -140,21 +152,42 @@ def _onset_and_rime(pronunciation: str) -> tuple[str, str] | None:
   return onset, rime
 
 
+def _syllable(pronunciation: str) -> tuple[str, str, str] | None:
+  """(onset, nucleus, coda) of a reading with one stress, else None."""
+  parts = _onset_and_rime(pronunciation)
+  if parts is None:
+    return None
+  onset, rime = parts
+  split = len(rime)
+  for i, sound in enumerate(rime):
+    if sound not in _NUCLEUS:
+      split = i
+      break
+  return onset, rime[:split], rime[split:]
+
+
 def pseudo_words(commands: Sequence[str],
-                 pronounce: Callable[[str], Sequence[str]]) -> list[str]:
+                 pronounce: Callable[[str], Sequence[str]],
+                 two_sounds: int = 0) -> list[str]:
   """Made-up words one sound from each command, in order, each sound once.
 
   For each command: its rime after every other onset (the first spelling of
   the rime that keeps its sound), and its onset before each other rime.
+  With `two_sounds`, then up to that many words two sounds from each
+  command: syllables of the ONSETS x VOWELS x CODAS grid whose reading
+  keeps one of the command's onset, vowel and coda and changes the other
+  two, taken in turn from the three kinds (a fixed shuffle of each), so a
+  word such as dug or dag stands near down beside dine and town.
 
   Args:
     commands: keys of NEAR_SOUNDS.
     pronounce: word -> its pronunciations (one per reference accent, IPA
       with stress marks, as eSpeak NG writes them). The first decides
-      whether a made-up word keeps the command's onset or rime; a word is
+      which sounds a made-up word shares with the command; a word is
       dropped if any pronunciation equals that of a command, a word of
       RECORDED_WORDS, NEAR_WORDS or EVERYDAY_WORDS, or of a word kept
       before.
+    two_sounds: words two sounds from each command, at most (0: none).
 
   Raises:
     ValueError: a command has no entry in NEAR_SOUNDS.
@@ -169,11 +202,13 @@ def pseudo_words(commands: Sequence[str],
   taken = {p for word in real for p in pronounce(word)}
   out: list[str] = []
 
-  def keep(word: str) -> None:
+  def keep(word: str) -> bool:
     sounds = list(pronounce(word))
-    if word not in real and not taken.intersection(sounds):
-      out.append(word)
-      taken.update(sounds)
+    if word in real or taken.intersection(sounds):
+      return False
+    out.append(word)
+    taken.update(sounds)
+    return True
 
   for command in commands:
     onset, spellings, rimes = NEAR_SOUNDS[command]
@@ -193,7 +228,36 @@ def pseudo_words(commands: Sequence[str],
       heard = _onset_and_rime(pronounce(onset + rime)[0])
       if heard and heard[0] == parts[0] and heard[1] != parts[1]:
         keep(onset + rime)
+  if two_sounds:
+    grid = {}
+    for word in (o + v + c for o in ONSETS for v in VOWELS for c in CODAS):
+      heard = _syllable(pronounce(word)[0])
+      if heard is not None:
+        grid.setdefault(word, heard)
+    for command in commands:
+      _keep_two_sounds(_syllable(pronounce(command)[0]), command, grid,
+                       two_sounds, keep)
   return out
+
+
+def _keep_two_sounds(target: tuple[str, str, str], command: str,
+                     grid: dict[str, tuple[str, str, str]], count: int,
+                     keep: Callable[[str], bool]) -> None:
+  """Offers `keep` the grid's words (word -> onset, nucleus, coda) two
+  sounds from `target`, the three kinds in turn, until it has kept
+  `count`."""
+  kinds: list[list[str]] = [[], [], []]  # The sound kept: onset/vowel/coda.
+  for word, heard in grid.items():
+    same = [a == b for a, b in zip(heard, target)]
+    if sum(same) == 1:
+      kinds[same.index(True)].append(word)
+  for i, words in enumerate(kinds):
+    random.Random(f'{command}/{i}').shuffle(words)
+  kept = 0
+  for words in itertools.zip_longest(*kinds):
+    for word in words:
+      if kept < count and word is not None and keep(word):
+        kept += 1
 
 
 def near_words(commands: Sequence[str]) -> list[str]:

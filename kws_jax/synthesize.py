@@ -1334,6 +1334,10 @@ def _define_flags() -> None:
                     '(kws_jax.confusables.pseudo_words: the rime after other '
                     'onsets, the onset before other rimes): hard negatives '
                     'where English has no word.')
+  flags.DEFINE_integer('pseudo_two_sounds', 0,
+                       'With --pseudo_words_for: also up to this many made-up '
+                       'words two sounds from each command (one of its '
+                       'onset, vowel and coda kept: dug, dag for down).')
   flags.DEFINE_bool('everyday_words', False,
                     'Also speak kws_jax.confusables.EVERYDAY_WORDS (breadth '
                     'for _unknown_).')
@@ -1414,9 +1418,13 @@ def main(argv: Sequence[str]) -> None:
     words = list(f.words) + confusables.near_words(f.negatives_for)
   except ValueError as e:
     raise app.UsageError(f'--negatives_for: {e}') from e
+  if f.pseudo_two_sounds and not f.pseudo_words_for:
+    raise app.UsageError('--pseudo_two_sounds needs --pseudo_words_for (the '
+                         'commands to make words near).')
   if f.pseudo_words_for:
     try:
-      words += confusables.pseudo_words(f.pseudo_words_for, pronounce)
+      words += confusables.pseudo_words(f.pseudo_words_for, pronounce,
+                                        two_sounds=f.pseudo_two_sounds)
     except (ValueError, EngineUnavailableError) as e:
       raise app.UsageError(f'--pseudo_words_for: {e}') from e
   if f.everyday_words:

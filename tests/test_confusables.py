@@ -86,6 +86,37 @@ def test_pseudo_words_drop_what_the_reader_spells_out_or_changes():
     confusables.pseudo_words(['lights'], reader)
 
 
+def test_two_sound_words_keep_one_of_three_sounds_in_turn():
+  one = confusables.pseudo_words(['go', 'stop'], _toy_pronounce)
+  words = confusables.pseudo_words(['go', 'stop'], _toy_pronounce,
+                                   two_sounds=6)
+  assert words[:len(one)] == one  # The one-sound words come first, as before.
+  extra = words[len(one):]
+  assert len(extra) == 12
+  assert len(set(map(_toy_pronounce, words))) == len(words)
+  for command, chunk in (('go', extra[:6]), ('stop', extra[6:])):
+    target = confusables._syllable(_toy_pronounce(command)[0])
+    kept = []
+    for word in chunk:
+      heard = confusables._syllable(_toy_pronounce(word)[0])
+      same = [a == b for a, b in zip(heard, target)]
+      assert sum(same) == 1, (command, word, heard)
+      kept.append(same.index(True))
+    assert kept == [0, 1, 2, 0, 1, 2], (command, chunk)  # Kinds in turn.
+  assert not set(extra) & set(confusables.RECORDED_WORDS)
+  # Fixed: the same words every time.
+  assert confusables.pseudo_words(['go', 'stop'], _toy_pronounce,
+                                  two_sounds=6) == words
+
+
+def test_syllable_splits_espeak_readings_at_the_nucleus():
+  assert confusables._syllable('dˈaʊn') == ('d', 'aʊ', 'n')
+  assert confusables._syllable('stˈɑːp') == ('st', 'ɑː', 'p')
+  assert confusables._syllable('ɡˈoʊ') == ('ɡ', 'oʊ', '')
+  assert confusables._syllable('ˈɒf') == ('', 'ɒ', 'f')
+  assert confusables._syllable('ˌɛfˈɛl') is None
+
+
 def test_pseudo_words_from_espeak_sound_like_no_recorded_word():
   try:
     words = confusables.pseudo_words(list(confusables.NEAR_SOUNDS),
@@ -102,6 +133,11 @@ def test_pseudo_words_from_espeak_sound_like_no_recorded_word():
   assert {'dine', 'doud', 'boun'} <= set(words)
   assert 'blown' not in words
   assert synthesize.pronounce('down')[0] == 'dˈaʊn'
+  # Two sounds from each command: 40 more words a command, none recorded.
+  more = confusables.pseudo_words(list(confusables.NEAR_SOUNDS),
+                                  synthesize.pronounce, two_sounds=40)
+  assert more[:len(words)] == words and len(more) == len(words) + 400
+  assert not any(set(synthesize.pronounce(w)) & recorded for w in more)
 
 
 def test_command_line_refuses_pseudo_words_for_an_unlisted_command(tmp_path):
@@ -111,4 +147,14 @@ def test_command_line_refuses_pseudo_words_for_an_unlisted_command(tmp_path):
       capture_output=True, text=True, timeout=120, cwd=_REPO)
   assert result.returncode != 0
   assert '--pseudo_words_for: No near sounds are listed for' in result.stderr
+  assert not (tmp_path / 'o').exists()
+
+
+def test_command_line_refuses_two_sounds_without_commands(tmp_path):
+  result = subprocess.run(
+      [sys.executable, '-m', 'kws_jax.synthesize', '--words=yes',
+       '--pseudo_two_sounds=5', f'--out={tmp_path / "o"}'],
+      capture_output=True, text=True, timeout=120, cwd=_REPO)
+  assert result.returncode != 0
+  assert '--pseudo_two_sounds needs --pseudo_words_for' in result.stderr
   assert not (tmp_path / 'o').exists()
