@@ -28,6 +28,17 @@ MAX_FILE_RATE = 1_000_000
 _MAX_RESAMPLE_FACTOR = 1000
 
 
+# Audio files the project reads (with `read_audio`), by extension.
+AUDIO_EXTENSIONS = ('.wav', '.flac')
+
+
+def samples_per_clip(sample_rate: int, duration_ms: float) -> int:
+  """Samples in `duration_ms` at `sample_rate` Hz, the tutorial's rule
+  (`int(sample_rate * duration_ms / 1000)`): the one definition of a clip's
+  (or window's) length in samples."""
+  return int(sample_rate * duration_ms / 1000)
+
+
 class AudioError(ValueError):
   """A file could not be used as audio; the message names the file."""
 
