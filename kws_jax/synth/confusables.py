@@ -14,9 +14,9 @@ Real words cover a command's neighbourhood only where English happens to
 have a word. `pseudo_words` fills the rest: made-up words one sound from a
 command (its rime after every other onset: boun, troun; its onset before
 other rimes: dine, doud), kept only where a pronouncer (eSpeak NG, through
-`kws_jax.synthesize`) says they keep that onset or rime and sound like no
-command, no word of Speech Commands and no near or everyday word, so a
-made-up word never stands in for a recorded one. (A few are rare real
+`kws_jax.synth.espeak.pronounce`) says they keep that onset or rime and
+sound like no command, no word of Speech Commands and no near or everyday
+word, so a made-up word never stands in for a recorded one. (A few are rare real
 words outside the lists: press, nay, ess.)
 
 Several of the near words are also recorded in Speech Commands (dog, five,
