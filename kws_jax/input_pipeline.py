@@ -45,6 +45,7 @@ from kws_jax import config_validation
 from kws_jax import download
 from kws_jax import noise
 from kws_jax import speech_commands_builder
+from kws_jax import tf_setup
 
 SILENCE_LABEL = '_silence_'
 UNKNOWN_LABEL = '_unknown_'
@@ -151,15 +152,6 @@ def clip_samples(config: ml_collections.ConfigDict) -> int:
   return int(config.sample_rate * config.clip_duration_ms / 1000)
 
 
-def _hide_gpus_from_tf() -> None:
-  # The input pipeline runs on the CPU; TF must not take accelerator memory
-  # that JAX needs.
-  try:
-    tf.config.set_visible_devices([], 'GPU')
-  except (RuntimeError, ValueError):
-    pass  # Already initialized; nothing visible to hide then.
-
-
 @dataclasses.dataclass
 class _Raw:
   """One split as stored: fixed-length clips and their word or label."""
@@ -203,7 +195,7 @@ def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
     ValueError: a wanted word is not in the data, or (tfds source) not one of
       the official ten.
   """
-  _hide_gpus_from_tf()
+  tf_setup.hide_gpus_from_tf(tf)
   labels = prepare_words_list(config.wanted_words)
   length = clip_samples(config)
   if config.data_source == 'tfds':
