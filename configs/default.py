@@ -22,6 +22,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Archive to fetch into `data_dir`: an http(s) URL, a local .tar.gz path or
   # a file:// URL; '' uses `data_dir` as it is.
   config.data_url = SPEECH_COMMANDS_URL
+  # The archive's SHA-256 (64 hex digits) to check it against; '' checks
+  # nothing.
+  config.data_sha256 = ''
   config.data_dir = '/tmp/speech_dataset/'
   # 'local': our TFDS builder over `data_dir` (any folder in the Speech
   # Commands layout, works offline). 'tfds': TFDS's own `speech_commands`

@@ -11,6 +11,8 @@ import re
 
 import ml_collections
 
+from kws_jax import labels
+
 _PREPROCESS = ('mfcc', 'average', 'logmel')
 _OPTIMIZERS = ('gradient_descent', 'momentum', 'adam')
 _DATA_SOURCES = ('local', 'tfds')
@@ -89,20 +91,6 @@ def parse_schedule(config: ml_collections.ConfigDict) -> Schedule:
   return Schedule(steps, rates)
 
 
-def normalize_words(words) -> tuple[str, ...]:
-  """Accepts a tuple or a comma string ('yes,no') and returns a tuple.
-
-  Command-line overrides of a tuple field arrive as a one-element tuple
-  holding the whole string, so both forms are split on commas here.
-  """
-  if isinstance(words, str):
-    words = (words,)
-  out = []
-  for item in words:
-    out.extend(w.strip().lower() for w in str(item).split(',') if w.strip())
-  return tuple(out)
-
-
 def _positive(config, field, allow_zero=False):
   value = config[field]
   # Written so that NaN fails too; bools are numbers to Python, not here.
@@ -122,7 +110,7 @@ def validate_config(
     ConfigError: naming the field and what to change.
   """
   config = ml_collections.ConfigDict(config.to_dict())
-  config.wanted_words = normalize_words(config.wanted_words)
+  config.wanted_words = labels.normalize_words(config.wanted_words)
   if not config.wanted_words:
     raise ConfigError('config.wanted_words is empty; name at least one word, '
                       'e.g. --config.wanted_words=yes,no.')
@@ -186,7 +174,8 @@ def validate_config(
     raise ConfigError(
         f'config.freq_mask_bins={config.freq_mask_bins} must be smaller than '
         f'config.feature_bin_count={config.feature_bin_count}.')
-  config.synthetic_only_words = normalize_words(config.synthetic_only_words)
+  config.synthetic_only_words = labels.normalize_words(
+      config.synthetic_only_words)
   strangers = set(config.synthetic_only_words) - set(config.wanted_words)
   if strangers:
     raise ConfigError(
@@ -232,20 +221,11 @@ def validate_config(
 
 
 def parse_unseen_fold(text: str) -> tuple[int, int] | None:
-  """`config.unseen_words_fold` as (i, k) with 1 <= i <= k, or None for ''.
-
-  Raises:
-    ConfigError: not of the form 'i/k'.
-  """
-  if not text:
-    return None
-  match = re.fullmatch(r'\s*(\d+)\s*/\s*(\d+)\s*', str(text))
-  if not match or not 1 <= int(match[1]) <= int(match[2]) or int(
-      match[2]) < 2:
-    raise ConfigError(
-        f'config.unseen_words_fold={text!r} must be "i/k", fold i of k '
-        "unknown-word folds with 1 <= i <= k and k >= 2 (e.g. '1/3'), or ''.")
-  return int(match[1]), int(match[2])
+  """`labels.parse_unseen_fold`, its fault a ConfigError."""
+  try:
+    return labels.parse_unseen_fold(text)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
 
 
 def _check_negatives(config: ml_collections.ConfigDict) -> None:

@@ -1,10 +1,9 @@
-"""Speech Commands data in memory, and batches drawn from it.
+"""The tutorial's class mix over the loaded data, and batches drawn from it.
 
-`create_datasets` fetches and prepares the data once (TFDS caches it), loads
-every split into memory as int16 arrays and applies the tutorial's class
-mix:
+`create_datasets` loads every split into memory as int16 arrays
+(`data_sources`) and applies the tutorial's class mix:
 
-* Classes are `['_silence_', '_unknown_', *wanted_words]`.
+* Classes are `['_silence_', '_unknown_', *wanted_words]` (`labels`).
 * Training keeps every unknown clip and draws each batch with per-example
   weights, so a draw is a wanted-word clip, unknown or silence in the
   tutorial's proportions: each wanted-word clip weighs 1, all unknown clips
@@ -17,42 +16,37 @@ mix:
   so every run scores the same clips.
 
 `train_iterator` makes each step's batch a pure function of
-`(config.seed, step)`, so resumed runs see the batches they would have seen.
-
-At full size (about 105k clips, 3.4 GB as int16) the clips are held once:
-the first load saves each split, sorted, beside the TFDS files, later runs
-memory-map it, and batches are gathered from the arrays without copies.
+`(config.seed, step)`, so resumed runs see the batches they would have seen;
+batches are gathered from the (maybe memory-mapped) arrays without copies.
 """
 
 import collections
 import concurrent.futures
-import contextlib
 import dataclasses
-import json
 import math
-import os
-import time
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 from absl import logging
 import ml_collections
 import numpy as np
-import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from kws_jax import audio_io
-from kws_jax import config_validation
-from kws_jax import download
+from kws_jax import data_sources
+from kws_jax import labels as labels_lib
 from kws_jax import noise
-from kws_jax import speech_commands_builder
-from kws_jax import tf_setup
+from kws_jax import partial_words
 
-SILENCE_LABEL = '_silence_'
-UNKNOWN_LABEL = '_unknown_'
-SILENCE_INDEX = 0
-UNKNOWN_INDEX = 1
-# The splits of `Datasets`, by TFDS split name.
-EVAL_SPLITS = ('validation', 'test')
+# The class names and indices, and the labels of a config's words (their one
+# definition is `labels`; kept here for the callers of this module).
+SILENCE_LABEL = labels_lib.SILENCE_LABEL
+UNKNOWN_LABEL = labels_lib.UNKNOWN_LABEL
+SILENCE_INDEX = labels_lib.SILENCE_INDEX
+UNKNOWN_INDEX = labels_lib.UNKNOWN_INDEX
+prepare_words_list = labels_lib.prepare_words_list
+# A data fault (a missing folder or word, nothing to train on).
+DataError = data_sources.DataError
+# The evaluation splits of `Datasets`, by TFDS split name.
+EVAL_SPLITS = data_sources.SPLITS[1:]
 # Fixed seeds for the evaluation splits' unknown subsets and silence clips,
 # kept apart from `config.seed` so runs with different seeds are scored on
 # the same clips.
@@ -61,19 +55,10 @@ _UNKNOWN_STREAM, _SILENCE_STREAM = 0, 1
 # The training batches' streams for `config.command_negatives` and
 # `config.stream_windows`.
 _NEGATIVES_STREAM, _STREAM_WINDOWS_STREAM = 1, 2
-# stream_window: the share of a word's energy a partial window keeps. Under
-# three fifths, as the streaming issue suggests: a window must hold most of
-# a word to say it.
-_PART_IN_WINDOW = (0.1, 0.6)
-# command_negative: the share of a word's duration kept of its first or last
-# part. Up to half, not more: three fifths of most commands still say the
-# word ('lef', 'stop' without its onset), and would teach a command as
-# `_unknown_`.
-_PART_OF_WORD = (0.3, 0.5)
 # Batches prepared ahead of the training step.
 _PREFETCH = 4
-# Clips decoded at a time when loading prepared data.
-_LOAD_CHUNK = 1024
+# Rows copied at a time when the training split takes some of the clips.
+_COPY_ROWS = 1024
 # Data fields added after the first release, with the value that means
 # "off": a config stored with an older checkpoint lacks them
 # (evaluate.data_config adds them).
@@ -81,12 +66,10 @@ LATER_FIELDS = {'synthetic_dir': '', 'synthetic_fraction': 0.0,
                 'synthetic_only_words': (), 'synthetic_unknown': False,
                 'generated_noise': False, 'unknown_word_balance': 0.0,
                 'command_negatives': 0.0, 'unseen_words_fold': '',
-                'stream_windows': 0.0, 'dc_offset_noise': False}
+                'stream_windows': 0.0, 'dc_offset_noise': False,
+                'data_sha256': ''}
 # Seconds of each kind of generated training noise (config.generated_noise).
 _GENERATED_NOISE_SECONDS = 60.0
-# Beside each prepared TFDS dataset: its splits as sorted arrays, so later
-# runs load them at disk speed instead of decoding every example again.
-_ARRAYS_DIR = 'arrays'
 
 
 @dataclasses.dataclass
@@ -137,36 +120,10 @@ class Datasets:
   silence_stress: Split
 
 
-def prepare_words_list(wanted_words: Sequence[str] | str) -> list[str]:
-  """Returns `['_silence_', '_unknown_', *wanted_words]`.
-
-  Args:
-    wanted_words: words in order, or a comma string such as 'yes,no'.
-  """
-  return [SILENCE_LABEL, UNKNOWN_LABEL,
-          *config_validation.normalize_words(wanted_words)]
-
-
 def clip_samples(config: ml_collections.ConfigDict) -> int:
-  """L, the samples in one clip: `sample_rate * clip_duration_ms / 1000`."""
-  return int(config.sample_rate * config.clip_duration_ms / 1000)
-
-
-@dataclasses.dataclass
-class _Raw:
-  """One split as stored: fixed-length clips and their word or label."""
-  audio: np.ndarray  # int16 [N, L]
-  label: np.ndarray  # int32 [N], already mapped to our labels
-  names: list[str]
-  words: list[str]  # The word of each clip (its folder).
-
-  def subset(self, rows: np.ndarray) -> '_Raw':
-    return _Raw(np.asarray(self.audio[rows]), self.label[rows],
-                [self.names[i] for i in rows], [self.words[i] for i in rows])
-
-
-def _empty_raw(length: int) -> _Raw:
-  return _Raw(np.zeros((0, length), np.int16), np.zeros(0, np.int32), [], [])
+  """L, the samples in one clip of `config` (`audio_io.samples_per_clip`)."""
+  return audio_io.samples_per_clip(config.sample_rate,
+                                   config.clip_duration_ms)
 
 
 def _labelled_split(audio: np.ndarray, label_index: int,
@@ -179,10 +136,9 @@ def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
   """Fetches, prepares (once) and loads the data; see the module docstring.
 
   Args:
-    config: uses data_url, data_dir, data_source, tfds_data_dir,
-      wanted_words, silence_percentage, unknown_percentage,
-      validation_percentage, testing_percentage, sample_rate,
-      clip_duration_ms.
+    config: uses wanted_words, silence_percentage, unknown_percentage,
+      sample_rate, clip_duration_ms, generated_noise, dc_offset_noise, the
+      fields of `data_sources.load` and those of `_training_split`.
 
   Returns:
     The splits in memory. `summary` holds 'labels', 'counts' ({split:
@@ -192,25 +148,15 @@ def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
     'split_method', 'prepare_seconds' and 'load_seconds'.
 
   Raises:
-    ValueError: a wanted word is not in the data, or (tfds source) not one of
-      the official ten.
+    DataError: the data cannot serve the config: a wanted word is not in the
+      data (or, tfds source, not one of the official ten), a folder is
+      missing, the training split has no clips of the wanted words.
   """
-  tf_setup.hide_gpus_from_tf(tf)
   labels = prepare_words_list(config.wanted_words)
   length = clip_samples(config)
-  if config.data_source == 'tfds':
-    raw, background_clips, info = _load_official(config, labels, length)
-    synthetic = _load_synthetic(config, labels, length)
-  elif config.data_source == 'local':
-    synthetic = _load_synthetic(config, labels, length)
-    raw, background_clips, info = _load_local(
-        config, labels, length,
-        synthetic_words=collections.Counter(labels[i] for i in synthetic.label))
-  else:
-    raise ValueError(f"config.data_source={config.data_source!r}; use 'local' "
-                     "or 'tfds'.")
-
-  raw, synthetic, unseen = _leave_out_unseen_fold(raw, synthetic, config)
+  loaded = data_sources.load(config, labels, length)
+  raw, unseen = loaded.splits, loaded.unseen
+  background_clips = loaded.background_clips
   training_noise = list(background_clips)
   if config.generated_noise:
     training_noise += noise.generated_noise(
@@ -222,14 +168,14 @@ def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
     logging.warning(
         'No background noise recordings: evaluation silence is all zeros%s.',
         '' if training_noise else ' and training adds no noise')
-  train = _training_split(raw['train'], synthetic, labels, config)
+  train = _training_split(raw['train'], loaded.synthetic, labels, config)
   splits = {'train': train}
   eval_silence = {}
   for name in EVAL_SPLITS:
     splits[name], eval_silence[name] = _evaluation_split(
         raw[name], name, background_clips, labels, length, config)
 
-  summary = dict(info)
+  summary = dict(loaded.info)
   summary['labels'] = labels
   summary['counts'] = {
       name: _count(split.label, labels) for name, split in splits.items()}
@@ -258,57 +204,6 @@ def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
                                                  stress_names))
 
 
-def unknown_word_folds(words: collections.Counter, num_folds: int
-                       ) -> list[list[str]]:
-  """The unknown words dealt into `num_folds` folds, most clips first.
-
-  Words sorted by clip count (most first, then by name) go to folds 1, 2,
-  ..., k, 1, 2, ... in turn, so the big words are spread over the folds
-  and each fold is a fixed function of the data's words.
-  """
-  ordered = sorted(words, key=lambda w: (-words[w], w))
-  return [ordered[i::num_folds] for i in range(num_folds)]
-
-
-def _leave_out_unseen_fold(raw: dict[str, _Raw], synthetic: _Raw,
-                           config: ml_collections.ConfigDict
-                           ) -> tuple[dict[str, _Raw], _Raw, _Raw]:
-  """Takes the words of `config.unseen_words_fold` out of every split.
-
-  Returns the splits and synthetic clips without them, and all their
-  recorded clips (every split) as one `_Raw`; the synthetic clips of those
-  words are dropped, so nothing of them is trained on.
-  """
-  length = next(iter(raw.values())).audio.shape[1]
-  fold = config_validation.parse_unseen_fold(config.unseen_words_fold)
-  if fold is None:
-    return raw, synthetic, _empty_raw(length)
-  counts = collections.Counter(
-      w for r in raw.values() for w, l in zip(r.words, r.label)
-      if l == UNKNOWN_INDEX)
-  index, num_folds = fold
-  if len(counts) < num_folds:
-    raise config_validation.ConfigError(
-        f'config.unseen_words_fold={config.unseen_words_fold!r}: the data has '
-        f'{len(counts)} unknown words, fewer than {num_folds} folds.')
-  left_out = set(unknown_word_folds(counts, num_folds)[index - 1])
-  logging.info('Unseen-words fold %d of %d: leaving out %s (%d clips).',
-               index, num_folds, ', '.join(sorted(left_out)),
-               sum(counts[w] for w in left_out))
-  kept, unseen = {}, []
-  for split, r in raw.items():
-    out = np.array([w in left_out for w in r.words], bool)
-    kept[split] = r.subset(np.flatnonzero(~out))
-    unseen.append(r.subset(np.flatnonzero(out)))
-  synthetic = synthetic.subset(np.flatnonzero(
-      [w not in left_out for w in synthetic.words]))
-  return kept, synthetic, _Raw(
-      np.concatenate([u.audio for u in unseen]),
-      np.concatenate([u.label for u in unseen]),
-      [n for u in unseen for n in u.names],
-      [w for u in unseen for w in u.words])
-
-
 def _count(label: np.ndarray, labels: list[str]) -> dict[str, int]:
   counts = np.bincount(label, minlength=len(labels))
   return {name: int(counts[i]) for i, name in enumerate(labels)}
@@ -332,256 +227,9 @@ def _log_summary(summary: dict[str, Any]) -> None:
                     ', '.join(name for name, _ in summary['skipped_files']))
 
 
-def _label_words(words: Sequence[str], labels: list[str]) -> np.ndarray:
-  index = {word: i for i, word in enumerate(labels) if i >= 2}
-  return np.array([index.get(w, UNKNOWN_INDEX) for w in words], np.int32)
 
-
-def _prepared_builder(source_dir: str, config: ml_collections.ConfigDict
-                      ) -> speech_commands_builder.SpeechCommandsLocal:
-  """Our TFDS builder over `source_dir`, prepared (once; then cached)."""
-  started = time.time()
-  builder_config = speech_commands_builder.make_config(
-      source_dir, sample_rate=config.sample_rate,
-      clip_duration_ms=config.clip_duration_ms,
-      validation_percentage=config.validation_percentage,
-      testing_percentage=config.testing_percentage)
-  # TFDS's own preparation is not safe against several processes at once
-  # (a sweep's parallel points, the hosts of one job): one prepares, the
-  # others wait. The builder is made inside the lock, since it reads what
-  # is prepared when it is made. A read-only source folder cannot hold the
-  # lock; it is prepared unlocked.
-  lock = (download.file_lock(source_dir, '.prepare.lock')
-          if os.access(source_dir, os.W_OK) else contextlib.nullcontext())
-  with lock:
-    builder = speech_commands_builder.SpeechCommandsLocal(
-        config=builder_config, data_dir=config.tfds_data_dir or None)
-    builder.download_and_prepare()
-  logging.info('Data prepared in %s (%.1f s).', builder.data_dir,
-               time.time() - started)
-  return builder
-
-
-def _load_synthetic(config: ml_collections.ConfigDict, labels: list[str],
-                    length: int) -> _Raw:
-  """Training clips from `config.synthetic_dir`.
-
-  Only the folder's training split is read, so synthetic clips never reach
-  validation or test. Words that are not wanted are `_unknown_` with
-  `config.synthetic_unknown`, else dropped (alone, they would teach
-  `_unknown_` what synthetic speech sounds like).
-  """
-  empty = _empty_raw(length)
-  if not config.synthetic_dir:
-    return empty
-  if not os.path.isdir(config.synthetic_dir):
-    raise config_validation.ConfigError(
-        f'config.synthetic_dir={config.synthetic_dir!r} is not a folder; '
-        'make it with experiments/synthesize_negatives.sh or python -m '
-        "kws_jax.synthesize, or set --config.synthetic_dir=''.")
-  builder = _prepared_builder(config.synthetic_dir, config)
-  if 'train' not in builder.info.splits:
-    logging.warning('%s has no training clips.', config.synthetic_dir)
-    return empty
-  audio, words, names = _load_split(builder, 'train', length)
-  index = {word: i for i, word in enumerate(labels) if i >= 2}
-  keep = [i for i, word in enumerate(words)
-          if word in index or config.synthetic_unknown]
-  num_wanted = sum(word in index for word in words)
-  logging.info('Synthetic clips from %s: %d of the wanted words, %d of other '
-               'words %s.', config.synthetic_dir, num_wanted,
-               len(words) - num_wanted,
-               'as _unknown_' if config.synthetic_unknown else 'left out')
-  return _Raw(np.asarray(audio[keep]),
-              _label_words([words[i] for i in keep], labels),
-              [f'synthetic/{names[i]}' for i in keep],
-              [words[i] for i in keep])
-
-
-def _load_local(config: ml_collections.ConfigDict, labels: list[str],
-                length: int, synthetic_words: collections.Counter):
-  """Prepares `data_dir` with our builder and loads it."""
-  download.maybe_download_and_extract(
-      config.data_url, config.data_dir,
-      expected_sha256=config.get('data_sha256', None) or None)
-  started = time.time()
-  builder = _prepared_builder(config.data_dir, config)
-  prepared = time.time()
-
-  available = set(builder.info.splits.keys())
-  raw, words_found = {}, collections.Counter()
-  for split in ('train', *EVAL_SPLITS):
-    if split not in available:
-      logging.warning('%s has no %s clips.', config.data_dir, split)
-      raw[split] = _empty_raw(length)
-      continue
-    audio, words, names = _load_split(builder, split, length)
-    words_found.update(words)
-    raw[split] = _Raw(audio, _label_words(words, labels), names, words)
-  _check_wanted_words(labels, words_found + synthetic_words, config.data_dir)
-
-  background_clips = []
-  if speech_commands_builder.BACKGROUND_SPLIT in available:
-    examples = sorted(
-        tfds.as_numpy(builder.as_dataset(
-            split=speech_commands_builder.BACKGROUND_SPLIT)),
-        key=lambda ex: ex['name'])
-    background_clips = [
-        ex['audio'].astype(np.float32) / audio_io.PCM16_SCALE
-        for ex in examples]
-  skipped = list(builder.info.metadata.get('skipped', []))
-  loaded = time.time()
-  logging.info('Loaded %d clips into memory in %.1f s.',
-               sum(len(r.label) for r in raw.values()), loaded - prepared)
-  info = {
-      'data_source': 'local', 'data_dir': config.data_dir,
-      'tfds_dir': str(builder.data_dir),
-      'split_method': builder.info.metadata.get('split_method', ''),
-      'skipped_files': skipped, 'num_skipped': len(skipped),
-      'prepare_seconds': prepared - started, 'load_seconds': loaded - prepared,
-  }
-  return raw, background_clips, info
-
-
-def _load_split(builder: tfds.core.DatasetBuilder, split: str, length: int
-                ) -> tuple[np.ndarray, list[str], list[str]]:
-  """A prepared split sorted by clip name: int16 [N, length], words, names.
-
-  TFDS stores examples in a hashed order; sorting by name makes the arrays,
-  and so the batches of a seed, independent of how TFDS wrote them. The
-  first load decodes every example and saves the sorted arrays beside the
-  TFDS files (`arrays/`); later loads memory-map them, so start-up time
-  hardly grows with the data. The audio is then read-only.
-  """
-  folder = os.path.join(str(builder.data_dir), _ARRAYS_DIR)
-  audio_path = os.path.join(folder, f'{split}.audio.npy')
-  index_path = os.path.join(folder, f'{split}.index.json')
-  expected = (builder.info.splits[split].num_examples, length)
-  if os.path.exists(index_path):
-    try:
-      with open(index_path) as f:
-        index = json.load(f)
-      audio = np.load(audio_path, mmap_mode='r')
-      if audio.shape == expected and audio.dtype == np.int16 and len(
-          index['names']) == expected[0]:
-        return audio, index['words'], index['names']
-    except (OSError, ValueError, KeyError) as e:
-      logging.warning('Ignoring the cached arrays in %s (%s).', folder, e)
-    logging.warning('The cached arrays in %s do not match the prepared data; '
-                    'reading it again.', folder)
-  audio, words, names = _read_split(builder, split, length)
-  order = np.argsort(np.array(names, dtype=object), kind='stable')
-  audio = audio[order]
-  words = [words[i] for i in order]
-  names = [names[i] for i in order]
-  try:
-    os.makedirs(folder, exist_ok=True)
-    # Written under temporary names and renamed, the index last: a cache
-    # that exists is complete.
-    with open(audio_path + '.tmp', 'wb') as f:
-      np.save(f, audio)
-    os.replace(audio_path + '.tmp', audio_path)
-    with open(index_path + '.tmp', 'w') as f:
-      json.dump({'words': words, 'names': names}, f)
-    os.replace(index_path + '.tmp', index_path)
-  except OSError as e:  # A read-only cache: work without the arrays.
-    logging.warning('Could not save the %s arrays in %s (%s); the next run '
-                    'reads the prepared data again.', split, folder, e)
-  return audio, words, names
-
-
-def _read_split(builder: tfds.core.DatasetBuilder, split: str,
-                length: int) -> tuple[np.ndarray, list[str], list[str]]:
-  """Reads a prepared split into int16 [N, length] plus words and names."""
-  # Chunks filling one preallocated array keep the peak memory near the
-  # split's size; a single batch_size=-1 tensor would double it.
-  audio = np.empty((builder.info.splits[split].num_examples, length),
-                   np.int16)
-  words, names = [], []
-  for chunk in tfds.as_numpy(
-      builder.as_dataset(split=split, batch_size=_LOAD_CHUNK)):
-    start = len(names)
-    audio[start:start + len(chunk['name'])] = chunk['audio']
-    words.extend(w.decode() for w in chunk['word'])
-    names.extend(n.decode() for n in chunk['name'])
-  if len(names) != len(audio):
-    raise RuntimeError(
-        f'{builder.data_dir} holds {len(names)} {split} clips, its info says '
-        f'{len(audio)}; delete that folder to prepare the data again.')
-  return audio, words, names
-
-
-def _check_wanted_words(labels: list[str], found: collections.Counter,
-                        where: str) -> None:
-  missing = [w for w in labels[2:] if not found[w]]
-  if missing:
-    raise config_validation.ConfigError(
-        f'Wanted word(s) {", ".join(map(repr, missing))} not found in the '
-        f'data at {where}; its words are {sorted(found)}. Fix '
-        '--config.wanted_words or --config.data_dir.')
-
-
-def _load_official(config: ml_collections.ConfigDict, labels: list[str],
-                   length: int):
-  """Loads TFDS's own `speech_commands`, mapping its labels to ours."""
-  if config.sample_rate != 16000:
-    raise config_validation.ConfigError(
-        "TFDS's speech_commands is 16000 Hz; set --config.sample_rate=16000 "
-        'or use --config.data_source=local.')
-  started = time.time()
-  builder = tfds.builder('speech_commands',
-                         data_dir=config.tfds_data_dir or None)
-  names = builder.info.features['label'].names
-  official = [n for n in names if n not in (SILENCE_LABEL, UNKNOWN_LABEL)]
-  extra = [w for w in labels[2:] if w not in official]
-  if extra:
-    raise config_validation.ConfigError(
-        f"Wanted word(s) {', '.join(map(repr, extra))} are not in TFDS's "
-        f'speech_commands, which has only {official}. Choose from those or '
-        'use --config.data_source=local with data_dir/data_url.')
-  builder.download_and_prepare()
-  prepared = time.time()
-  # Their ClassLabel index -> ours.
-  mapping = np.array(
-      [SILENCE_INDEX if name == SILENCE_LABEL else
-       labels.index(name) if name in labels[2:] else UNKNOWN_INDEX
-       for name in names], np.int32)
-
-  def fit(example):
-    audio = example['audio'][:length]
-    audio = tf.pad(audio, [[0, length - tf.shape(audio)[0]]])
-    return tf.ensure_shape(audio, [length]), example['label']
-
-  raw = {}
-  for split in ('train', *EVAL_SPLITS):
-    ds = builder.as_dataset(split=split).map(fit).batch(4096)
-    audio, label = [], []
-    for batch_audio, batch_label in tfds.as_numpy(ds):
-      audio.append(batch_audio.astype(np.int16))
-      label.append(batch_label)
-    audio = (np.concatenate(audio) if audio
-             else np.zeros((0, length), np.int16))
-    label = mapping[np.concatenate(label)] if label else np.zeros(0, np.int32)
-    raw[split] = _Raw(audio, label, [f'{split}/{i}' for i in range(len(label))],
-                      [labels[i] for i in label])
-  # Its train split cuts the background recordings into silence clips; they
-  # are the only background noise it has.
-  train = raw['train']
-  background_clips = [
-      train.audio[i].astype(np.float32) / audio_io.PCM16_SCALE
-      for i in np.flatnonzero(train.label == SILENCE_INDEX)]
-  loaded = time.time()
-  logging.info("Loaded TFDS's speech_commands in %.1f s.", loaded - prepared)
-  info = {
-      'data_source': 'tfds', 'data_dir': str(builder.data_dir),
-      'tfds_dir': str(builder.data_dir), 'split_method': 'tfds',
-      'skipped_files': [], 'num_skipped': 0,
-      'prepare_seconds': prepared - started, 'load_seconds': loaded - prepared,
-  }
-  return raw, background_clips, info
-
-
-def _training_split(raw: _Raw, synthetic: _Raw, labels: list[str],
+def _training_split(raw: data_sources.Clips, synthetic: data_sources.Clips,
+                    labels: list[str],
                     config: ml_collections.ConfigDict) -> Split:
   """All clips plus silence, weighted to the tutorial's class mix.
 
@@ -595,8 +243,8 @@ def _training_split(raw: _Raw, synthetic: _Raw, labels: list[str],
   unknown clips a clip of a word with n clips weighs n^-unknown_word_balance.
   """
   length = raw.audio.shape[1]
-  synthetic_only = [labels.index(w) for w in config.get(
-      'synthetic_only_words', ()) if w in labels]
+  synthetic_only = [labels.index(w) for w in config.synthetic_only_words
+                    if w in labels]
   keep = np.flatnonzero(~np.isin(raw.label, synthetic_only))
   label = raw.label[keep]
   names = [raw.names[i] for i in keep]
@@ -607,13 +255,12 @@ def _training_split(raw: _Raw, synthetic: _Raw, labels: list[str],
   # Each word's total draws: its real clips, else its synthetic ones.
   target = np.where(real[wanted] > 0, real[wanted], made[wanted])
   if not target.sum():
-    # A ConfigError (a ValueError) so that the command line says it plainly.
-    raise config_validation.ConfigError(
+    raise DataError(
         f'The training split of {config.data_dir} has no clips of '
         f'{labels[2:]}; there is nothing to train on.')
-  if config.get('balance_classes', False):
+  if config.balance_classes:
     target = np.full_like(target, target.mean())
-  fraction = float(config.get('synthetic_fraction', 0.0))
+  fraction = float(config.synthetic_fraction)
 
   label = np.concatenate([label, synthetic.label])
   is_synthetic = np.arange(len(label)) >= len(names)
@@ -627,8 +274,8 @@ def _training_split(raw: _Raw, synthetic: _Raw, labels: list[str],
   if len(keep) == len(raw.label):  # Every clip: one straight copy.
     audio[:len(keep)] = raw.audio
   else:
-    for start in range(0, len(keep), _LOAD_CHUNK):
-      rows = keep[start:start + _LOAD_CHUNK]
+    for start in range(0, len(keep), _COPY_ROWS):
+      rows = keep[start:start + _COPY_ROWS]
       audio[start:start + len(rows)] = raw.audio[rows]
   audio[len(keep):len(label)] = synthetic.audio
   if add_silence:
@@ -670,7 +317,8 @@ def _word_balance_weights(words: list[str], balance: float) -> np.ndarray:
   return np.array([counts[w] ** -balance for w in words], np.float64)
 
 
-def _evaluation_split(raw: _Raw, split: str, background_clips: list[np.ndarray],
+def _evaluation_split(raw: data_sources.Clips, split: str,
+                      background_clips: list[np.ndarray],
                       labels: list[str], length: int,
                       config: ml_collections.ConfigDict) -> tuple[Split, int]:
   """Word clips, a fixed unknown subset and fixed silence; clips made up."""
@@ -736,11 +384,12 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
   the training split's weights with a NumPy generator seeded by
   `(config.seed, step)`; this process gets its contiguous slice. With
   `config.command_negatives`, that share of the `_unknown_` draws is
-  replaced by a negative made from a command clip (`command_negative`).
-  With `config.stream_windows`, that share of the command draws becomes a
-  window that holds only part of its word, as a stream's windows do while
-  a word enters or leaves (`stream_window`), labelled `_unknown_`. Batches
-  are gathered from the in-memory clips by a background thread, `_PREFETCH`
+  replaced by a negative made from a command clip
+  (`partial_words.command_negative`). With `config.stream_windows`, that
+  share of the command draws becomes a window that holds only part of its
+  word, as a stream's windows do while a word enters or leaves
+  (`partial_words.stream_window`), labelled `_unknown_`. Batches are
+  gathered from the in-memory clips by a background thread, `_PREFETCH`
   steps ahead, without copying the clips (they may be gigabytes).
 
   Args:
@@ -774,7 +423,7 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
   # Command clips that training draws (weight 0: left out by the config).
   commands = np.flatnonzero((split.label > UNKNOWN_INDEX) & (split.weight > 0))
   negatives = config.command_negatives if len(commands) else 0.0
-  windows = config.get('stream_windows', 0.0)
+  windows = config.stream_windows
 
   def batch_for(step: int) -> dict[str, np.ndarray]:
     uniform = np.random.default_rng([config.seed, step]).random(batch_size)
@@ -791,7 +440,7 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
       seeds = rng.integers(0, 2**31, batch_size)
       for row in np.flatnonzero(replace[first:first + local]):
         pair = sources[first + row]
-        audio[row] = command_negative(
+        audio[row] = partial_words.command_negative(
             np.random.default_rng(seeds[first + row]),
             split.audio[pair[0]], split.audio[pair[1]],
             split.label[pair[0]] != split.label[pair[1]])
@@ -804,8 +453,8 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
       seeds = rng.integers(0, 2**31, batch_size)
       label = label.copy()
       for row in np.flatnonzero(replace[first:first + local]):
-        audio[row] = stream_window(np.random.default_rng(seeds[first + row]),
-                                   audio[row])
+        audio[row] = partial_words.stream_window(
+            np.random.default_rng(seeds[first + row]), audio[row])
         label[row] = UNKNOWN_INDEX
     return {'audio': audio / audio_io.PCM16_SCALE, 'label': label}
 
@@ -822,90 +471,6 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
       yield batch
   finally:
     pool.shutdown(wait=False, cancel_futures=True)
-
-
-def word_extent(clip: np.ndarray, frame: int) -> tuple[int, int]:
-  """[start, end) samples of the spoken part of a clip.
-
-  The frames (of `frame` samples) whose RMS is within 20 dB of the loudest
-  frame's, from the first to the last; the whole clip if it is silent.
-  """
-  usable = len(clip) // frame * frame
-  energy = np.sqrt(np.mean(
-      np.square(clip[:usable].astype(np.float32).reshape(-1, frame)), -1))
-  loud = np.flatnonzero(energy >= 0.1 * energy.max()) if usable else []
-  if not len(loud) or energy.max() == 0:
-    return 0, len(clip)
-  return int(loud[0] * frame), int(min((loud[-1] + 1) * frame, len(clip)))
-
-
-def command_negative(rng: np.random.Generator, clip: np.ndarray,
-                     other: np.ndarray, other_differs: bool) -> np.ndarray:
-  """A non-command made from command clips: float32 in int16 units.
-
-  One of, equally often: `clip` reversed; the first or the last
-  `_PART_OF_WORD` of its word alone (the rest of the clip silent), where
-  it was; or the first half of its word followed by the second half of
-  `other`'s word (`other_differs`: a different command; else the reversal),
-  centred. Each keeps the recording's voice, room and level, so only the
-  word itself tells it from a command.
-  """
-  clip = clip.astype(np.float32)
-  length = len(clip)
-  kind = rng.integers(4)
-  if kind == 0 or (kind == 3 and not other_differs):
-    return clip[::-1].copy()
-  frame = max(length // 100, 1)
-  start, end = word_extent(clip, frame)
-  out = np.zeros_like(clip)
-  if kind in (1, 2):
-    keep = max(int((end - start) * rng.uniform(*_PART_OF_WORD)), 1)
-    part = slice(start, start + keep) if kind == 1 else slice(end - keep, end)
-    out[part] = clip[part]
-    return out
-  other = other.astype(np.float32)
-  other_start, other_end = word_extent(other, frame)
-  joined = np.concatenate([clip[start:(start + end) // 2],
-                           other[(other_start + other_end) // 2:other_end]])
-  joined = joined[:length]
-  offset = (length - len(joined)) // 2
-  out[offset:offset + len(joined)] = joined
-  return out
-
-
-def stream_window(rng: np.random.Generator, clip: np.ndarray) -> np.ndarray:
-  """A one-clip window of a stream that holds only part of `clip`'s word.
-
-  The clip is shifted so that the window keeps `_PART_IN_WINDOW` of its
-  word's energy: either the word's start at the window's end (the word is
-  arriving) or its end at the window's start (it is leaving); the rest of
-  the window is silent (the augmentation adds background as for any clip).
-
-  Args:
-    rng: the only source of randomness.
-    clip: one clip, any float or int dtype (int16 units).
-
-  Returns:
-    float32 of `clip`'s shape and units.
-  """
-  clip = clip.astype(np.float32)
-  length = len(clip)
-  start, end = word_extent(clip, max(length // 100, 1))
-  energy = np.cumsum(np.square(clip[start:end], dtype=np.float64))
-  out = np.zeros_like(clip)
-  if end <= start or energy[-1] <= 0:
-    return out
-  share = rng.uniform(*_PART_IN_WINDOW)
-  if rng.integers(2):
-    # Arriving: the samples up to where the word's energy reaches `share`,
-    # at the window's end.
-    cut = start + int(np.searchsorted(energy, share * energy[-1])) + 1
-    out[length - cut:] = clip[:cut]
-  else:
-    # Leaving: the word from where its last `share` of energy begins.
-    cut = start + int(np.searchsorted(energy, (1 - share) * energy[-1]))
-    out[:length - cut] = clip[cut:]
-  return out
 
 
 def eval_iterator(split: Split,

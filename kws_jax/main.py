@@ -28,6 +28,7 @@ from ml_collections import config_flags
 from kws_jax import audio_io
 from kws_jax import checkpoint
 from kws_jax import config_validation
+from kws_jax import data_sources
 from kws_jax import download
 from kws_jax import log_lines
 from kws_jax import train
@@ -71,9 +72,9 @@ def main(argv):
     raise SystemExit(f'error: {explain_flag_error(sys.argv, e)}') from None
   try:
     train.train_and_evaluate(config, _WORKDIR.value)
-  except (config_validation.ConfigError, checkpoint.CheckpointError,
-          download.DownloadError, audio_io.AudioError,
-          FloatingPointError) as e:
+  except (config_validation.ConfigError, data_sources.DataError,
+          checkpoint.CheckpointError, download.DownloadError,
+          audio_io.AudioError, FloatingPointError) as e:
     # The user's settings or files are at fault (or, for FloatingPointError,
     # --config.check_nans caught a diverging run): say what, without a trace.
     raise SystemExit(f'error: {e}') from None

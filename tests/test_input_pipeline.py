@@ -16,6 +16,8 @@ from conftest import make_speech_commands_dir
 from configs import default as default_config
 from configs import test as test_config
 from kws_jax import input_pipeline
+from kws_jax import labels
+from kws_jax import partial_words
 
 _REAL_ARCHIVE = (pathlib.Path(__file__).resolve().parents[1].parent /
                  'shared' / 'data' / 'speech_commands_dev.tar.gz')
@@ -430,7 +432,8 @@ def test_clips_of_weight_zero_are_never_drawn():
       validation=empty, test=empty, background=np.zeros(0, np.float32),
       summary={}, unseen_words=empty, silence_stress=empty)
   config = ml_collections.ConfigDict({'batch_size': 400, 'seed': 0,
-                                      'command_negatives': 0.0})
+                                      'command_negatives': 0.0,
+                                      'stream_windows': 0.0})
   run = input_pipeline.train_iterator(data, config)
   rows = np.concatenate([np.round(next(run)['audio'][:, 0] * 32768)
                          for _ in range(5)]).astype(int)
@@ -519,7 +522,7 @@ def test_stream_window_keeps_part_of_the_word_at_an_edge():
   clip[4000:12000] = 8000  # A word of even energy, 0.25-0.75 s.
   seen = set()
   for seed in range(30):
-    out = input_pipeline.stream_window(np.random.default_rng(seed), clip)
+    out = partial_words.stream_window(np.random.default_rng(seed), clip)
     assert out.dtype == np.float32 and out.shape == clip.shape
     loud = np.flatnonzero(out)
     kept = len(loud) / 8000  # The share of the word's energy kept.
@@ -532,7 +535,7 @@ def test_stream_window_keeps_part_of_the_word_at_an_edge():
       seen.add('leaving')  # The word's end, at the window's start.
   assert seen == {'arriving', 'leaving'}
   # A silent clip stays silent.
-  assert not np.any(input_pipeline.stream_window(
+  assert not np.any(partial_words.stream_window(
       np.random.default_rng(0), np.zeros(rate, np.int16)))
 
 
@@ -542,10 +545,10 @@ def test_command_negative_kinds():
   clip[4000:12000] = (10000 * np.sin(np.arange(8000) / 5)).astype(np.int16)
   other = np.zeros(rate, np.int16)
   other[6000:10000] = 5000
-  assert input_pipeline.word_extent(clip, 160) == (4000, 12000)
+  assert partial_words.word_extent(clip, 160) == (4000, 12000)
   seen = set()
   for seed in range(40):
-    out = input_pipeline.command_negative(np.random.default_rng(seed), clip,
+    out = partial_words.command_negative(np.random.default_rng(seed), clip,
                                           other, True)
     assert out.dtype == np.float32 and out.shape == clip.shape
     if np.array_equal(out, clip[::-1]):
@@ -553,7 +556,7 @@ def test_command_negative_kinds():
       continue
     if np.any(out == 5000):  # Joined: first half of clip, then other's.
       seen.add('joined')
-      start, end = input_pipeline.word_extent(out.astype(np.int16), 160)
+      start, end = partial_words.word_extent(out.astype(np.int16), 160)
       assert end - start == pytest.approx(4000 + 2000, abs=160)
       continue
     kept = np.flatnonzero(out)
@@ -564,7 +567,7 @@ def test_command_negative_kinds():
   assert seen == {'reversed', 'joined', 'first', 'last'}
   # Without a different second command, a join is a reversal instead.
   for seed in range(10):
-    out = input_pipeline.command_negative(np.random.default_rng(seed), clip,
+    out = partial_words.command_negative(np.random.default_rng(seed), clip,
                                           other, False)
     assert not np.any(out == 5000)
 
@@ -577,7 +580,7 @@ def test_unseen_words_fold_leaves_its_words_out_of_everything(tmp_path):
                                        clips_per_word=5)
   (synthetic / 'validation_list.txt').write_text('')
   (synthetic / 'testing_list.txt').write_text('')
-  folds = input_pipeline.unknown_word_folds(
+  folds = labels.unknown_word_folds(
       __import__('collections').Counter({'bed': 10, 'cat': 10, 'dog': 10}), 2)
   assert folds == [['bed', 'dog'], ['cat']]
   config = _config(data_dir, tmp_path, unseen_words_fold='1/2',
@@ -597,7 +600,7 @@ def test_unseen_words_fold_leaves_its_words_out_of_everything(tmp_path):
                      if n.startswith('synthetic/')}
   assert synthetic_words == {'yes', 'bird'}
   assert data.summary['unseen_words'] == {'bed': 10, 'dog': 10}
-  with pytest.raises(input_pipeline.config_validation.ConfigError,
+  with pytest.raises(input_pipeline.DataError,
                      match='fewer than 5 folds'):
     input_pipeline.create_datasets(
         _config(data_dir, tmp_path, unseen_words_fold='1/5'))
