@@ -4,7 +4,6 @@
 times them against the Keras twins.
 """
 
-import importlib
 import os
 from typing import Callable
 
@@ -17,6 +16,7 @@ import optax
 
 from configs import default
 from kws_jax import augment
+from kws_jax import config_files
 from kws_jax import features
 from kws_jax import models
 
@@ -24,8 +24,9 @@ from kws_jax import models
 def load_config(name: str) -> tuple[ml_collections.ConfigDict, str]:
   """The architecture's own config if there is one, else the default."""
   here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  if os.path.exists(os.path.join(here, 'configs', f'{name}.py')):
-    return importlib.import_module(f'configs.{name}').get_config(), name
+  path = os.path.join(here, 'configs', f'{name}.py')
+  if os.path.exists(path):
+    return config_files.load_config(path), name
   config = default.get_config()
   config.model_architecture = name
   config.model = ml_collections.ConfigDict()

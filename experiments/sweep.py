@@ -24,7 +24,6 @@ The table is written to `<workdir>/results.csv` and `<workdir>/results.md`.
 
 import concurrent.futures
 import csv
-import importlib.util
 import json
 import os
 import re
@@ -36,6 +35,8 @@ from typing import Any
 from absl import app
 from absl import flags
 from absl import logging
+
+from kws_jax import config_files
 
 _SWEEP = flags.DEFINE_string('sweep', None, 'Sweep file (Python).')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where the points train.')
@@ -59,11 +60,9 @@ def load_sweep(path: str) -> tuple[str, dict[str, Any], list[dict[str, Any]],
                                   tuple[str, ...]]:
   """Returns (base config path, shared overrides, per-point overrides,
   words whose test recall the table shows)."""
-  spec = importlib.util.spec_from_file_location('sweep_file', path)
-  if spec is None or not os.path.isfile(path):
+  if not os.path.isfile(path):
     raise FileNotFoundError(f'--sweep={path}: no such sweep file.')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  module = config_files.load_module(path, 'sweep_file')
   for name in ('BASE_CONFIG', 'sweep'):
     if not hasattr(module, name):
       raise ValueError(f'Sweep file {path} must define {name}; see '

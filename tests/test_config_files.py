@@ -1,0 +1,62 @@
+"""Tests for kws_jax/config_files.py: config files by path and ':arg'."""
+
+import os
+
+import pytest
+
+from kws_jax import config_files
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize('spec,expected', [
+    ('configs/conv.py', ('configs/conv.py', None)),
+    ('configs/tc_resnet.py:14-1.5', ('configs/tc_resnet.py', '14-1.5')),
+    ('configs/conv.py:', ('configs/conv.py', None)),
+])
+def test_split_spec(spec, expected):
+  assert config_files.split_spec(spec) == expected
+
+
+def test_load_config_passes_the_arg_to_get_config():
+  plain = config_files.load_config('configs/tc_resnet.py')
+  wide = config_files.load_config('configs/tc_resnet.py:14-1.5')
+  assert plain.model_architecture == wide.model_architecture == 'tc_resnet'
+  assert (plain.model.blocks_per_stage, plain.model.width_multiplier) == (
+      1, 1.0)
+  assert (wide.model.blocks_per_stage, wide.model.width_multiplier) == (
+      2, 1.5)
+  with pytest.raises(ValueError, match='depth must be 8 or 14'):
+    config_files.load_config('configs/tc_resnet.py:9')
+
+
+def test_relative_paths_are_found_from_the_root(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.syspath_prepend(REPO)  # The config imports configs.default.
+  with pytest.raises(FileNotFoundError, match='configs/conv.py'):
+    config_files.load_config('configs/conv.py')
+  config = config_files.load_config('configs/conv.py', root=REPO)
+  assert config.model_architecture == 'conv'
+  assert config_files.find('configs/conv.py', REPO) == os.path.join(
+      REPO, 'configs', 'conv.py')
+  # A file in the working directory wins over the root's.
+  (tmp_path / 'configs').mkdir()
+  (tmp_path / 'configs' / 'conv.py').write_text(
+      'import ml_collections\n'
+      'def get_config(arg=None):\n'
+      '  return ml_collections.ConfigDict({"arg": arg})\n')
+  assert config_files.load_config('configs/conv.py:x', root=REPO).arg == 'x'
+  assert config_files.load_config('configs/conv.py', root=REPO).arg is None
+
+
+def test_load_module_runs_the_file_afresh_each_time(tmp_path):
+  path = tmp_path / 'counter.py'
+  path.write_text('COUNT = []\nCOUNT.append(1)\n')
+  first = config_files.load_module(str(path), 'counter')
+  second = config_files.load_module(str(path), 'counter')
+  assert first is not second and first.COUNT == second.COUNT == [1]
+  assert first.__name__ == 'counter'
+  with pytest.raises(FileNotFoundError):
+    config_files.load_module(str(tmp_path / 'missing.py'))
+  with pytest.raises(FileNotFoundError):
+    config_files.load_module(str(tmp_path))  # A folder is not a file.
