@@ -16,6 +16,7 @@ from kws_jax import models
 from kws_jax import streaming
 from kws_jax import train
 from tflite_export import convert
+from tflite_export import tflite_model
 
 import export_test_util as util
 
@@ -120,7 +121,7 @@ def test_a_new_model_drops_the_old_ones_streaming_settings(tiny_conv,
   output = tmp_path / 'model.tflite'
   old = streaming.write_smoothing(output, streaming.SmoothingSettings(),
                                   {'chosen_on': 'the old model'})
-  assert convert.sibling_paths(str(output))['smoothing'] == old
+  assert tflite_model.sibling_paths(str(output))['smoothing'] == old
   convert.export_tflite(params, batch_stats, graphdef, config, LABELS,
                         str(output))
   assert not os.path.exists(old)
@@ -178,8 +179,8 @@ def test_representative_clips_follow_the_weights_and_add_noise_to_silence():
     weight = np.array([1.0, 1.0, 0.0, 1.0], np.float32)
 
   background = np.full(500, 0.5, np.float32)
-  clips = convert.representative_clips(Split(), 10, background=background,
-                                       background_volume=0.2)
+  clips = tflite_model.representative_clips(
+      Split(), 10, background=background, background_volume=0.2)
   # The weight-0 clip is never drawn; the silent one gets background noise.
   assert clips.shape == (3, 100) and clips.dtype == np.float32
   np.testing.assert_allclose(clips[1:], 1000 / 32768)
@@ -203,7 +204,7 @@ def test_unconvertible_architecture_is_named(tmp_path):
   model = _HostCallback()
   graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
   config = util.small_config('tiny_conv', model_architecture='host_callback')
-  with pytest.raises(convert.ConversionError, match="'host_callback'"):
+  with pytest.raises(tflite_model.ConversionError, match="'host_callback'"):
     convert.export_tflite(params, batch_stats, graphdef, config, LABELS,
                           str(tmp_path / 'x.tflite'))
   assert not os.path.exists(tmp_path / 'x.tflite')

@@ -11,6 +11,7 @@ registered architecture of each distinct front-end config;
 KWS_STREAMING_EXPORT_ALL=1 runs every architecture (about a minute more).
 """
 
+import ast
 import json
 import os
 import subprocess
@@ -26,6 +27,7 @@ from kws_jax import streaming
 from kws_jax import streaming_inference
 from tflite_export import convert
 from tflite_export import streaming_export
+from tflite_export import tflite_model
 
 import export_test_util as util
 
@@ -59,7 +61,7 @@ def _parity_architectures():
 
 
 def _jax_probabilities(graphdef, params, batch_stats, clips):
-  probabilities = convert.probabilities_fn(graphdef, params, batch_stats)
+  probabilities = tflite_model.probabilities_fn(graphdef, params, batch_stats)
   return np.asarray(jax.jit(probabilities)(clips))
 
 
@@ -293,3 +295,20 @@ def test_command_line_streaming(tmp_path):
   # The clip Recognizer says what the file is.
   with pytest.raises(inference.ModelError, match='StreamingTFLiteModel'):
     inference.Recognizer(str(output))
+
+
+def _tflite_export_imports(module):
+  """The `tflite_export` modules `tflite_export/<module>.py` imports."""
+  with open(os.path.join(ROOT, 'tflite_export', f'{module}.py')) as f:
+    tree = ast.parse(f.read())
+  return {alias.name for node in ast.walk(tree)
+          if isinstance(node, ast.ImportFrom)
+          and node.module == 'tflite_export' for alias in node.names}
+
+
+def test_exports_import_one_way():
+  # convert (the command line) -> streaming_export -> tflite_model.
+  assert _tflite_export_imports('tflite_model') == set()
+  assert _tflite_export_imports('streaming_export') == {'tflite_model'}
+  assert _tflite_export_imports('convert') == {'streaming_export',
+                                               'tflite_model'}

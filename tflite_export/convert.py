@@ -20,7 +20,8 @@ takes audio:
 Path: `jax2tf.convert` (native serialization, its default) -> SavedModel in a
 temporary folder -> `TFLiteConverter.from_saved_model` with TFLite builtin
 ops only (no Flex/TF ops, so the model runs on LiteRT and on the Android
-example app). Written beside `--output` (each file atomically):
+example app); see `tflite_export/tflite_model.py`, which both exports share.
+Written beside `--output` (each file atomically):
 
     <stem>.tflite (the --output path)  the model
     <stem>_labels.txt                   one label a line, output order
@@ -41,35 +42,34 @@ mel/DCT, log) stays float, and so do the model's input and output. The
 float model is written too, beside it as `<stem>_float.tflite` (with its
 labels and config); both are scored on the test split with
 `kws_jax.inference.Recognizer`, and the change is reported.
+
+This module is the whole-clip export and the command line; it runs the
+streaming export for `--streaming`. Imports go one way: this module ->
+`streaming_export` -> `tflite_model`, and this module -> `tflite_model`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import tempfile
-import time
-import warnings
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from absl import app
 from absl import flags
 from absl import logging
+from ai_edge_litert.interpreter import Interpreter
 from flax import nnx
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from kws_jax import audio_io
 from kws_jax import checkpoint
-from kws_jax import features
+from kws_jax import inference
 from kws_jax import log_lines
 from kws_jax import workdir as workdir_lib
+from tflite_export import streaming_export
+from tflite_export import tflite_model
 
 QUANTIZE_MODES = ('', 'int8')
-# Name scope of the front-end ops in the exported program.
-FRONTEND_SCOPE = 'frontend'
 # Input/output names. The Android example feeds inputs by position; the names
 # below were chosen (and are checked after every conversion, see
 # `_check_android_inputs`) so that the converter puts audio at index 0 and
@@ -80,167 +80,6 @@ OUTPUT_NAME = 'probabilities'
 ANDROID_AUDIO_INPUT = 'input_audio'
 ANDROID_RATE_INPUT = 'input_sample_rate'
 ANDROID_OUTPUT_NAME = 'labels_softmax'
-# Above this difference from JAX a float export is reported as suspect.
-_PARITY_WARNING = 1e-3
-
-
-class ConversionError(RuntimeError):
-  """The model could not be converted; the message names the architecture."""
-
-
-@dataclasses.dataclass
-class ExportResult:
-  """What `export_tflite` wrote.
-
-  Attributes:
-    model_path: the `.tflite` file.
-    labels_path: `<stem>_labels.txt`.
-    config_path: `<stem>_config.json`.
-    export_path: `<stem>_export.json`.
-    size_bytes: of the model file.
-    parity_max_abs_diff: max |TFLite - JAX| over the probabilities of a
-      fixed random clip (expect ~1e-7 for float, ~1e-2 for int8); None
-      when not verified.
-    info: the contents of `<stem>_export.json`.
-  """
-  model_path: str
-  labels_path: str
-  config_path: str
-  export_path: str
-  size_bytes: int
-  parity_max_abs_diff: float | None
-  info: dict[str, Any]
-
-
-def sibling_paths(output_path: str) -> dict[str, str]:
-  """The files beside `output_path`: written ('labels', 'config', 'export'),
-  and the streaming settings a calibration wrote for an earlier model
-  ('smoothing', `kws_jax.streaming.smoothing_path`; see
-  `remove_stale_smoothing`)."""
-  stem = os.path.splitext(os.path.abspath(output_path))[0]
-  return {'labels': f'{stem}_labels.txt', 'config': f'{stem}_config.json',
-          'export': f'{stem}_export.json',
-          'smoothing': f'{stem}_smoothing.json'}
-
-
-def remove_stale_smoothing(paths: dict[str, str]) -> None:
-  """Deletes the streaming settings chosen for the model a new one replaces.
-
-  They were calibrated on the old model's scores; the tools would otherwise
-  apply them to the new model without a word.
-  """
-  if os.path.exists(paths['smoothing']):
-    os.remove(paths['smoothing'])
-    logging.warning('Removed %s: its streaming settings were chosen for the '
-                    'model this export replaces (choose new ones with '
-                    'kws_jax.streaming_roc --write_smoothing).',
-                    paths['smoothing'])
-
-
-def clip_samples(config: ml_collections.ConfigDict) -> int:
-  """L, samples per clip, from `sample_rate` and `clip_duration_ms`."""
-  return features.ms_to_samples(config.clip_duration_ms, config.sample_rate)
-
-
-def _hide_gpus_from_tf(tf) -> None:
-  # Conversion runs on the CPU; TF must not take accelerator memory JAX uses.
-  try:
-    tf.config.set_visible_devices([], 'GPU')
-  except (RuntimeError, ValueError):
-    pass  # TF already initialized its devices.
-
-
-def probabilities_fn(eval_graphdef: nnx.GraphDef, params: Any,
-                     batch_stats: Any, *,
-                     clip_audio: bool = False
-                     ) -> Callable[[jax.Array], jax.Array]:
-  """Returns `f(audio float32 [B, L]) -> probabilities float32 [B, C]`.
-
-  Parameters are closed over as host numpy arrays, so they become constants
-  of the exported program. The front end runs under the name scope
-  `FRONTEND_SCOPE`, which names its ops in the TFLite model (see
-  `_front_end_nodes`).
-
-  Args:
-    eval_graphdef: a `models.KWSModel` graph definition in eval mode.
-    params: its `nnx.Param` state.
-    batch_stats: its `nnx.BatchStat` state.
-    clip_audio: clip the audio to [-1, 1] first (a no-op for valid audio).
-      For int8 export: it gives the model input a first op that can be kept
-      in float, so the raw audio is not quantized to 8 bits.
-  """
-  params, batch_stats = jax.device_get((params, batch_stats))
-
-  def probabilities(audio: jax.Array) -> jax.Array:
-    model = nnx.merge(eval_graphdef, params, batch_stats)
-    with jax.named_scope(FRONTEND_SCOPE):
-      if clip_audio:
-        audio = jnp.clip(audio, -1.0, 1.0)
-      features_ = model.features(audio)
-    logits = model.classify(features_)
-    return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-
-  return probabilities
-
-
-def _front_end_nodes(model_content: bytes) -> list[str]:
-  """Output tensor names of a TFLite model's front-end ops.
-
-  The front end is every op up to the last one named under FRONTEND_SCOPE;
-  ops are stored in execution order, and the backbone only starts once the
-  features exist. Some ops there do not carry the scope in their names
-  (e.g. the FFT's padding), hence the positional rule.
-  """
-  from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
-  interpreter = Interpreter(model_content=model_content)
-  names = {t['index']: t['name'] for t in interpreter.get_tensor_details()}
-  outputs = [[names[i] for i in op['outputs']]
-             for op in interpreter._get_ops_details()]  # pylint: disable=protected-access
-  marker = f'/{FRONTEND_SCOPE}/'
-  last = max((i for i, op_outputs in enumerate(outputs)
-              if any(marker in name for name in op_outputs)), default=None)
-  if last is None:
-    return []
-  return [name for op_outputs in outputs[:last + 1] for name in op_outputs]
-
-
-def _quantize_backbone(converter, representative, architecture: str) -> bytes:
-  """Post-training int8 quantization of the backbone; the front end stays float.
-
-  Quantizing the front end would ruin it: 8-bit audio, and mel energies
-  spanning many decades on one linear 8-bit scale (quiet bands become 0
-  before the log). Measured on a random tiny_conv: probabilities off by up
-  to 0.45 with everything quantized, 0.005 with a float front end. TFLite's
-  quantization debugger calibrates once and quantizes with the front-end
-  nodes on its deny list.
-  """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  converter.optimizations = [tf.lite.Optimize.DEFAULT]
-  converter.representative_dataset = representative
-  debugger = tf.lite.experimental.QuantizationDebugger(
-      converter=converter, debug_dataset=representative)
-  front_end = _front_end_nodes(debugger.calibrated_model)
-  if not front_end:
-    logging.warning('No front-end ops found by name in %r; quantizing the '
-                    'whole model (expect a loss of accuracy).', architecture)
-  debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-      denylisted_nodes=front_end)
-  return debugger.get_nondebug_quantized_model()
-
-
-def _write_bytes_atomic(path: str, data: bytes) -> None:
-  tmp = f'{path}.tmp-{os.getpid()}'
-  try:
-    with open(tmp, 'wb') as f:
-      f.write(data)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-
-
-def _truncate(message: str, limit: int = 1500) -> str:
-  return message if len(message) <= limit else message[:limit] + ' [...]'
 
 
 def _check_android_inputs(interpreter, length: int) -> None:
@@ -250,7 +89,7 @@ def _check_android_inputs(interpreter, length: int) -> None:
          for d in inputs]
   want = [('float32', [length, 1]), ('int32', [1])]
   if got != want:
-    raise ConversionError(
+    raise tflite_model.ConversionError(
         f'The Android signature came out with inputs {got} instead of '
         f'{want} in that order (the app feeds inputs by position); the '
         'converter ordered the inputs differently. Adjust ANDROID_*_INPUT in '
@@ -260,7 +99,6 @@ def _check_android_inputs(interpreter, length: int) -> None:
 def _run_tflite(model_content: bytes, audio: np.ndarray,
                 sample_rate: int) -> np.ndarray:
   """Runs a converted model on one clip float32 [L]; returns [C]."""
-  from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
   interpreter = Interpreter(model_content=model_content)
   interpreter.allocate_tensors()
   for details in interpreter.get_input_details():
@@ -285,7 +123,8 @@ def export_tflite(params: Any,
                   representative_audio: np.ndarray | None = None,
                   android_signature: bool = False,
                   verify: bool = True,
-                  metadata: dict[str, Any] | None = None) -> ExportResult:
+                  metadata: dict[str, Any] | None = None
+                  ) -> tflite_model.ExportResult:
   """Converts a model to TFLite and writes it with its labels and config.
 
   Default signature: `audio` float32 [1, L] in [-1, 1] -> `probabilities`
@@ -332,14 +171,10 @@ def export_tflite(params: Any,
       the architecture and the step that failed.
     ValueError: bad arguments.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
-
-  _hide_gpus_from_tf(tf)
   architecture = config.get('model_architecture', '?')
   if quantize not in QUANTIZE_MODES:
     raise ValueError(f'quantize={quantize!r}; choose one of {QUANTIZE_MODES}.')
-  length = clip_samples(config)
+  length = tflite_model.clip_samples(config)
   if quantize:
     if representative_audio is None or not len(representative_audio):
       raise ValueError('quantize="int8" needs representative_audio, float32 '
@@ -350,66 +185,28 @@ def export_tflite(params: Any,
       raise ValueError(f'representative_audio must be [N, {length}], got '
                        f'{representative_audio.shape}.')
 
-  probabilities = probabilities_fn(eval_graphdef, params, batch_stats,
-                                   clip_audio=bool(quantize))
-  # Serialize for the CPU whatever this host runs on, so an export made on a
-  # GPU machine converts the same way.
-  converted = jax2tf.convert(probabilities, with_gradient=False,
-                             native_serialization_platforms=('cpu',))
-  module = tf.Module()
+  probabilities = tflite_model.probabilities_fn(
+      eval_graphdef, params, batch_stats, clip_audio=bool(quantize))
+  clips = representative_audio if quantize else ()
   if android_signature:
-    @tf.function(autograph=False, input_signature=[
-        tf.TensorSpec([length, 1], tf.float32, name=ANDROID_AUDIO_INPUT),
-        tf.TensorSpec([1], tf.int32, name=ANDROID_RATE_INPUT)])
-    def serve(input_audio, input_sample_rate):
+    rate = np.array([config.sample_rate], np.int32)
+
+    def android(input_audio: jax.Array, input_sample_rate: jax.Array
+                ) -> jax.Array:
       del input_sample_rate  # Fixed at training; the app passes it anyway.
-      return {ANDROID_OUTPUT_NAME: converted(
-          tf.reshape(input_audio, [1, length]))}
+      return probabilities(input_audio.reshape(1, length))
 
-    def representative() -> Iterator[dict[str, np.ndarray]]:
-      for clip in representative_audio:
-        yield {ANDROID_AUDIO_INPUT: clip.reshape(length, 1),
-               ANDROID_RATE_INPUT: np.array([config.sample_rate], np.int32)}
+    fn, output = android, ANDROID_OUTPUT_NAME
+    inputs = [tflite_model.Tensor(ANDROID_AUDIO_INPUT, (length, 1)),
+              tflite_model.Tensor(ANDROID_RATE_INPUT, (1,), 'int32')]
+    samples = [(clip.reshape(length, 1), rate) for clip in clips]
   else:
-    @tf.function(autograph=False, input_signature=[
-        tf.TensorSpec([1, length], tf.float32, name=AUDIO_INPUT)])
-    def serve(audio):
-      return {OUTPUT_NAME: converted(audio)}
-
-    def representative() -> Iterator[dict[str, np.ndarray]]:
-      for clip in representative_audio:
-        yield {AUDIO_INPUT: clip[None]}
-  module.serve = serve
-
-  started = time.time()
-  with tempfile.TemporaryDirectory(prefix='kws_saved_model_') as saved_dir:
-    try:
-      concrete = serve.get_concrete_function()
-      tf.saved_model.save(module, saved_dir,
-                          signatures={'serving_default': concrete})
-    except Exception as e:  # pylint: disable=broad-except
-      raise ConversionError(
-          f'Model architecture {architecture!r} could not be converted by '
-          f'jax2tf (JAX -> TF SavedModel): {type(e).__name__}: '
-          f'{_truncate(str(e))}') from e
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_dir)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    try:
-      with warnings.catch_warnings():
-        # Calibration runs TF's own deprecated tf.lite.Interpreter.
-        warnings.filterwarnings('ignore', message='.*tf.lite.Interpreter')
-        if quantize == 'int8':
-          model_content = _quantize_backbone(converter, representative,
-                                             architecture)
-        else:
-          model_content = converter.convert()
-    except Exception as e:  # pylint: disable=broad-except
-      raise ConversionError(
-          f'Model architecture {architecture!r} could not be converted to '
-          'TFLite with builtin ops only (SavedModel -> TFLite): '
-          f'{type(e).__name__}: {_truncate(str(e))}') from e
-  logging.info('Converted %r to TFLite in %.1f s (%d bytes).', architecture,
-               time.time() - started, len(model_content))
+    fn, output = probabilities, OUTPUT_NAME
+    inputs = [tflite_model.Tensor(AUDIO_INPUT, (1, length))]
+    samples = [(clip[None],) for clip in clips]
+  model_content = tflite_model.to_tflite(
+      fn, inputs, [output], architecture=architecture,
+      representative=samples if quantize else None)
 
   # Check the result against JAX on a fixed clip: a conversion that runs
   # but computes something else must not go unnoticed.
@@ -417,102 +214,26 @@ def export_tflite(params: Any,
       np.float32)
   try:
     if android_signature:
-      from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
       _check_android_inputs(Interpreter(model_content=model_content), length)
     got = _run_tflite(model_content, probe, config.sample_rate)
-  except ConversionError:
+  except tflite_model.ConversionError:
     raise
   except Exception as e:  # pylint: disable=broad-except
-    raise ConversionError(
-        f'The TFLite model of architecture {architecture!r} does not run: '
-        f'{type(e).__name__}: {_truncate(str(e))}') from e
+    raise tflite_model.conversion_error(
+        f'The TFLite model of architecture {architecture!r} does not run',
+        e) from e
   diff = None
   if verify:
     want = np.asarray(jax.jit(probabilities)(probe[None]))[0]
     diff = float(np.max(np.abs(got - want)))
-    if not quantize and not diff < _PARITY_WARNING:
+    if not quantize and not diff < tflite_model.PARITY_WARNING:
       logging.warning('The TFLite model of %r differs from JAX by up to %g '
                       'on a test clip.', architecture, diff)
-
-  output_path = os.path.abspath(output_path)
-  os.makedirs(os.path.dirname(output_path), exist_ok=True)
-  paths = sibling_paths(output_path)
-  config_dict = (config.to_dict() if hasattr(config, 'to_dict')
-                 else dict(config))
-  info = {
-      'model_architecture': architecture,
-      'quantize': quantize or 'none',
-      'android_signature': bool(android_signature),
-      'inputs': ([{'name': ANDROID_AUDIO_INPUT, 'dtype': 'float32',
-                   'shape': [length, 1]},
-                  {'name': ANDROID_RATE_INPUT, 'dtype': 'int32',
-                   'shape': [1]}] if android_signature else
-                 [{'name': AUDIO_INPUT, 'dtype': 'float32',
-                   'shape': [1, length]}]),
-      'outputs': [{'name': (ANDROID_OUTPUT_NAME if android_signature
-                            else OUTPUT_NAME), 'dtype': 'float32',
-                   'shape': [1, len(labels)]}],
-      'sample_rate': int(config.sample_rate),
-      'labels': list(labels),
-      'size_bytes': len(model_content),
-      'parity_max_abs_diff': diff,
-      **(metadata or {}),
-  }
-  _write_bytes_atomic(output_path, model_content)
-  remove_stale_smoothing(paths)
-  workdir_lib.write_labels(paths['labels'], list(labels))
-  workdir_lib.write_json(paths['config'], config_dict)
-  workdir_lib.write_json(paths['export'], info)
-  logging.info('Wrote %s, %s, %s and %s.', output_path, paths['labels'],
-               paths['config'], paths['export'])
-  return ExportResult(model_path=output_path, labels_path=paths['labels'],
-                      config_path=paths['config'],
-                      export_path=paths['export'],
-                      size_bytes=len(model_content),
-                      parity_max_abs_diff=diff, info=info)
-
-
-def representative_clips(split: Any, count: int, seed: int = 0, *,
-                         background: np.ndarray | None = None,
-                         background_volume: float = 0.1) -> np.ndarray:
-  """Draws `count` calibration clips from a training split.
-
-  Clips are drawn without replacement (as far as the split allows) with the
-  split's sampling weights, so words, unknown and silence come in the
-  proportions training saw. Training's silence is an all-zero clip that the
-  augmentation always mixes with background noise; calibrating on exact
-  zeros instead would stretch the feature ranges to the log floor (about
-  -250 for the first MFCC) and waste the int8 resolution, so all-zero clips
-  get background noise here too, at a random volume up to
-  `background_volume`.
-
-  Args:
-    split: an `input_pipeline.Split` (int16 audio [N, L], weight [N]).
-    count: clips wanted.
-    seed: for the draw.
-    background: float32 [M] background noise (`Datasets.background`).
-    background_volume: the augmentation's `background_volume`.
-
-  Returns:
-    float32 [min(count, N'), L] in [-1, 1], N' the clips with weight > 0.
-  """
-  weight = np.asarray(split.weight, np.float64)
-  available = int(np.sum(weight > 0))
-  if not available:
-    raise ValueError('The training split has no clips to calibrate with.')
-  rng = np.random.default_rng(seed)
-  chosen = rng.choice(len(weight), size=min(count, available), replace=False,
-                      p=weight / weight.sum())
-  clips = split.audio[np.sort(chosen)].astype(np.float32) / (
-      audio_io.PCM16_SCALE)
-  length = clips.shape[1]
-  if background is not None and len(background) >= length:
-    for clip in clips:
-      if not clip.any():
-        start = rng.integers(0, len(background) - length + 1)
-        clip[:] = (rng.uniform(0, background_volume) *
-                   background[start:start + length])
-  return np.clip(clips, -1.0, 1.0)
+  return tflite_model.write_export(
+      output_path, model_content, config, labels, inputs=inputs,
+      outputs=[tflite_model.Tensor(output, (1, len(labels)))],
+      parity_max_abs_diff=diff, quantize=quantize,
+      android_signature=android_signature, metadata=metadata)
 
 
 def convert_checkpoint(source: str,
@@ -524,7 +245,8 @@ def convert_checkpoint(source: str,
                        num_representative: int = 200,
                        max_eval_clips: int = 0,
                        streaming: bool = False,
-                       clip_stride_ms: float | None = None) -> ExportResult:
+                       clip_stride_ms: float | None = None
+                       ) -> tflite_model.ExportResult:
   """Exports a workdir's best (else latest) or a given checkpoint.
 
   Args:
@@ -555,7 +277,6 @@ def convert_checkpoint(source: str,
   metadata = {'checkpoint': restored.path, 'step': restored.step,
               'selected_by': restored.selected_by}
   if streaming:
-    from tflite_export import streaming_export  # pylint: disable=g-import-not-at-top
     return streaming_export.export_streaming_tflite(
         restored.params, restored.batch_stats, restored.eval_graphdef,
         restored.config, restored.labels, output_path,
@@ -567,7 +288,7 @@ def convert_checkpoint(source: str,
                          android_signature=android_signature,
                          metadata=metadata)
 
-  from kws_jax import inference  # pylint: disable=g-import-not-at-top
+  # Imports TensorFlow and TFDS (seconds); only the int8 export needs data.
   from kws_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   data = input_pipeline.create_datasets(
       evaluate.data_config(restored.config, data_dir))
@@ -575,7 +296,7 @@ def convert_checkpoint(source: str,
     raise ValueError(
         f'The data gives labels {data.labels} but checkpoint {restored.path} '
         f'was trained on {restored.labels}.')
-  calibration = representative_clips(
+  calibration = tflite_model.representative_clips(
       data.train, num_representative, seed=int(restored.config.seed),
       background=data.background,
       background_volume=float(restored.config.background_volume))

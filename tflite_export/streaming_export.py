@@ -26,20 +26,20 @@ is. The output after a call equals the non-streaming model's probabilities
 on the last L samples of the stream (zeros before its start) up to
 rounding; the export checks that on a test stream.
 
-`kws_jax.streaming_inference.StreamingTFLiteModel` runs such a model.
+`kws_jax.streaming_inference.StreamingTFLiteModel` runs such a model. The
+conversion and the files written are those of the clip export
+(`tflite_model`); `convert --streaming` calls this module, which imports
+only `tflite_model`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import tempfile
-import time
-import warnings
 from typing import Any, Callable
 
 from absl import logging
+from ai_edge_litert.interpreter import Interpreter
 from flax import nnx
 import jax
 import jax.numpy as jnp
@@ -47,10 +47,8 @@ import ml_collections
 import numpy as np
 
 from kws_jax import features
-from kws_jax import inference
 from kws_jax import streaming_inference
-from kws_jax import workdir as workdir_lib
-from tflite_export import convert
+from tflite_export import tflite_model
 
 AUDIO_INPUT = streaming_inference.AUDIO_INPUT
 OUTPUT_NAME = streaming_inference.OUTPUT_NAME
@@ -62,10 +60,6 @@ NEW = streaming_inference.STATE_OUTPUT_PREFIX
 DEFAULT_CLIP_STRIDE_MS = 30.0
 # Calls after warm-up the export compares with the non-streaming model.
 _VERIFY_CALLS = 20
-# convert.py's helpers, shared so both exports fail and write alike.
-_truncate = convert._truncate  # pylint: disable=protected-access
-_write_bytes_atomic = convert._write_bytes_atomic  # pylint: disable=protected-access
-_PARITY_WARNING = convert._PARITY_WARNING  # pylint: disable=protected-access
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +124,7 @@ def streaming_layout(config: ml_collections.ConfigDict,
   if clip_stride_ms is None:
     clip_stride_ms = default_clip_stride_ms(config)
   rate = int(config.sample_rate)
-  clip = features.ms_to_samples(config.clip_duration_ms, rate)
+  clip = tflite_model.clip_samples(config)
   window = features.ms_to_samples(config.window_size_ms, rate)
   hop = features.ms_to_samples(config.window_stride_ms, rate)
   stride = features.ms_to_samples(clip_stride_ms, rate)
@@ -167,14 +161,14 @@ def streaming_step_fn(eval_graphdef: nnx.GraphDef, params: Any,
   `audio` float32 [1, S], `audio_context` [1, K], `feature_buffer`
   [1, F, bins] -> (probabilities [1, C], new context, new buffer). The
   parameters are closed over as host numpy constants, and the front end runs
-  under `convert.FRONTEND_SCOPE`, as in `convert.probabilities_fn`.
+  under `tflite_model.FRONTEND_SCOPE`, as in `tflite_model.probabilities_fn`.
   """
   params, batch_stats = jax.device_get((params, batch_stats))
   m, k = layout.frames_per_stride, layout.context_samples
 
   def step(audio, audio_context, feature_buffer):
     model = nnx.merge(eval_graphdef, params, batch_stats)
-    with jax.named_scope(convert.FRONTEND_SCOPE):
+    with jax.named_scope(tflite_model.FRONTEND_SCOPE):
       recent = jnp.concatenate([audio_context, audio], axis=1)  # [1, K + S]
       new_frames = model.features(recent)[:, layout.extra_frames:]  # [1, m, .]
     buffer = jnp.concatenate([feature_buffer[:, m:], new_frames], axis=1)
@@ -217,9 +211,8 @@ def clip_windows(stream: np.ndarray, layout: StreamingLayout) -> np.ndarray:
 
 def run_stream(model_content: bytes, stream: np.ndarray) -> np.ndarray:
   """Runs a streaming TFLite model from the zero state: float32 [N, C]."""
-  interpreter_class = inference._interpreter_class()  # pylint: disable=protected-access
   runner = streaming_inference.StreamingInterpreter(
-      interpreter_class(model_content=model_content))
+      Interpreter(model_content=model_content))
   stride = runner.stride_samples
   return np.stack([runner.run(stream[i * stride:(i + 1) * stride])
                    for i in range(stream.shape[0] // stride)])
@@ -245,12 +238,12 @@ def export_streaming_tflite(params: Any,
                             clip_stride_ms: float | None = None,
                             verify: bool = True,
                             metadata: dict[str, Any] | None = None
-                            ) -> convert.ExportResult:
+                            ) -> tflite_model.ExportResult:
   """Converts a model to a streaming TFLite model (see the module docstring).
 
-  Writes the same files as `convert.export_tflite` (`<stem>_labels.txt`,
-  `_config.json`, `_export.json`, the last with a 'streaming' entry holding
-  the layout). Float32 only.
+  Writes the same files as the clip export (`tflite_model.write_export`:
+  the model, `<stem>_labels.txt`, `_config.json`, `_export.json`, the last
+  with a 'streaming' entry holding the layout). Float32 only.
 
   Args:
     params, batch_stats, eval_graphdef, config, labels, output_path,
@@ -270,53 +263,19 @@ def export_streaming_tflite(params: Any,
       does not run.
     ValueError: a bad stride.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
-
-  convert._hide_gpus_from_tf(tf)  # pylint: disable=protected-access
   architecture = config.get('model_architecture', '?')
   layout = streaming_layout(config, clip_stride_ms)
   step = streaming_step_fn(eval_graphdef, params, batch_stats, layout)
-  converted = jax2tf.convert(step, with_gradient=False,
-                             native_serialization_platforms=('cpu',))
   shapes = layout.state_shapes()
-
-  @tf.function(autograph=False, input_signature=[
-      tf.TensorSpec([1, layout.stride_samples], tf.float32, name=AUDIO_INPUT),
-      tf.TensorSpec(shapes[CONTEXT_STATE], tf.float32, name=CONTEXT_STATE),
-      tf.TensorSpec(shapes[FEATURE_STATE], tf.float32, name=FEATURE_STATE)])
-  def serve(audio, audio_context, feature_buffer):
-    probabilities, context, buffer = converted(audio, audio_context,
-                                               feature_buffer)
-    return {OUTPUT_NAME: probabilities, NEW + CONTEXT_STATE: context,
-            NEW + FEATURE_STATE: buffer}
-
-  module = tf.Module()
-  module.serve = serve
-  started = time.time()
-  with tempfile.TemporaryDirectory(prefix='kws_saved_model_') as saved_dir:
-    try:
-      tf.saved_model.save(module, saved_dir, signatures={
-          'serving_default': serve.get_concrete_function()})
-    except Exception as e:  # pylint: disable=broad-except
-      raise convert.ConversionError(
-          f'Model architecture {architecture!r} could not be converted by '
-          f'jax2tf for streaming (JAX -> TF SavedModel): {type(e).__name__}: '
-          f'{_truncate(str(e))}') from e
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_dir)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    try:
-      with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='.*tf.lite.Interpreter')
-        model_content = converter.convert()
-    except Exception as e:  # pylint: disable=broad-except
-      raise convert.ConversionError(
-          f'Model architecture {architecture!r} could not be converted to a '
-          'streaming TFLite model with builtin ops only (SavedModel -> '
-          f'TFLite): {type(e).__name__}: {_truncate(str(e))}') from e
-  logging.info('Converted %r to a streaming TFLite model (%g ms a call) in '
-               '%.1f s (%d bytes).', architecture, layout.clip_stride_ms,
-               time.time() - started, len(model_content))
+  inputs = [tflite_model.Tensor(AUDIO_INPUT, (1, layout.stride_samples))] + [
+      tflite_model.Tensor(name, shape) for name, shape in shapes.items()]
+  outputs = [tflite_model.Tensor(OUTPUT_NAME, (1, len(labels)))] + [
+      tflite_model.Tensor(NEW + name, shape)
+      for name, shape in shapes.items()]
+  model_content = tflite_model.to_tflite(
+      step, inputs, [t.name for t in outputs], architecture=architecture,
+      description=(f'a streaming TFLite model ({layout.clip_stride_ms:g} ms '
+                   'a call)'))
 
   start = warm_up_calls(layout)
   stream = test_stream((start + _VERIFY_CALLS) * layout.stride_samples,
@@ -324,56 +283,25 @@ def export_streaming_tflite(params: Any,
   try:
     got = run_stream(model_content, stream)
   except Exception as e:  # pylint: disable=broad-except
-    raise convert.ConversionError(
+    raise tflite_model.conversion_error(
         f'The streaming TFLite model of architecture {architecture!r} does '
-        f'not run: {type(e).__name__}: {_truncate(str(e))}') from e
+        'not run', e) from e
   diff = None
   if verify:
-    probabilities = convert.probabilities_fn(eval_graphdef, params,
-                                             batch_stats)
+    probabilities = tflite_model.probabilities_fn(eval_graphdef, params,
+                                                  batch_stats)
     want = np.asarray(jax.jit(probabilities)(
         clip_windows(stream, layout)[start:]))
     diff = float(np.max(np.abs(got[start:] - want)))
-    if not diff < _PARITY_WARNING:
+    if not diff < tflite_model.PARITY_WARNING:
       logging.warning('The streaming TFLite model of %r differs from the '
                       'non-streaming JAX model by up to %g on a test stream.',
                       architecture, diff)
-
-  output_path = os.path.abspath(output_path)
-  os.makedirs(os.path.dirname(output_path), exist_ok=True)
-  paths = convert.sibling_paths(output_path)
-  config_dict = (config.to_dict() if hasattr(config, 'to_dict')
-                 else dict(config))
-  info = {
-      'model_architecture': architecture,
-      'quantize': 'none',
-      'android_signature': False,
-      'streaming': layout.to_dict(),
-      'inputs': [{'name': AUDIO_INPUT, 'dtype': 'float32',
-                  'shape': [1, layout.stride_samples]}] + [
-                      {'name': n, 'dtype': 'float32', 'shape': list(s)}
-                      for n, s in shapes.items()],
-      'outputs': [{'name': OUTPUT_NAME, 'dtype': 'float32',
-                   'shape': [1, len(labels)]}] + [
-                       {'name': NEW + n, 'dtype': 'float32',
-                        'shape': list(s)} for n, s in shapes.items()],
-      'sample_rate': layout.sample_rate,
-      'labels': list(labels),
-      'size_bytes': len(model_content),
-      'parity_max_abs_diff': diff,
-      'parity_check': (f'{_VERIFY_CALLS} calls after warm-up on a test '
-                       'stream vs the JAX non-streaming model on the same '
-                       'clips'),
-      **(metadata or {}),
-  }
-  _write_bytes_atomic(output_path, model_content)
-  convert.remove_stale_smoothing(paths)
-  workdir_lib.write_labels(paths['labels'], list(labels))
-  workdir_lib.write_json(paths['config'], config_dict)
-  workdir_lib.write_json(paths['export'], info)
-  logging.info('Wrote %s, %s, %s and %s.', output_path, paths['labels'],
-               paths['config'], paths['export'])
-  return convert.ExportResult(
-      model_path=output_path, labels_path=paths['labels'],
-      config_path=paths['config'], export_path=paths['export'],
-      size_bytes=len(model_content), parity_max_abs_diff=diff, info=info)
+  return tflite_model.write_export(
+      output_path, model_content, config, labels, inputs=inputs,
+      outputs=outputs, parity_max_abs_diff=diff,
+      details={'streaming': layout.to_dict(),
+               'parity_check': (f'{_VERIFY_CALLS} calls after warm-up on a '
+                                'test stream vs the JAX non-streaming model '
+                                'on the same clips')},
+      metadata=metadata)
