@@ -8,12 +8,13 @@ problem surfaces as one exception type, `AudioError`, that names the file.
 import fractions
 import os
 import stat
-import tempfile
 
 from absl import logging
 import numpy as np
 from scipy import signal
 import soundfile as sf
+
+from kws_jax import files
 
 # Full scale of 16-bit PCM: int16 sample `s` is the float `s / PCM16_SCALE`.
 PCM16_SCALE = 32768.0
@@ -171,10 +172,8 @@ def to_int16(audio: np.ndarray) -> np.ndarray:
 
 def write_wav(path: str | os.PathLike[str], audio: np.ndarray,
               sample_rate: int) -> None:
-  """Writes mono 16-bit PCM WAV atomically.
-
-  The data goes to a temporary file in the same folder that then replaces
-  `path`, so a reader never sees a half-written file.
+  """Writes mono 16-bit PCM WAV atomically (`files.atomic_path`), so a
+  reader never sees a half-written file.
 
   Args:
     path: destination; its folder must exist.
@@ -189,16 +188,5 @@ def write_wav(path: str | os.PathLike[str], audio: np.ndarray,
       np.isfinite(audio)):
     raise ValueError(f'Refusing to write NaN/Inf samples to {path}.')
   pcm = to_int16(audio)
-  folder = os.path.dirname(os.path.abspath(path))
-  fd, tmp_path = tempfile.mkstemp(
-      dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      sf.write(f, pcm, int(sample_rate), format='WAV', subtype='PCM_16')
-    # mkstemp makes owner-only files; a written clip is ordinary data.
-    os.chmod(tmp_path, 0o644)
-    os.replace(tmp_path, path)
-  except BaseException:
-    if os.path.exists(tmp_path):
-      os.remove(tmp_path)
-    raise
+  with files.atomic_path(path) as tmp_path:
+    sf.write(tmp_path, pcm, int(sample_rate), format='WAV', subtype='PCM_16')

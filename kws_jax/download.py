@@ -22,6 +22,8 @@ import urllib.request
 
 from absl import logging
 
+from kws_jax import files
+
 _CHUNK_BYTES = 1 << 20
 _PROGRESS_SECONDS = 5.0
 _TIMEOUT_SECONDS = 60.0
@@ -81,7 +83,7 @@ def maybe_download_and_extract(data_url: str, data_dir: str, *,
       archive = local_archive_path(data_url)
       _verify(archive, expected_size, expected_sha256)
     count = _extract(archive, data_dir)
-    _write_atomically(
+    files.write_atomic(
         marker, f'source: {data_url}\narchive: {archive}\nfiles: {count}\n')
     logging.info('Extracted %d files from %s into %s.', count, archive,
                  data_dir)
@@ -137,7 +139,9 @@ def _remove_stale_temporaries(data_dir: str) -> None:
     if name.startswith(_EXTRACTING_PREFIX) and os.path.isdir(path):
       logging.warning('Removing %s left by an interrupted extraction.', path)
       shutil.rmtree(path, ignore_errors=True)
-    elif name.startswith('.') and name.endswith('.partial'):
+    elif name.startswith('.') and name.endswith(('.tmp', '.partial')):
+      # A download or marker that `files.atomic_path` did not get to rename
+      # ('.partial': the name older versions gave a download).
       logging.warning('Removing %s left by an interrupted download.', path)
       os.remove(path)
 
@@ -155,40 +159,36 @@ def _download(url: str, data_dir: str, expected_size: int | None,
       return destination
     except DownloadError as e:
       logging.warning('%s; downloading it again.', e)
-  fd, partial = tempfile.mkstemp(
-      dir=data_dir, prefix='.' + os.path.basename(destination) + '.',
-      suffix='.partial')
   sha256 = hashlib.sha256()
   received = 0
   try:
-    with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(
-        url, timeout=_TIMEOUT_SECONDS) as response:
-      total = int(response.headers.get('Content-Length') or 0) or None
-      logging.info('Downloading %s (%s bytes) to %s.', url,
-                   total if total else 'unknown', destination)
-      start = last_log = time.monotonic()
-      while chunk := response.read(_CHUNK_BYTES):
-        out.write(chunk)
-        sha256.update(chunk)
-        received += len(chunk)
-        now = time.monotonic()
-        if now - last_log >= _PROGRESS_SECONDS:
-          last_log = now
-          percent = f' ({100.0 * received / total:.1f}%)' if total else ''
-          logging.info('Downloaded %.1f MB%s of %s at %.1f MB/s.',
-                       received / 1e6, percent, url,
-                       received / 1e6 / max(now - start, 1e-9))
-    if total is not None and received != total:
-      raise DownloadError(
-          f'Download of {url} stopped after {received} of {total} bytes; '
-          'run again to retry.')
-    _check(destination, received, sha256.hexdigest(), expected_size,
-           expected_sha256)
-    os.chmod(partial, 0o644)  # mkstemp makes owner-only files.
-    os.replace(partial, destination)
+    # Checked before it takes the archive's name: a file under that name is
+    # always a whole, verified download.
+    with files.atomic_path(destination) as partial:
+      with open(partial, 'wb') as out, urllib.request.urlopen(
+          url, timeout=_TIMEOUT_SECONDS) as response:
+        total = int(response.headers.get('Content-Length') or 0) or None
+        logging.info('Downloading %s (%s bytes) to %s.', url,
+                     total if total else 'unknown', destination)
+        start = last_log = time.monotonic()
+        while chunk := response.read(_CHUNK_BYTES):
+          out.write(chunk)
+          sha256.update(chunk)
+          received += len(chunk)
+          now = time.monotonic()
+          if now - last_log >= _PROGRESS_SECONDS:
+            last_log = now
+            percent = f' ({100.0 * received / total:.1f}%)' if total else ''
+            logging.info('Downloaded %.1f MB%s of %s at %.1f MB/s.',
+                         received / 1e6, percent, url,
+                         received / 1e6 / max(now - start, 1e-9))
+      if total is not None and received != total:
+        raise DownloadError(
+            f'Download of {url} stopped after {received} of {total} bytes; '
+            'run again to retry.')
+      _check(destination, received, sha256.hexdigest(), expected_size,
+             expected_sha256)
   except BaseException as e:
-    if os.path.exists(partial):
-      os.remove(partial)
     # A chunked response cut short raises http.client.IncompleteRead.
     if isinstance(e, (OSError, http.client.HTTPException)):
       raise DownloadError(
@@ -281,19 +281,11 @@ def _extract(archive: str, data_dir: str) -> int:
 def _merge_into(source: str, destination: str) -> None:
   # Like unpacking over the folder: same-named files are replaced, others
   # are kept. Renames within one file system are cheap.
-  for root, dirs, files in os.walk(source):
+  for root, dirs, names in os.walk(source):
     target = os.path.join(destination, os.path.relpath(root, source))
     os.makedirs(target, exist_ok=True)
-    for name in files:
+    for name in names:
       os.replace(os.path.join(root, name), os.path.join(target, name))
     for name in dirs:
       if os.path.isfile(os.path.join(target, name)):
         os.remove(os.path.join(target, name))
-
-
-def _write_atomically(path: str, text: str) -> None:
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
-  with os.fdopen(fd, 'w') as f:
-    f.write(text)
-  os.chmod(tmp, 0o644)  # mkstemp makes owner-only files.
-  os.replace(tmp, path)

@@ -35,6 +35,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from kws_jax import audio_io
+
 PREPROCESS_TYPES = ('mfcc', 'average', 'logmel')
 
 # Above this many slices per frame, framing uses one constant gather instead.
@@ -42,12 +44,9 @@ _MAX_FRAMING_SLICES = 32
 
 
 def ms_to_samples(duration_ms: float, sample_rate: int) -> int:
-  """Converts a duration in milliseconds to a whole number of samples.
-
-  Rounds rather than truncates (the tutorial uses `int()`), so a float
-  product such as 479.99999 still gives 480; both agree for the usual values.
-  """
-  return int(round(sample_rate * duration_ms / 1000.0))
+  """`audio_io.samples_per_clip` (the one rule) in this module's argument
+  order, which its callers (export, benchmarks) use."""
+  return audio_io.samples_per_clip(sample_rate, duration_ms)
 
 
 def next_power_of_two(n: int) -> int:
@@ -57,9 +56,10 @@ def next_power_of_two(n: int) -> int:
 
 def num_frames(config: ml_collections.ConfigDict) -> int:
   """Feature frames per clip: `1 + (L - window) // stride` (98 by default)."""
-  clip_samples = ms_to_samples(config.clip_duration_ms, config.sample_rate)
-  window = ms_to_samples(config.window_size_ms, config.sample_rate)
-  stride = ms_to_samples(config.window_stride_ms, config.sample_rate)
+  rate = config.sample_rate
+  clip_samples = audio_io.samples_per_clip(rate, config.clip_duration_ms)
+  window = audio_io.samples_per_clip(rate, config.window_size_ms)
+  stride = audio_io.samples_per_clip(rate, config.window_stride_ms)
   return _frames_for(clip_samples, window, stride)
 
 
@@ -264,8 +264,10 @@ class Frontend(nnx.Module):
       raise ValueError(f'preprocess must be one of {PREPROCESS_TYPES}, '
                        f'got {preprocess!r}.')
     self.sample_rate = int(sample_rate)
-    self.window_samples = ms_to_samples(window_size_ms, sample_rate)
-    self.stride_samples = ms_to_samples(window_stride_ms, sample_rate)
+    self.window_samples = audio_io.samples_per_clip(sample_rate,
+                                                    window_size_ms)
+    self.stride_samples = audio_io.samples_per_clip(sample_rate,
+                                                    window_stride_ms)
     if self.window_samples < 1 or self.stride_samples < 1:
       raise ValueError('window_size_ms and window_stride_ms must each be at '
                        'least one sample long.')

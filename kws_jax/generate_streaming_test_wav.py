@@ -39,11 +39,9 @@ from kws_jax import test_streaming_accuracy
 
 UNKNOWN_LABEL = streaming.UNKNOWN_LABEL
 SILENCE_LABEL = streaming.SILENCE_LABEL
-BACKGROUND_NOISE_DIR = '_background_noise_'
 # The split lists of a Speech Commands folder, by `which_set` name.
 SPLIT_LISTS = {'testing': speech_commands_builder.TESTING_LIST,
                'validation': speech_commands_builder.VALIDATION_LIST}
-AUDIO_EXTENSIONS = ('.wav', '.flac')
 DEFAULT_WANTED_WORDS = ('yes', 'no', 'up', 'down', 'left', 'right', 'on',
                         'off', 'stop', 'go')
 
@@ -54,17 +52,11 @@ _BACKGROUND_CROSSFADE_MS = 250.0
 _WORD_RAMP_MS = 31.25
 
 
-def _list_key(relpath: str) -> str:
-  """'Word/clip.wav' → 'word/clip': list entries match either extension."""
-  folder, _, name = relpath.strip().replace('\\', '/').partition('/')
-  return f'{folder.lower()}/{os.path.splitext(name)[0]}'
-
-
 def _audio_files(folder: str) -> list[str]:
   if not os.path.isdir(folder):
     return []
   return [os.path.join(folder, name) for name in sorted(os.listdir(folder))
-          if name.lower().endswith(AUDIO_EXTENSIONS) and
+          if name.lower().endswith(audio_io.AUDIO_EXTENSIONS) and
           not name.startswith('.')]
 
 
@@ -112,11 +104,7 @@ def find_test_clips(data_dir: str, wanted_words: Sequence[str],
   # the data (a missing one lists nothing); with neither, the hash does.
   if any(os.path.isfile(os.path.join(data_dir, name))
          for name in SPLIT_LISTS.values()):
-    testing = set()
-    if os.path.isfile(list_path):
-      # surrogateescape: entries match file names that are not UTF-8.
-      with open(list_path, encoding='utf-8', errors='surrogateescape') as f:
-        testing = {_list_key(line) for line in f if line.strip()}
+    testing = speech_commands_builder.read_split_list(list_path) or set()
     logging.info('%s split: %d entries of %s.', split.title(), len(testing),
                  list_path)
   else:
@@ -133,7 +121,8 @@ def find_test_clips(data_dir: str, wanted_words: Sequence[str],
     for path in _audio_files(os.path.join(data_dir, folder)):
       name = os.path.basename(path)
       if testing is not None:
-        in_test = _list_key(f'{folder}/{name}') in testing
+        in_test = speech_commands_builder.split_list_key(
+            f'{folder}/{name}') in testing
       else:
         in_test = speech_commands_builder.which_set(
             f'{folder}/{name}', validation_percentage,
@@ -363,7 +352,8 @@ def _default_background_dir(data_dir: str | None,
   # (--data_dir then only has its default, which may hold other noise).
   for candidate in (
       os.path.join(test_dir, SILENCE_LABEL) if test_dir else None,
-      os.path.join(data_dir, BACKGROUND_NOISE_DIR) if data_dir else None):
+      os.path.join(data_dir, speech_commands_builder.BACKGROUND_NOISE_DIR)
+      if data_dir else None):
     if candidate and os.path.isdir(candidate):
       return candidate
   return ''

@@ -30,7 +30,6 @@ from absl import flags
 from kws_jax import audio_io
 from kws_jax import inference
 
-AUDIO_EXTENSIONS = ('.wav', '.flac')
 _GLOB_CHARS = frozenset('*?[')
 
 
@@ -40,7 +39,7 @@ def _audio_files_in(folder: str) -> list[str]:
     dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
     found.extend(os.path.join(root, f) for f in files
                  if not f.startswith('.') and
-                 f.lower().endswith(AUDIO_EXTENSIONS))
+                 f.lower().endswith(audio_io.AUDIO_EXTENSIONS))
   return sorted(found)
 
 

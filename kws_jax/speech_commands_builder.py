@@ -31,7 +31,6 @@ MAX_NUM_WAVS_PER_CLASS = 2**27 - 1
 BACKGROUND_NOISE_DIR = '_background_noise_'
 VALIDATION_LIST = 'validation_list.txt'
 TESTING_LIST = 'testing_list.txt'
-AUDIO_EXTENSIONS = ('.wav', '.flac')
 # TFDS split names; `which_set` answers in the tutorial's words.
 SPLIT_NAMES = {'training': 'train', 'validation': 'validation',
                'testing': 'test'}
@@ -80,7 +79,7 @@ class _Clip:
 
 
 def _is_audio(name: str) -> bool:
-  return name.lower().endswith(AUDIO_EXTENSIONS)
+  return name.lower().endswith(audio_io.AUDIO_EXTENSIONS)
 
 
 def _is_hidden(name: str) -> bool:
@@ -168,7 +167,7 @@ class SpeechCommandsLocalConfig(tfds.core.BuilderConfig):
 
   @property
   def clip_samples(self) -> int:
-    return int(self.sample_rate * self.clip_duration_ms / 1000)
+    return audio_io.samples_per_clip(self.sample_rate, self.clip_duration_ms)
 
 
 def make_config(source_dir: str, *, sample_rate: int, clip_duration_ms: float,
@@ -200,20 +199,27 @@ def make_config(source_dir: str, *, sample_rate: int, clip_duration_ms: float,
       **settings)
 
 
-def _read_list(path: str) -> set[str] | None:
-  """Reads a split list as {'word/stem'} keys, or None if it is absent."""
+def read_split_list(path: str) -> set[str] | None:
+  """Reads a split list (`validation_list.txt`, `testing_list.txt`).
+
+  Returns:
+    Its entries as `split_list_key`s, or None if there is no such file.
+  """
   if not os.path.isfile(path):
     return None
   # surrogateescape: entries match file names that are not UTF-8 byte for
   # byte, and a stray byte in the list does not stop the run.
   with open(path, encoding='utf-8', errors='surrogateescape') as f:
-    return {_list_key(line.strip()) for line in f if line.strip()}
+    return {split_list_key(line) for line in f if line.strip()}
 
 
-def _list_key(relpath: str) -> str:
-  # Lists may say .wav where the folder holds .flac, and folders are
-  # matched lower-cased like the words themselves.
-  folder, _, name = relpath.replace('\\', '/').partition('/')
+def split_list_key(relpath: str) -> str:
+  """'Word/clip.wav' → 'word/clip', how a list entry and a clip are matched.
+
+  Lists may say .wav where the folder holds .flac, and folders are matched
+  lower-cased like the words themselves.
+  """
+  folder, _, name = relpath.strip().replace('\\', '/').partition('/')
   return f'{folder.lower()}/{os.path.splitext(name)[0]}'
 
 
@@ -226,8 +232,8 @@ def assign_splits(source_dir: str, clips: list[_Clip],
   Returns:
     ({split: clips}, method) where method is 'lists' or 'hash'.
   """
-  validation = _read_list(os.path.join(source_dir, VALIDATION_LIST))
-  testing = _read_list(os.path.join(source_dir, TESTING_LIST))
+  validation = read_split_list(os.path.join(source_dir, VALIDATION_LIST))
+  testing = read_split_list(os.path.join(source_dir, TESTING_LIST))
   splits = {name: [] for name in SPLIT_NAMES.values()}
   if validation is None and testing is None:
     for clip in clips:
@@ -241,7 +247,7 @@ def assign_splits(source_dir: str, clips: list[_Clip],
         VALIDATION_LIST, TESTING_LIST, source_dir)
   validation, testing = validation or set(), testing or set()
   for clip in clips:
-    key = _list_key(clip.relpath)
+    key = split_list_key(clip.relpath)
     if key in validation:
       splits['validation'].append(clip)
     elif key in testing:
