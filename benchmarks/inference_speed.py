@@ -28,7 +28,7 @@ from absl import flags
 import jax
 import numpy as np
 
-from kws_jax import inference
+from kws_jax.runtime import inference
 from kws_jax import input_pipeline
 from kws_jax import models
 from kws_jax import train

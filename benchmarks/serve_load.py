@@ -48,8 +48,8 @@ from absl import flags
 import aiohttp
 import numpy as np
 
-from kws_jax import inference
 from kws_jax import serve
+from kws_jax.runtime import inference
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 _FRAME_MS = 100.0  # As the page sends.

@@ -37,11 +37,11 @@ from flax import nnx
 import numpy as np
 
 from benchmarks import streaming_speed
-from kws_jax import inference
+from kws_jax.runtime import inference
 from kws_jax import input_pipeline
 from kws_jax import models
-from kws_jax import streaming
-from kws_jax import streaming_inference
+from kws_jax.runtime import streaming
+from kws_jax.runtime import streaming_inference
 from tflite_export import convert
 from tflite_export import streaming_export
 
@@ -115,8 +115,6 @@ def main(argv: Sequence[str]) -> None:
 
     def recognizer_run(predict_fn):
       def run():
-        if isinstance(predict_fn, streaming_inference.ClipAdaptor):
-          predict_fn.reset()
         streaming_speed.measure(
             predict_fn, labels, audio, sample_rate=rate,
             clip_duration_ms=config.clip_duration_ms, chunk_ms=f.chunk_ms,

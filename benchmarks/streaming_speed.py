@@ -36,8 +36,8 @@ import numpy as np
 
 from kws_jax import audio_io
 from kws_jax import generate_streaming_test_wav as gen
-from kws_jax import streaming
-from kws_jax import test_streaming_accuracy as tsa
+from kws_jax.runtime import stream_scoring
+from kws_jax.runtime import streaming
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +47,7 @@ class SpeedResult:
   processing_seconds: float
   model_runs: int
   run_ms: tuple[float, ...]
-  stats: tsa.StreamingStats | None
+  stats: stream_scoring.StreamingStats | None
   clip_duration_ms: float
 
   @property
@@ -80,7 +80,49 @@ class SpeedResult:
     return '\n'.join(lines)
 
 
-def measure(predict_fn: streaming.PredictFn, labels: Sequence[str],
+class _TimedSteps:
+  """A model's own steps, each push's time shared by the clips it scored."""
+
+  def __init__(self, steps: streaming.ScoreSteps, run_ms: list[float]):
+    self._steps = steps
+    self._run_ms = run_ms
+
+  def reset(self) -> None:
+    self._steps.reset()
+
+  def push(self, chunk: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    start = time.perf_counter()
+    results = self._steps.push(chunk)
+    if results:
+      share = (time.perf_counter() - start) * 1000 / len(results)
+      self._run_ms.extend([share] * len(results))
+    return results
+
+
+class _Timed:
+  """The model as the recogniser takes it, with each run timed, in ms."""
+
+  def __init__(self, predict_fn: streaming.PredictFn | streaming.SteppedModel):
+    self._predict_fn = predict_fn
+    self.run_ms: list[float] = []
+
+  def __call__(self, clip: np.ndarray) -> np.ndarray:
+    start = time.perf_counter()
+    scores = self._predict_fn(clip)
+    self.run_ms.append((time.perf_counter() - start) * 1000)
+    return scores
+
+  def steps(self, clip_samples: int, stride_samples: int
+            ) -> _TimedSteps | None:
+    # A streaming model keeps its own steps (one call a stride), timed.
+    if not isinstance(self._predict_fn, streaming.SteppedModel):
+      return None
+    steps = self._predict_fn.steps(clip_samples, stride_samples)
+    return None if steps is None else _TimedSteps(steps, self.run_ms)
+
+
+def measure(predict_fn: streaming.PredictFn | streaming.SteppedModel,
+            labels: Sequence[str],
             audio: np.ndarray, *, sample_rate: int, clip_duration_ms: float,
             ground_truth: Sequence[tuple[str, float]] | None = None,
             chunk_ms: float = 100,
@@ -91,7 +133,9 @@ def measure(predict_fn: streaming.PredictFn, labels: Sequence[str],
   """Streams `audio` chunk by chunk and times it.
 
   Args:
-    predict_fn: clip float32 [clip_samples] → scores [C].
+    predict_fn: the model as `streaming.StreamingRecognizer` takes it (clip
+      float32 [clip_samples] → scores [C], or a streaming model's
+      `LoadedModel.predict_fn`, timed per clip scored).
     labels: class names.
     audio: float32 [T] at `sample_rate`.
     sample_rate: Hz.
@@ -105,16 +149,9 @@ def measure(predict_fn: streaming.PredictFn, labels: Sequence[str],
   Returns:
     The measurements.
   """
-  run_ms = []
-
-  def timed_predict(clip):
-    start = time.perf_counter()
-    scores = predict_fn(clip)
-    run_ms.append((time.perf_counter() - start) * 1000)
-    return scores
-
+  timed = _Timed(predict_fn)
   recognizer = streaming.StreamingRecognizer(
-      timed_predict, labels, sample_rate=sample_rate,
+      timed, labels, sample_rate=sample_rate,
       clip_duration_ms=clip_duration_ms, clip_stride_ms=clip_stride_ms,
       **dataclasses.asdict(settings))
   chunk = max(1, streaming.ms_to_samples(chunk_ms, sample_rate))
@@ -126,12 +163,12 @@ def measure(predict_fn: streaming.PredictFn, labels: Sequence[str],
   duration_ms = audio.shape[0] * 1000.0 / sample_rate
   stats = None
   if ground_truth is not None:
-    stats = tsa.streaming_accuracy(
+    stats = stream_scoring.streaming_accuracy(
         detections, ground_truth, time_tolerance_ms, duration_ms,
         score_unknown=not settings.ignore_unknown)
   return SpeedResult(
       audio_seconds=duration_ms / 1000, processing_seconds=processing_seconds,
-      model_runs=len(run_ms), run_ms=tuple(run_ms), stats=stats,
+      model_runs=len(timed.run_ms), run_ms=tuple(timed.run_ms), stats=stats,
       clip_duration_ms=clip_duration_ms)
 
 
@@ -164,7 +201,7 @@ def main(argv: Sequence[str]) -> None:
   if f.wav:
     audio = audio_io.read_audio(f.wav, rate)
     if f.ground_truth:
-      ground_truth = tsa.read_ground_truth(f.ground_truth)
+      ground_truth = stream_scoring.read_ground_truth(f.ground_truth)
   elif f.data_dir:
     with tempfile.TemporaryDirectory() as tmp:
       ground_truth = gen.run(

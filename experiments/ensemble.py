@@ -30,7 +30,7 @@ from absl import flags
 import numpy as np
 
 from kws_jax import evaluate
-from kws_jax import inference
+from kws_jax.runtime import inference
 from kws_jax import log_lines
 from kws_jax import metrics as metrics_lib
 from kws_jax import workdir as workdir_lib

@@ -37,7 +37,7 @@ from absl import logging
 import numpy as np
 
 from kws_jax import audio_io
-from kws_jax import inference
+from kws_jax.runtime import inference
 from kws_jax import log_lines
 from kws_jax import metrics as metrics_lib
 

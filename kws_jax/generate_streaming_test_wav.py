@@ -34,8 +34,8 @@ import numpy as np
 
 from kws_jax import audio_io
 from kws_jax import speech_commands_builder
-from kws_jax import streaming
-from kws_jax import test_streaming_accuracy
+from kws_jax.runtime import stream_scoring
+from kws_jax.runtime import streaming
 
 UNKNOWN_LABEL = streaming.UNKNOWN_LABEL
 SILENCE_LABEL = streaming.SILENCE_LABEL
@@ -420,7 +420,7 @@ def run(*, data_dir: str | None, test_dir: str | None,
   for path in (output_audio_file, output_labels_file):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   audio_io.write_wav(output_audio_file, audio, settings.sample_rate)
-  test_streaming_accuracy.write_ground_truth(output_labels_file, ground_truth)
+  stream_scoring.write_ground_truth(output_labels_file, ground_truth)
   logging.info('Wrote %.1f s with %d words to %s and %s.',
                audio.shape[0] / settings.sample_rate, len(ground_truth),
                output_audio_file, output_labels_file)

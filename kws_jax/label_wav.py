@@ -14,7 +14,7 @@ With several files each block starts with the file's path. `--wav` takes a
 comma-separated list of files, folders (their .wav and .flac files, sorted,
 subfolders included) and glob patterns. A file that cannot be read gets an
 error line on stderr and the others are still labelled; the exit status is
-then 1. Needs no JAX (see `kws_jax.inference`).
+then 1. Needs no JAX (see `kws_jax.runtime.inference`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from absl import app
 from absl import flags
 
 from kws_jax import audio_io
-from kws_jax import inference
+from kws_jax.runtime import inference
 
 _GLOB_CHARS = frozenset('*?[')
 

@@ -26,7 +26,7 @@ from absl import logging
 import numpy as np
 from scipy import signal
 
-from kws_jax import streaming
+from kws_jax.runtime import streaming
 
 # Give up when the device sends nothing for this long.
 STALL_TIMEOUT_S = 5.0

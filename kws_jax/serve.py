@@ -54,13 +54,12 @@ from absl import logging
 from aiohttp import web
 import numpy as np
 
-from kws_jax import streaming
+from kws_jax import audio_io
+from kws_jax.runtime import streaming
 
 STATIC_DIR = pathlib.Path(__file__).resolve().parent / 'static'
 PROTOCOL_VERSION = 1
 FORMATS = {'float32': np.dtype('<f4'), 'int16': np.dtype('<i2')}
-# Full scale of 16-bit PCM, as in audio_io.
-_PCM16_SCALE = 32768.0
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
@@ -182,7 +181,7 @@ def decode_frame(data: bytes, sample_format: str,
     raise FrameError(f'Frame of {samples.shape[0]} samples is over the limit '
                      f'of {max_samples}; send shorter frames.')
   if dtype.kind == 'i':
-    return samples.astype(np.float32) / np.float32(_PCM16_SCALE)
+    return samples.astype(np.float32) / np.float32(audio_io.PCM16_SCALE)
   samples = samples.astype(np.float32)
   if not np.all(np.isfinite(samples)):
     raise FrameError('Frame holds NaN or infinite samples.')
@@ -225,7 +224,7 @@ def _same_origin(request: web.Request) -> bool:
 
 @dataclasses.dataclass
 class _AppState:
-  predict_fn: streaming.PredictFn
+  predict_fn: streaming.PredictFn | streaming.SteppedModel
   labels: list[str]
   settings: ServerSettings
   static_dir: pathlib.Path
@@ -479,17 +478,20 @@ async def _stop_executor(application: web.Application) -> None:
   application[_STATE].executor.shutdown(wait=False, cancel_futures=True)
 
 
-def make_app(predict_fn: streaming.PredictFn, labels: Sequence[str],
+def make_app(predict_fn: streaming.PredictFn | streaming.SteppedModel,
+             labels: Sequence[str],
              settings: ServerSettings = ServerSettings(),
              static_dir: str | os.PathLike[str] = STATIC_DIR
              ) -> web.Application:
-  """Builds the web app around a clip classifier.
+  """Builds the web app around a model.
 
   Args:
-    predict_fn: clip float32 [clip_samples] -> scores float [len(labels)],
-      e.g. `inference.Recognizer.predict` or a stub. It is only ever called
-      from one worker thread, one clip at a time, so a TFLite interpreter
-      (not thread-safe) can be used as it is.
+    predict_fn: the model as `streaming.StreamingRecognizer` takes it: clip
+      float32 [clip_samples] -> scores float [len(labels)], e.g.
+      `inference.Recognizer.predict` or a stub, or a streaming model
+      (`LoadedModel.predict_fn`), whose steps keep a state per connection.
+      It is only ever run from one worker thread, one call at a time, so a
+      TFLite interpreter (not thread-safe) can be used as it is.
     labels: class names in score order, `_silence_` among them.
     settings: see `ServerSettings`.
     static_dir: the page's files.
@@ -522,11 +524,6 @@ def make_app(predict_fn: streaming.PredictFn, labels: Sequence[str],
   application.on_shutdown.append(_close_all)
   application.on_cleanup.append(_stop_executor)
   return application
-
-
-def open_connections(application: web.Application) -> int:
-  """WebSockets being served now."""
-  return len(application[_STATE].sockets)
 
 
 def ssl_context(certfile: str | None,

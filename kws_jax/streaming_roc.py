@@ -28,6 +28,7 @@ import csv
 import dataclasses
 import itertools
 import os
+import sys
 from typing import Iterable, Sequence
 
 from absl import app
@@ -35,9 +36,10 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from kws_jax import files
 from kws_jax import plotting
-from kws_jax import streaming
-from kws_jax import test_streaming_accuracy
+from kws_jax.runtime import stream_scoring
+from kws_jax.runtime import streaming
 
 DEFAULT_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # The false alarms an app may make, % of the words spoken: the streaming
@@ -56,7 +58,7 @@ CSV_FIELDS = ('average_window_ms', 'suppression_ms', 'detection_threshold',
 class RocPoint:
   """One setting and how it scored."""
   settings: streaming.SmoothingSettings
-  stats: test_streaming_accuracy.StreamingStats
+  stats: stream_scoring.StreamingStats
   operating_point: bool = False
   chosen: bool = False
 
@@ -99,7 +101,7 @@ def sweep(times_ms: np.ndarray, scores: np.ndarray, labels: Sequence[str],
     labels: class names.
     ground_truth: (label, time_ms) pairs.
     settings: the settings to try.
-    time_tolerance_ms: see `test_streaming_accuracy.streaming_accuracy`.
+    time_tolerance_ms: see `stream_scoring.streaming_accuracy`.
     duration_ms: audio length, ms.
     operating_point: the setting to flag; added if not among `settings`.
 
@@ -113,7 +115,7 @@ def sweep(times_ms: np.ndarray, scores: np.ndarray, labels: Sequence[str],
   for setting in settings:
     detections = streaming.detect_from_scores(times_ms, scores, labels,
                                               setting)
-    stats = test_streaming_accuracy.streaming_accuracy(
+    stats = stream_scoring.streaming_accuracy(
         detections, ground_truth, time_tolerance_ms, duration_ms,
         score_unknown=not setting.ignore_unknown)
     points.append(RocPoint(setting, stats, setting == operating_point))
@@ -152,7 +154,8 @@ def mark_chosen(points: Sequence[RocPoint],
 
 
 def write_csv(points: Sequence[RocPoint], path: str) -> None:
-  with open(path, 'w', newline='', encoding='utf-8') as f:
+  with files.atomic_path(path) as tmp, open(tmp, 'w', newline='',
+                                            encoding='utf-8') as f:
     writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
     writer.writeheader()
     for point in points:
@@ -245,7 +248,7 @@ def run(predict_fn: streaming.PredictFn, labels: Sequence[str],
 
 
 def _define_flags() -> None:
-  # Defined only when run as a program; see test_streaming_accuracy.py.
+  # Defined only when run as a program: the streaming tools share names.
   flags.DEFINE_string('wav', None, 'Audio file to run the model over.')
   flags.DEFINE_string('ground_truth', None,
                       'File of "label, time_ms" lines for the audio.')
@@ -303,9 +306,14 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   f = flags.FLAGS
-  model, audio, ground_truth = test_streaming_accuracy.load_inputs(
-      f.graph, f.labels, f.clip_duration_ms, f.num_threads, f.wav,
-      f.ground_truth)
+  try:
+    model, audio, ground_truth = stream_scoring.load_inputs(
+        f.graph, f.labels, f.clip_duration_ms, f.num_threads, f.wav,
+        f.ground_truth)
+  except (ValueError, OSError) as e:  # ModelError and AudioError included.
+    # A missing or unreadable file: one line, not a traceback.
+    print(f'Error: {e}', file=sys.stderr)
+    sys.exit(1)
   in_use, source = streaming.smoothing_for(
       model, detection_threshold=f.detection_threshold,
       minimum_count=f.minimum_count, ignore_unknown=f.ignore_unknown)

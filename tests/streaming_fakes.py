@@ -140,7 +140,7 @@ def run_tool_with_tone_model(module: str, args: list[str],
 import importlib, sys
 sys.path.insert(0, {tests_dir!r})
 from absl import app
-from kws_jax import streaming
+from kws_jax.runtime import streaming
 import streaming_fakes
 model = streaming_fakes.ToneModel({sample_rate})
 streaming.load_model = lambda *args, **kwargs: streaming.LoadedModel(

@@ -11,9 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kws_jax import inference
+from kws_jax.runtime import inference
 from kws_jax import models
-from kws_jax import streaming
+from kws_jax.runtime import streaming
 from kws_jax import train
 from tflite_export import convert
 from tflite_export import tflite_model

@@ -13,7 +13,7 @@ import soundfile as sf
 
 from kws_jax import audio_io
 from kws_jax import evaluate
-from kws_jax import inference
+from kws_jax.runtime import inference
 
 import export_test_util as util
 

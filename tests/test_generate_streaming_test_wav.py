@@ -11,7 +11,7 @@ import pytest
 from kws_jax import audio_io
 from kws_jax import generate_streaming_test_wav as gen
 from kws_jax import speech_commands_builder
-from kws_jax import test_streaming_accuracy
+from kws_jax.runtime import stream_scoring
 import streaming_fakes as fakes
 
 RATE = 8000
@@ -72,7 +72,7 @@ def test_words_and_times(tmp_path, data_dir):
   for i, (label, time_ms) in enumerate(truth):
     assert label in ('yes', 'no', '_unknown_')
     assert 3000 * i <= time_ms < 3000 * i + 2000
-  assert test_streaming_accuracy.read_ground_truth(labels_path) == [
+  assert stream_scoring.read_ground_truth(labels_path) == [
       (label, pytest.approx(time_ms, abs=1e-3)) for label, time_ms in truth]
   # The time is where the word's clip starts: the stub model hears the
   # labelled word in the clip starting there, despite the noise.
@@ -165,7 +165,7 @@ def test_validation_split_is_its_own(tmp_path):
 def test_noise_only_stream_has_background_and_no_words(tmp_path, data_dir):
   audio, truth, labels = _run(tmp_path, data_dir, noise_only=True)
   assert truth == []
-  assert test_streaming_accuracy.read_ground_truth(labels) == []
+  assert stream_scoring.read_ground_truth(labels) == []
   assert audio.shape == (30 * RATE,)
   assert 0 < np.sqrt(np.mean(audio ** 2)) < 0.2
   # Without noise to play it would be silence: refused, not written.
@@ -216,7 +216,7 @@ def test_command_line(tmp_path, data_dir):
           os.path.dirname(os.path.abspath(__file__))))
   audio = audio_io.read_audio(wav, RATE)
   assert audio.shape == (12 * RATE,)
-  assert len(test_streaming_accuracy.read_ground_truth(labels)) == 4
+  assert len(stream_scoring.read_ground_truth(labels)) == 4
 
 
 def test_test_dir_silence_is_preferred_to_a_data_dirs_noise(tmp_path, caplog):

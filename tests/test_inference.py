@@ -1,4 +1,4 @@
-"""Tests for kws_jax.inference (TFLite models built with TF, no JAX)."""
+"""Tests for kws_jax.runtime.inference (TFLite models built with TF, no JAX)."""
 
 import logging
 import os
@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from kws_jax import audio_io
-from kws_jax import inference
+from kws_jax.runtime import inference
 
 import export_test_util as util
 
@@ -167,13 +167,13 @@ def test_shipped_defaults():
 def test_falls_back_to_tf_lite(monkeypatch):
   import tensorflow as tf
   monkeypatch.setitem(sys.modules, 'ai_edge_litert.interpreter', None)
-  assert inference._interpreter_class() is tf.lite.Interpreter
+  assert inference.interpreter_class() is tf.lite.Interpreter
 
 
 def test_runs_without_jax(model_dir):
   code = (
       'import sys, numpy as np\n'
-      'from kws_jax import inference\n'
+      'from kws_jax.runtime import inference\n'
       f'r = inference.Recognizer({str(model_dir / "level.tflite")!r})\n'
       'p = r.predict(np.zeros(r.clip_samples, np.float32))\n'
       'assert p.argmax() == 0, p\n'

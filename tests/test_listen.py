@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from kws_jax import listen
-from kws_jax import streaming
+from kws_jax.runtime import streaming
 
 from test_serve import LABELS
 from test_serve import ToneClassifier

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 import numpy as np
 import pytest
 
-from kws_jax import recognize_commands
-from kws_jax.recognize_commands import RecognizeCommands
-from kws_jax.recognize_commands import RecognizeResult
+from kws_jax.runtime import recognize_commands
+from kws_jax.runtime.recognize_commands import RecognizeCommands
+from kws_jax.runtime.recognize_commands import RecognizeResult
 
 LABELS = ['_silence_', '_unknown_', 'yes', 'no']
 

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from kws_jax import serve
-from kws_jax import streaming
+from kws_jax.runtime import streaming
 
 SAMPLE_RATE = 16000
 LABELS = ['_silence_', '_unknown_', 'yes', 'no', 'up', 'down']
@@ -350,6 +350,11 @@ def test_too_many_bad_messages_close_the_connection():
   assert 'too many refused messages' in reason
 
 
+def _open_connections(app: web.Application) -> int:
+  """WebSockets the app serves now (its own count of them)."""
+  return len(app[serve._STATE].sockets)  # pylint: disable=protected-access
+
+
 def test_connection_limit_refuses_extra_pages_with_a_reason():
   app = serve.make_app(ToneClassifier(), LABELS,
                        _settings(max_connections=2))
@@ -359,7 +364,7 @@ def test_connection_limit_refuses_extra_pages_with_a_reason():
     second = await client.ws_connect('/ws')
     await _receive_json(first)
     await _receive_json(second)
-    assert serve.open_connections(app) == 2
+    assert _open_connections(app) == 2
     third = await client.ws_connect('/ws')
     refusal = await _receive_json(third)
     closed = await third.receive(timeout=5)
@@ -406,7 +411,7 @@ def test_idle_connection_is_closed():
   assert 'idle' in msg.extra
   assert elapsed < 3
   # The place is given back.
-  assert serve.open_connections(app) == 0
+  assert _open_connections(app) == 0
 
 
 def test_model_failure_closes_with_internal_error():
@@ -860,12 +865,12 @@ def test_page_that_stops_reading_is_dropped():
         pass
 
     await loop.run_in_executor(None, flood)
-    assert serve.open_connections(app) == 1
+    assert _open_connections(app) == 1
     for _ in range(100):
-      if serve.open_connections(app) == 0:
+      if _open_connections(app) == 0:
         break
       await asyncio.sleep(0.1)
-    dropped = serve.open_connections(app) == 0
+    dropped = _open_connections(app) == 0
     sock.close()
     # Others are still served.
     async with client.ws_connect('/ws') as ws:

@@ -1,4 +1,6 @@
-"""Tests for kws_jax.streaming."""
+"""Tests for kws_jax.runtime.streaming."""
+
+import os
 
 import hypothesis
 from hypothesis import strategies as st
@@ -6,7 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kws_jax import streaming
+from kws_jax.runtime import inference
+from kws_jax.runtime import streaming
+from kws_jax.runtime import streaming_inference
 import streaming_fakes as fakes
 
 RATE = 16000
@@ -221,3 +225,45 @@ def test_any_chunking_gives_the_same_clips_and_detections(cuts, stride_ms):
   assert len(clips) == len(want_clips)
   for got, want in zip(clips, want_clips):
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.fixture(scope='module')
+def shipped_streaming_model():
+  path = os.path.join(inference.SHIPPED_DIR, 'model_streaming.tflite')
+  if not os.path.isfile(path):
+    pytest.skip('No streaming model is shipped with this copy.')
+  return streaming.load_model(path)
+
+
+def test_a_streaming_model_steps_to_the_scores_of_its_clips(
+    shipped_streaming_model):
+  """Its own steps give, bit for bit, the scores of re-priming the model at
+  every clip (the recogniser's clips, cut from the stream), for streams that
+  share the model, in any chunks."""
+  model = shipped_streaming_model
+  adaptor = model.predict_fn
+  assert isinstance(adaptor, streaming_inference.ClipAdaptor)
+  audio = fakes.place_words({300.0: 'yes', 1500.0: 'no'}, 3000, RATE)
+  audio += np.random.default_rng(0).normal(0, 0.02, audio.shape).astype(
+      np.float32)
+  as_clips = lambda clip: adaptor(clip)  # No steps: re-primed at each clip.
+  want_times, want = streaming.score_array(
+      as_clips, audio, clip_stride_ms=model.clip_stride_ms)
+  assert adaptor.reprimes == len(want_times) > 0
+
+  recognizer = streaming.StreamingRecognizer(
+      adaptor, model.labels, clip_stride_ms=model.clip_stride_ms)
+  clip, stride = recognizer.clip_samples, recognizer.stride_samples
+  two = [adaptor.steps(clip, stride), adaptor.steps(clip, stride)]
+  got = [[], []]
+  # Two streams, interleaved, in different chunks.
+  for i in range(0, audio.shape[0], 700):
+    got[0] += two[0].push(audio[i:i + 700])
+    got[1] += two[1].push(audio[2 * i:2 * i + 1400])
+  for results in got:
+    np.testing.assert_array_equal([start * 1000 / RATE for start, _ in results],
+                                  want_times)
+    np.testing.assert_array_equal(np.stack([s for _, s in results]), want)
+  assert adaptor.reprimes == len(want_times)  # The steps never re-prime.
+  assert recognizer.process(audio) == streaming.recognize_array(
+      as_clips, audio, model.labels, clip_stride_ms=model.clip_stride_ms)

@@ -1,4 +1,4 @@
-"""Tests for the streaming TFLite export and `kws_jax.streaming_inference`.
+"""Tests for the streaming TFLite export and `runtime.streaming_inference`.
 
 The parity test streams a synthetic recording through a streaming model,
 stride by stride, and compares every output with the non-streaming model's
@@ -21,10 +21,10 @@ import jax
 import numpy as np
 import pytest
 
-from kws_jax import inference
 from kws_jax import models
-from kws_jax import streaming
-from kws_jax import streaming_inference
+from kws_jax.runtime import inference
+from kws_jax.runtime import streaming
+from kws_jax.runtime import streaming_inference
 from tflite_export import convert
 from tflite_export import streaming_export
 from tflite_export import tflite_model
@@ -221,15 +221,15 @@ def test_adaptor_gives_the_clip_model_scores_in_the_recognizer(
   print(f'tc_resnet in StreamingRecognizer: streaming vs non-streaming '
         f'TFLite max abs diff {diff:.3g} over {len(got)} clips')
   assert diff < TFLITE_TOLERANCE
-  # The first clip primes the model (ceil(L / S) calls), every later one
-  # costs a single call.
-  assert adaptor.reprimes == 1
+  # At the model's stride it runs along the stream (`StrideSteps`): the
+  # first clip takes ceil(L / S) calls, every later one a single call, and
+  # nothing re-primes.
+  assert adaptor.reprimes == 0
   assert model.calls - calls == -(-16000 // 480) + len(got) - 1
   # Another stride still gives the right scores (re-priming at each clip).
-  adaptor.reset()
   times, got = streaming.score_array(adaptor, stream[:int(1.3 * RATE)],
                                      clip_stride_ms=60)
-  assert adaptor.reprimes == 1 + len(got)
+  assert adaptor.reprimes == len(got)
   _, want = streaming.score_array(inference.Recognizer(clip_path).predict,
                                   stream[:int(1.3 * RATE)], clip_stride_ms=60)
   assert np.max(np.abs(got - want)) < TFLITE_TOLERANCE

@@ -9,9 +9,9 @@ import pytest
 
 from kws_jax import audio_io
 from kws_jax import generate_streaming_test_wav as gen
-from kws_jax import streaming
 from kws_jax import streaming_roc
-from kws_jax import test_streaming_accuracy as tsa
+from kws_jax.runtime import stream_scoring
+from kws_jax.runtime import streaming
 import streaming_fakes as fakes
 
 RATE = 8000
@@ -46,7 +46,7 @@ class _NoisyToneModel(fakes.ToneModel):
 def test_sweep_scores_once_and_matches_direct_runs(tmp_path, stream):
   wav, labels = stream
   audio = audio_io.read_audio(wav, RATE)
-  truth = tsa.read_ground_truth(labels)
+  truth = stream_scoring.read_ground_truth(labels)
   model = _NoisyToneModel(RATE)
   out = tmp_path / 'roc'
   points = streaming_roc.run(
@@ -67,7 +67,7 @@ def test_sweep_scores_once_and_matches_direct_runs(tmp_path, stream):
 
   # Each point is what streaming the file with that setting gives.
   for point in points[::5]:
-    _, stats = tsa.evaluate_stream(
+    _, stats = stream_scoring.evaluate_stream(
         _NoisyToneModel(RATE), fakes.LABELS, audio, truth, sample_rate=RATE,
         clip_duration_ms=1000, settings=point.settings)
     assert stats == point.stats
@@ -94,7 +94,7 @@ def test_operating_point_outside_the_sweep_is_added(tmp_path, stream):
   audio = audio_io.read_audio(wav, RATE)
   points = streaming_roc.run(
       fakes.ToneModel(RATE), fakes.LABELS, audio,
-      tsa.read_ground_truth(labels), sample_rate=RATE, clip_duration_ms=1000,
+      stream_scoring.read_ground_truth(labels), sample_rate=RATE, clip_duration_ms=1000,
       clip_stride_ms=30, thresholds=[0.5, 0.9], suppressions_ms=[500],
       average_windows_ms=[500], minimum_count=3,
       in_use=streaming.SmoothingSettings(500, 0.7, 500, 3),
@@ -124,7 +124,7 @@ def test_command_line(tmp_path, stream):
 
 def test_choose_takes_the_most_detections_within_the_false_alarm_budget():
   def point(threshold, correct, wrong, false_positives):
-    stats = tsa.StreamingStats(
+    stats = stream_scoring.StreamingStats(
         num_ground_truth=100, num_matched=correct + wrong, num_correct=correct,
         num_wrong=wrong, num_false_positives=false_positives,
         duration_ms=600_000)

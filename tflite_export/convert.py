@@ -41,7 +41,7 @@ the training split of the stored data config); the front end (framing, FFT,
 mel/DCT, log) stays float, and so do the model's input and output. The
 float model is written too, beside it as `<stem>_float.tflite` (with its
 labels and config); both are scored on the test split with
-`kws_jax.inference.Recognizer`, and the change is reported.
+`kws_jax.runtime.inference.Recognizer`, and the change is reported.
 
 This module is the whole-clip export and the command line; it runs the
 streaming export for `--streaming`. Imports go one way: this module ->
@@ -63,7 +63,7 @@ import ml_collections
 import numpy as np
 
 from kws_jax import checkpoint
-from kws_jax import inference
+from kws_jax.runtime import inference
 from kws_jax import log_lines
 from kws_jax import workdir as workdir_lib
 from tflite_export import streaming_export

@@ -26,8 +26,8 @@ is. The output after a call equals the non-streaming model's probabilities
 on the last L samples of the stream (zeros before its start) up to
 rounding; the export checks that on a test stream.
 
-`kws_jax.streaming_inference.StreamingTFLiteModel` runs such a model. The
-conversion and the files written are those of the clip export
+`kws_jax.runtime.streaming_inference.StreamingTFLiteModel` runs such a
+model. The conversion and the files written are those of the clip export
 (`tflite_model`); `convert --streaming` calls this module, which imports
 only `tflite_model`.
 """
@@ -47,7 +47,7 @@ import ml_collections
 import numpy as np
 
 from kws_jax import features
-from kws_jax import streaming_inference
+from kws_jax.runtime import streaming_inference
 from tflite_export import tflite_model
 
 AUDIO_INPUT = streaming_inference.AUDIO_INPUT

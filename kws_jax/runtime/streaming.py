@@ -7,6 +7,13 @@ The model classifies one clip (`clip_duration_ms`, usually 1000 ms) at a time.
 does. Whole files and arrays (`recognize_file`, `recognize_array`) go through
 the very same object, so offline results equal live ones.
 
+The recogniser sees a model through one step interface, `ScoreSteps`: audio
+in, (clip start, scores) out for each clip. A clip classifier (a
+`PredictFn`, e.g. `inference.Recognizer.predict`) gets `WindowSteps`, which
+cuts the clips from the stream and scores each; a model that runs along the
+stream itself offers its own steps (`SteppedModel.steps`), as a streaming
+TFLite model does at its stride (`streaming_inference.ClipAdaptor`).
+
 Timing, as in the tutorial: the k-th model run looks at samples
 [k * stride, k * stride + clip) and its time is the start of that clip,
 `k * stride * 1000 / sample_rate` ms. A detection's `time_ms` is therefore
@@ -23,12 +30,16 @@ per-stride scores, and `detect_from_scores` replays them through
 import dataclasses
 import json
 import os
-from typing import Any, Callable, Iterator, Sequence
+from typing import (Any, Callable, Iterator, Protocol, Sequence,
+                    runtime_checkable)
 
 import numpy as np
 
 from kws_jax import audio_io
-from kws_jax import recognize_commands
+from kws_jax import files
+from kws_jax.runtime import inference
+from kws_jax.runtime import recognize_commands
+from kws_jax.runtime import streaming_inference
 
 # Maps one clip, float32 [clip_samples] in [-1, 1], to scores float [C].
 PredictFn = Callable[[np.ndarray], np.ndarray]
@@ -181,10 +192,7 @@ def write_smoothing(model_path: str | os.PathLike[str],
     raise ValueError('write_smoothing needs the model\'s path.')
   path = smoothing_path(model_path)
   payload = dict(dataclasses.asdict(settings), **details)
-  tmp = f'{path}.tmp-{os.getpid()}'
-  with open(tmp, 'w', encoding='utf-8') as f:
-    f.write(json.dumps(payload, indent=2) + '\n')
-  os.replace(tmp, path)
+  files.write_atomic(path, json.dumps(payload, indent=2) + '\n')
   return path
 
 
@@ -224,8 +232,8 @@ def smoothing_from_flags(model: 'LoadedModel', flag_values: Any
 def ms_to_samples(duration_ms: float, sample_rate: int) -> int:
   """Converts ms to a whole number of samples, rounding.
 
-  The same rule as `features.ms_to_samples`, repeated so that streaming does
-  not import JAX.
+  For the tools' other durations (frames, blocks, gaps); a clip's and a
+  stride's length is `audio_io.samples_per_clip`, the tutorial's rule.
   """
   return int(round(sample_rate * duration_ms / 1000.0))
 
@@ -238,6 +246,33 @@ def _smooth(smoother: recognize_commands.RecognizeCommands, time_ms: float,
   if result.is_new_command and result.found_command != SILENCE_LABEL:
     return result, Detection(time_ms, result.found_command, result.score)
   return result, None
+
+
+class ScoreSteps(Protocol):
+  """A model run along one stream: the recogniser's step interface.
+
+  `push` takes the stream's next samples, float32 [n] (n may be 0), and
+  returns (first sample of the clip, scores float32 [C]) for each clip
+  [k * stride, k * stride + clip) whose last sample arrived, in order; the
+  results do not depend on how the stream is chunked. `reset` starts a new
+  stream.
+  """
+
+  def reset(self) -> None:
+    ...
+
+  def push(self, chunk: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    ...
+
+
+@runtime_checkable
+class SteppedModel(Protocol):
+  """A model that runs along a stream itself (a streaming model)."""
+
+  def steps(self, clip_samples: int, stride_samples: int
+            ) -> ScoreSteps | None:
+    """Its steps for this clip and stride; None where it has none (the
+    recogniser then calls it on each clip, as a `PredictFn`)."""
 
 
 class _ClipWindows:
@@ -254,12 +289,10 @@ class _ClipWindows:
     self._fill = 0
     self._start = 0
     self._next = 0  # Absolute index of the next clip's first sample.
-    self.samples_seen = 0
 
   def push(self, chunk: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     """Adds samples; yields (first sample index, clip copy) per full clip."""
     chunk = np.asarray(chunk, np.float32).reshape(-1)
-    self.samples_seen += chunk.shape[0]
     pos = 0
     while pos < chunk.shape[0]:
       # Samples before the next clip's start are never needed again.
@@ -284,6 +317,45 @@ class _ClipWindows:
         self._next += self._stride
 
 
+class WindowSteps:
+  """A clip classifier's steps: each clip cut from the stream and scored."""
+
+  def __init__(self, predict_fn: PredictFn, clip_samples: int,
+               stride_samples: int):
+    self._predict_fn = predict_fn
+    self._windows = _ClipWindows(clip_samples, stride_samples)
+
+  def reset(self) -> None:
+    self._windows.reset()
+
+  def push(self, chunk: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    return [(start, np.asarray(self._predict_fn(clip), np.float32).reshape(-1))
+            for start, clip in self._windows.push(chunk)]
+
+
+def steps_for(model: PredictFn | SteppedModel, clip_samples: int,
+              stride_samples: int) -> ScoreSteps:
+  """The steps of `model` along a stream: its own, else `WindowSteps`."""
+  if isinstance(model, SteppedModel):
+    steps = model.steps(clip_samples, stride_samples)
+    if steps is not None:
+      return steps
+  return WindowSteps(model, clip_samples, stride_samples)
+
+
+def _clip_and_stride(clip_duration_ms: float, clip_stride_ms: float,
+                     sample_rate: int) -> tuple[int, int]:
+  """(clip, stride) in samples; ValueError where either has none."""
+  clip_samples = audio_io.samples_per_clip(sample_rate, clip_duration_ms)
+  stride_samples = audio_io.samples_per_clip(sample_rate, clip_stride_ms)
+  if clip_samples <= 0 or stride_samples <= 0:
+    raise ValueError(
+        f'clip_duration_ms={clip_duration_ms} and clip_stride_ms='
+        f'{clip_stride_ms} must each be at least one sample at '
+        f'{sample_rate} Hz.')
+  return clip_samples, stride_samples
+
+
 class StreamingRecognizer:
   """Runs a clip classifier over a stream and reports commands.
 
@@ -292,7 +364,8 @@ class StreamingRecognizer:
   results do not depend on how the audio is chunked.
   """
 
-  def __init__(self, predict_fn: PredictFn, labels: Sequence[str],
+  def __init__(self, predict_fn: PredictFn | SteppedModel,
+               labels: Sequence[str],
                sample_rate: int = 16000,
                clip_duration_ms: float = 1000,
                clip_stride_ms: float = DEFAULT_CLIP_STRIDE_MS,
@@ -304,8 +377,10 @@ class StreamingRecognizer:
     """Initialises the recognizer.
 
     Args:
-      predict_fn: maps a clip float32 [clip_samples] to scores float [C]
-        (probabilities in `labels` order), e.g. `inference.Recognizer.predict`.
+      predict_fn: the model: a clip classifier, float32 [clip_samples] to
+        scores float [C] (probabilities in `labels` order), e.g.
+        `inference.Recognizer.predict`; or a `SteppedModel` (a streaming
+        model's `LoadedModel.predict_fn`), run through its own steps.
       labels: class names, `_silence_` among them.
       sample_rate: of the audio fed in, Hz.
       clip_duration_ms: the model's input length in ms.
@@ -321,21 +396,16 @@ class StreamingRecognizer:
     """
     if sample_rate <= 0:
       raise ValueError(f'sample_rate must be positive, got {sample_rate}.')
-    self._predict_fn = predict_fn
     self._labels = list(labels)
     self._sample_rate = int(sample_rate)
-    self._clip_samples = ms_to_samples(clip_duration_ms, sample_rate)
-    self._stride_samples = ms_to_samples(clip_stride_ms, sample_rate)
-    if self._clip_samples <= 0 or self._stride_samples <= 0:
-      raise ValueError(
-          f'clip_duration_ms={clip_duration_ms} and clip_stride_ms='
-          f'{clip_stride_ms} must each be at least one sample at '
-          f'{sample_rate} Hz.')
+    self._clip_samples, self._stride_samples = _clip_and_stride(
+        clip_duration_ms, clip_stride_ms, sample_rate)
     self._settings = SmoothingSettings(average_window_ms, detection_threshold,
                                        suppression_ms, minimum_count,
                                        ignore_unknown)
     self._smoother = self._settings.make(self._labels)
-    self._windows = _ClipWindows(self._clip_samples, self._stride_samples)
+    self._steps = steps_for(predict_fn, self._clip_samples,
+                            self._stride_samples)
     self.reset()
 
   @property
@@ -377,12 +447,13 @@ class StreamingRecognizer:
   @property
   def duration_ms(self) -> float:
     """Audio received so far, in ms."""
-    return self._windows.samples_seen * 1000.0 / self._sample_rate
+    return self._samples_seen * 1000.0 / self._sample_rate
 
   def reset(self) -> None:
     """Starts a new stream: drops buffered audio, scores and smoothing."""
-    self._windows.reset()
+    self._steps.reset()
     self._smoother.reset()
+    self._samples_seen = 0
     self._latest_scores = None
     self._latest_time_ms = None
     self._latest_result = None
@@ -400,9 +471,10 @@ class StreamingRecognizer:
     Returns:
       New detections in time order.
     """
+    chunk = np.asarray(chunk, np.float32).reshape(-1)
+    self._samples_seen += chunk.shape[0]
     detections = []
-    for start, clip in self._windows.push(chunk):
-      scores = np.asarray(self._predict_fn(clip), np.float32).reshape(-1)
+    for start, scores in self._steps.push(chunk):
       detection = self._update(self.sample_to_ms(start), scores)
       if detection is not None:
         detections.append(detection)
@@ -415,7 +487,7 @@ class StreamingRecognizer:
     return detection
 
 
-def recognize_array(predict_fn: PredictFn, audio: np.ndarray,
+def recognize_array(predict_fn: PredictFn | SteppedModel, audio: np.ndarray,
                     labels: Sequence[str], **kwargs) -> list[Detection]:
   """Runs a whole recording through a fresh `StreamingRecognizer`.
 
@@ -433,7 +505,8 @@ def recognize_array(predict_fn: PredictFn, audio: np.ndarray,
   return recognizer.process(audio)
 
 
-def recognize_file(predict_fn: PredictFn, path: str | os.PathLike[str],
+def recognize_file(predict_fn: PredictFn | SteppedModel,
+                   path: str | os.PathLike[str],
                    labels: Sequence[str], sample_rate: int = 16000,
                    **kwargs) -> list[Detection]:
   """Runs `recognize_array` on an audio file, resampled to `sample_rate`."""
@@ -442,7 +515,7 @@ def recognize_file(predict_fn: PredictFn, path: str | os.PathLike[str],
                          **kwargs)
 
 
-def score_array(predict_fn: PredictFn, audio: np.ndarray,
+def score_array(predict_fn: PredictFn | SteppedModel, audio: np.ndarray,
                 sample_rate: int = 16000, clip_duration_ms: float = 1000,
                 clip_stride_ms: float = DEFAULT_CLIP_STRIDE_MS) -> tuple[
                     np.ndarray, np.ndarray]:
@@ -459,18 +532,13 @@ def score_array(predict_fn: PredictFn, audio: np.ndarray,
     (times_ms float64 [N], scores float32 [N, C]): each run's clip start in ms
     and its scores; C = 0 when no clip fits.
   """
-  clip_samples = ms_to_samples(clip_duration_ms, sample_rate)
-  stride_samples = ms_to_samples(clip_stride_ms, sample_rate)
-  if clip_samples <= 0 or stride_samples <= 0:
-    raise ValueError('clip_duration_ms and clip_stride_ms must each be at '
-                     f'least one sample at {sample_rate} Hz.')
-  times, scores = [], []
-  for start, clip in _ClipWindows(clip_samples, stride_samples).push(audio):
-    times.append(start * 1000.0 / sample_rate)
-    scores.append(np.asarray(predict_fn(clip), np.float32).reshape(-1))
-  if not scores:
+  clip_samples, stride_samples = _clip_and_stride(
+      clip_duration_ms, clip_stride_ms, sample_rate)
+  results = steps_for(predict_fn, clip_samples, stride_samples).push(audio)
+  if not results:
     return np.zeros([0]), np.zeros([0, 0], np.float32)
-  return np.asarray(times, np.float64), np.stack(scores)
+  times = [start * 1000.0 / sample_rate for start, _ in results]
+  return np.asarray(times, np.float64), np.stack([s for _, s in results])
 
 
 def detect_from_scores(times_ms: np.ndarray, scores: np.ndarray,
@@ -502,7 +570,9 @@ class LoadedModel:
   """A classifier ready for streaming.
 
   Attributes:
-    predict_fn: clip float32 [clip_samples] → probabilities float32 [C].
+    predict_fn: the model as `StreamingRecognizer` takes it: clip float32
+      [clip_samples] → probabilities float32 [C], which for a streaming
+      model is also a `SteppedModel` (`streaming_inference.ClipAdaptor`).
     labels: class names.
     sample_rate: Hz the model expects.
     clip_duration_ms: the model's input length, ms.
@@ -512,7 +582,7 @@ class LoadedModel:
     model_path: the .tflite file.
     smoothing: its calibrated settings (`<stem>_smoothing.json`), if any.
   """
-  predict_fn: PredictFn
+  predict_fn: PredictFn | SteppedModel
   labels: list[str]
   sample_rate: int
   clip_duration_ms: float
@@ -526,17 +596,14 @@ def load_model(model_path: str | None = None, labels_path: str | None = None,
   """Loads a TFLite model with `inference.Recognizer` (None: shipped model).
 
   A streaming model (`tflite_export.convert --streaming`) is loaded with
-  `streaming_inference.StreamingTFLiteModel` instead; its `predict_fn` feeds
-  the model only the newest stride of each clip.
+  `streaming_inference.StreamingTFLiteModel` instead; at its stride the
+  recogniser runs it one call a stride (`ClipAdaptor.steps`).
 
   Args:
     model_path: a .tflite file, or None for the shipped model.
     labels_path: its labels file, or None for the one beside it / shipped.
     num_threads: CPU threads for the interpreter.
   """
-  # Imported here so the pure streaming code needs no LiteRT.
-  from kws_jax import inference  # pylint: disable=g-import-not-at-top
-  from kws_jax import streaming_inference  # pylint: disable=g-import-not-at-top
   if model_path is not None and streaming_inference.is_streaming_model(
       model_path):
     model = streaming_inference.StreamingTFLiteModel(

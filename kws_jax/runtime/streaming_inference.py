@@ -22,13 +22,17 @@ Any input other than `audio` is a state; its new value is the output named
 * `StreamingTFLiteModel(path)`: the model with its labels and sample rate;
   `step(samples)` runs one stride, `process(chunk)` takes any number of
   samples, `reset()` starts a new stream.
-* `StreamingTFLiteModel.predict_fn()` / `ClipAdaptor`: a clip-by-clip
-  `predict_fn` for `streaming.StreamingRecognizer` (and `score_array`,
-  `load_model`, the live app, ...) that feeds the model only the newest
-  stride of each clip.
+* `StreamingTFLiteModel.predict_fn()` / `ClipAdaptor`: the model as
+  `streaming.StreamingRecognizer` (and `score_array`, `load_model`, the live
+  app, ...) takes it. At the model's own stride the recogniser runs it
+  through `StrideSteps` (the recogniser's step interface, `ScoreSteps`):
+  one call a stride, with a state of its own for each stream; at any other
+  stride it is a whole-clip `predict_fn` that re-primes the model at each
+  clip.
 
 Like `inference.Recognizer`, one interpreter is not thread-safe: use one
-model per thread.
+model per thread (several streams may share it from one thread: each
+`StrideSteps` keeps its own state).
 """
 
 from __future__ import annotations
@@ -38,14 +42,13 @@ import os
 
 import numpy as np
 
-from kws_jax import inference
+from kws_jax import audio_io
+from kws_jax.runtime import inference
 
 AUDIO_INPUT = 'audio'
 OUTPUT_NAME = 'probabilities'
 STATE_OUTPUT_PREFIX = 'new_'
 SIGNATURE_KEY = 'serving_default'
-# LiteRT's Interpreter class, else TensorFlow's (a function: imported late).
-_INTERPRETER = inference._interpreter_class  # pylint: disable=protected-access
 # Clip length when no config beside the model gives `clip_duration_ms`.
 DEFAULT_CLIP_DURATION_MS = 1000.0
 
@@ -74,7 +77,8 @@ def is_streaming_model(model_path: str | os.PathLike[str]) -> bool:
   those).
   """
   try:
-    interpreter = _INTERPRETER()(model_path=os.fspath(model_path))
+    interpreter = inference.interpreter_class()(
+        model_path=os.fspath(model_path))
     signature = _signature(interpreter)
   except (ValueError, RuntimeError, OSError):
     return False
@@ -202,11 +206,12 @@ class StreamingTFLiteModel:
     self.config = config or None
     self.sample_rate = int(config.get('sample_rate',
                                       inference.DEFAULT_SAMPLE_RATE))
-    self.clip_samples = int(round(self.sample_rate * float(config.get(
-        'clip_duration_ms', DEFAULT_CLIP_DURATION_MS)) / 1000.0))
+    self.clip_samples = audio_io.samples_per_clip(
+        self.sample_rate,
+        float(config.get('clip_duration_ms', DEFAULT_CLIP_DURATION_MS)))
     try:
-      interpreter = _INTERPRETER()(model_path=self.model_path,
-                                   num_threads=num_threads)
+      interpreter = inference.interpreter_class()(
+          model_path=self.model_path, num_threads=num_threads)
     except (ValueError, RuntimeError) as e:
       raise inference.ModelError(f'Model file {self.model_path} is not a '
                                  f'usable TFLite model: {e}') from e
@@ -264,6 +269,31 @@ class StreamingTFLiteModel:
     self.calls += 1
     return self._runner.run(samples)
 
+  def silence_state(self) -> dict[str, np.ndarray]:
+    """A copy of the state after silence, where every stream starts."""
+    return {n: v.copy() for n, v in self._silence.items()}
+
+  def run_stride(self, samples: np.ndarray, state: dict[str, np.ndarray]
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Runs one stride from `state`, leaving the model's own stream as it is.
+
+    For streams that share the model (`StrideSteps`), each with its state.
+
+    Args:
+      samples: float32 [S].
+      state: the state arrays by name, as `silence_state` gives them.
+
+    Returns:
+      (probabilities float32 [C], the state after the stride).
+    """
+    own = self._runner.state
+    self._runner.state = state
+    try:
+      scores = self._run(samples)
+      return scores, self._runner.state
+    finally:
+      self._runner.state = own
+
   def step(self, samples: np.ndarray) -> np.ndarray:
     """Feeds exactly one stride, float32 [S]; returns probabilities [C].
 
@@ -300,57 +330,101 @@ class StreamingTFLiteModel:
     return np.stack(rows).astype(np.float32)
 
   def predict_fn(self) -> ClipAdaptor:
-    """A clip-by-clip `predict_fn` for `streaming.StreamingRecognizer`."""
+    """The model as `streaming.StreamingRecognizer` takes it."""
     return ClipAdaptor(self)
 
 
+class StrideSteps:
+  """A streaming model run along one stream, one call a stride.
+
+  The recogniser's step interface (`streaming.ScoreSteps`) for a streaming
+  model: `push` feeds the stream and returns, for each stride that completes
+  a clip, (the clip's first sample, its scores), the clips that
+  `streaming.StreamingRecognizer` would cut from the stream at the model's
+  stride, [k * S, k * S + L). The stream starts after silence with
+  -L mod S zeros before it, so that every S-th sample ending a stride ends
+  such a clip; each clip is then scored after exactly the samples a
+  whole-clip re-prime (`ClipAdaptor.__call__`) would feed, and the scores
+  are the same. The state is this object's own, so several streams can
+  share one model (from one thread).
+  """
+
+  def __init__(self, model: StreamingTFLiteModel):
+    self._model = model
+    self._pad = -model.clip_samples % model.stride_samples
+    self.reset()
+
+  def reset(self) -> None:
+    """Starts a new stream."""
+    self._state = self._model.silence_state()
+    self._pending = np.zeros(self._pad, np.float32)
+    self._fed = 0  # Samples run through the model, the leading zeros too.
+
+  def push(self, chunk: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Adds samples, float32 [n]; returns (clip start, scores [C]) per clip.
+
+    A remainder shorter than a stride is kept for the next call.
+    """
+    chunk = np.asarray(chunk, np.float32).reshape(-1)
+    audio = np.concatenate([self._pending, chunk])
+    stride, clip = self._model.stride_samples, self._model.clip_samples
+    count = audio.shape[0] // stride
+    results = []
+    for i in range(count):
+      scores, self._state = self._model.run_stride(
+          audio[i * stride:(i + 1) * stride], self._state)
+      self._fed += stride
+      start = self._fed - self._pad - clip
+      if start >= 0:
+        results.append((start, np.asarray(scores, np.float32).reshape(-1)))
+    self._pending = audio[count * stride:].copy()
+    return results
+
+
 class ClipAdaptor:
-  """Makes a streaming model answer `StreamingRecognizer`'s whole clips.
+  """A streaming model as `streaming.StreamingRecognizer` takes a model.
 
-  `StreamingRecognizer` hands its `predict_fn` the latest clip, float32
-  [L], every `clip_stride_ms`; successive clips overlap by L - S samples.
-  When the new clip continues the previous one by exactly the model's
-  stride S (checked sample for sample, a few microseconds), only its last
-  S samples go through the model: one model call per clip. Any other clip
-  (the first one, a new stream, a recognizer whose stride is not the
-  model's) re-primes the state: the model is reset and fed ceil(L / S)
-  strides (zeros first, up to a multiple of S, then the clip), which gives
-  the same scores, more slowly; `reprimes` counts these.
-
-  The scores equal the non-streaming model's on the same clip up to
-  rounding (see docs/streaming.md). The check is on content, so it is exact
-  whatever the clips' origin: the state depends only on the last samples.
-  The adaptor drives its model; do not feed that model elsewhere meanwhile.
+  The recogniser asks a model for its own steps along a stream
+  (`steps(clip_samples, stride_samples)`). At the model's clip and stride
+  these are `StrideSteps`: one model call a stride. At another stride there
+  are none (`steps` gives None, and a warning is logged once): the
+  recogniser then cuts the clips itself and calls the adaptor on each, which
+  re-primes the model: resets it and feeds it ceil(L / S) strides (zeros
+  first, up to a multiple of S, then the clip), for the same scores, more
+  slowly; `reprimes` counts these. Either way the scores equal the
+  non-streaming model's on the same clip up to rounding (see
+  docs/streaming.md).
   """
 
   def __init__(self, model: StreamingTFLiteModel):
     self.model = model
     self.reprimes = 0
-    self._previous: np.ndarray | None = None
     self._warned = False
 
-  def reset(self) -> None:
-    """Forgets the previous clip (the next one re-primes)."""
-    self._previous = None
+  def steps(self, clip_samples: int, stride_samples: int
+            ) -> StrideSteps | None:
+    """The model's own steps for this clip and stride, if it has them."""
+    model = self.model
+    if (clip_samples, stride_samples) == (model.clip_samples,
+                                          model.stride_samples):
+      return StrideSteps(model)
+    if clip_samples == model.clip_samples and not self._warned:
+      self._warned = True
+      logging.warning(
+          'The recognizer\'s stride (%d samples) is not the streaming '
+          'model\'s (%g ms); each clip re-primes the model (correct but '
+          'slow). Run the recognizer with clip_stride_ms=%g.', stride_samples,
+          model.clip_stride_ms, model.clip_stride_ms)
+    return None
 
   def __call__(self, clip: np.ndarray) -> np.ndarray:
+    """Scores one whole clip, float32 [L], by re-priming the model."""
     model = self.model
     clip = inference.to_float_audio(clip).reshape(-1)
     length, stride = model.clip_samples, model.stride_samples
     if clip.shape[0] != length:
       raise ValueError(f'Expected a clip of {length} samples, got '
                        f'{clip.shape[0]}.')
-    previous, self._previous = self._previous, clip.copy()
-    if previous is not None and np.array_equal(clip[:length - stride],
-                                               previous[stride:]):
-      return model.step(clip[length - stride:])
-    if previous is not None and not self._warned:
-      self._warned = True
-      logging.warning(
-          'Clips do not follow each other by the streaming model\'s stride '
-          '(%g ms); each one re-primes the model (correct but slow). Run the '
-          'recognizer with clip_stride_ms=%g.', model.clip_stride_ms,
-          model.clip_stride_ms)
     self.reprimes += 1
     model.reset()
     pad = -length % stride

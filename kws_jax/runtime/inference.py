@@ -37,8 +37,9 @@ import numpy as np
 
 from kws_jax import audio_io
 
-SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                           'shipped')
+# kws_jax/shipped/, beside this subpackage.
+SHIPPED_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'shipped')
 SHIPPED_MODEL = os.path.join(SHIPPED_DIR, 'model.tflite')
 SHIPPED_LABELS = os.path.join(SHIPPED_DIR, 'labels.txt')
 # Used when no config file beside the model says otherwise.
@@ -52,8 +53,13 @@ class ModelError(ValueError):
   """
 
 
-def _interpreter_class() -> type:
-  """LiteRT's `Interpreter`, else TensorFlow's `tf.lite.Interpreter`."""
+def interpreter_class() -> type:
+  """LiteRT's `Interpreter`, else TensorFlow's `tf.lite.Interpreter`.
+
+  Imported when a model is loaded, not with this module: LiteRT is the one
+  optional dependency of the runtime, and TensorFlow (heavy) only its
+  fallback.
+  """
   try:
     from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
     return Interpreter
@@ -291,7 +297,7 @@ class Recognizer(Predictor):
         self.sample_rate = int(self.config['sample_rate'])
 
     try:
-      self._interpreter = _interpreter_class()(
+      self._interpreter = interpreter_class()(
           model_path=self.model_path, num_threads=num_threads)
       self._interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:
@@ -328,7 +334,7 @@ class Recognizer(Predictor):
       hint = ''
       if any(d['name'].endswith('audio_context:0') for d in inputs):
         hint = (' It looks like a streaming model (convert --streaming): '
-                'run it with kws_jax.streaming_inference.'
+                'run it with kws_jax.runtime.streaming_inference.'
                 'StreamingTFLiteModel.')
       raise ModelError(
           f'Model {self.model_path} has inputs [{_describe(inputs)}] and '
