@@ -17,6 +17,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from kws_jax import rooms
+
 SILENCE_INDEX = 0  # Class order is ['_silence_', '_unknown_', *wanted_words].
 
 
@@ -84,15 +86,6 @@ def change_speed(key: jax.Array, audio: jax.Array,
   return out.astype(audio.dtype)
 
 
-# Synthetic rooms: reflections start after a pre-delay and fade in; the
-# reverberation time (60 dB decay) and the direct-to-reverberant ratio are
-# drawn per clip (the ranges of `kws_jax.synthesize`'s rooms).
-_PREDELAY_S = (0.002, 0.010)
-_FADE_IN_S = 0.005
-_MIN_RT60_S = 0.15
-_DRR_DB = (0.0, 12.0)
-
-
 def reverberate(key: jax.Array, audio: jax.Array, probability: float,
                 max_rt60_s: float, sample_rate: int) -> jax.Array:
   """Puts a share of the clips in random synthetic rooms.
@@ -119,14 +112,15 @@ def reverberate(key: jax.Array, audio: jax.Array, probability: float,
   use_key, rt60_key, drr_key, delay_key, noise_key = jax.random.split(key, 5)
   taps = int(max_rt60_s * sample_rate)
   t = jnp.arange(taps)[None, :] / sample_rate  # [1, N]
-  rt60 = jax.random.uniform(rt60_key, (batch, 1), minval=_MIN_RT60_S,
+  rt60 = jax.random.uniform(rt60_key, (batch, 1), minval=rooms.MIN_RT60_S,
                             maxval=max_rt60_s)
-  delay = jax.random.uniform(delay_key, (batch, 1), minval=_PREDELAY_S[0],
-                             maxval=_PREDELAY_S[1])
+  delay = jax.random.uniform(delay_key, (batch, 1), minval=rooms.PREDELAY_S[0],
+                             maxval=rooms.PREDELAY_S[1])
   tail = (jax.random.normal(noise_key, (batch, taps)) *
-          10.0**(-3.0 * t / rt60) * jnp.clip((t - delay) / _FADE_IN_S, 0, 1))
-  drr_db = jax.random.uniform(drr_key, (batch, 1), minval=_DRR_DB[0],
-                              maxval=_DRR_DB[1])
+          10.0**(-3.0 * t / rt60) *
+          jnp.clip((t - delay) / rooms.FADE_IN_S, 0, 1))
+  drr_db = jax.random.uniform(drr_key, (batch, 1), minval=rooms.DRR_DB[0],
+                              maxval=rooms.DRR_DB[1])
   tail = tail * jnp.sqrt(10.0**(-drr_db / 10) /
                          jnp.maximum(jnp.sum(tail**2, -1, keepdims=True),
                                      1e-12))

@@ -12,6 +12,7 @@ import re
 import ml_collections
 
 from kws_jax import labels
+from kws_jax import rooms
 
 _PREPROCESS = ('mfcc', 'average', 'logmel')
 _OPTIMIZERS = ('gradient_descent', 'momentum', 'adam')
@@ -159,12 +160,13 @@ def validate_config(
     raise ConfigError(
         f'config.reverb_probability={config.reverb_probability} is a share '
         'of clips; give a value in [0, 1].')
+  shortest_ms = 1000 * rooms.MIN_RT60_S
   if config.get('reverb_probability') and not (
-      150 < config.reverb_max_rt60_ms <= 3000):
+      shortest_ms < config.reverb_max_rt60_ms <= 3000):
     raise ConfigError(
         f'config.reverb_max_rt60_ms={config.reverb_max_rt60_ms} must be '
-        'above 150 (the shortest reverberation time drawn) and at most 3000 '
-        '(a large hall); 700 is a living room.')
+        f'above {shortest_ms:g} (the shortest reverberation time drawn) and '
+        'at most 3000 (a large hall); 700 is a living room.')
   _check_negatives(config)
   if config.speed_perturbation >= 0.5:
     raise ConfigError(

@@ -1,6 +1,7 @@
-"""Tests for kws_jax.synthesize.
+"""Tests for the synthesizer (kws_jax.synth) and its command line.
 
-The signal-processing and planning tests need no speech engine; the dataset
+The planning and rendering tests need no speech engine (the signal
+processing is tested in test_synth_dsp.py); the dataset
 tests run once per engine installed here (`pip install -e .[synth]`,
 `apt-get install flite`) and are skipped, naming the install command, for
 the others.
@@ -17,23 +18,29 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kws_jax import synthesize
+from kws_jax.synth import dataset
+from kws_jax.synth import dsp
+from kws_jax.synth import engines
+from kws_jax.synth import espeak
+from kws_jax.synth import plan
+from kws_jax.synth import render
+from kws_jax.synth import voices
 
 RATE = 16000
 _NAME = re.compile(r'^([a-z0-9-]+)_nohash_(\d+)\.wav$')
 # Quietest clip RMS accepted: far below the -40 dBFS words are made at.
 _RMS_FLOOR_DBFS = -55.0
 # Quick settings: little reverb tail to compute, every path still taken.
-_OPTIONS = synthesize.SynthesisOptions(
+_OPTIONS = plan.SynthesisOptions(
     reverb_probability=0.5, rt60_s_range=(0.1, 0.3), noise_probability=0.5,
     max_offset_ms=50.0)
 _WORDS = ('lights', 'pause')
 
 
-def _engine_or_skip(name: str) -> synthesize.Engine:
+def _engine_or_skip(name: str) -> voices.Engine:
   try:
-    return synthesize.create_engine(name)
-  except synthesize.EngineUnavailableError as e:
+    return engines.create_engine(name)
+  except voices.EngineUnavailableError as e:
     pytest.skip(f'engine {name} is not installed here: {e}')
 
 
@@ -54,7 +61,7 @@ def _spectrum(clip: np.ndarray) -> np.ndarray:
   return log - log.mean()
 
 
-class _ToneEngine(synthesize.Engine):
+class _ToneEngine(voices.Engine):
   """Speaks a 'word' of 300 ms / rate between silences; no TTS needed."""
 
   name = 'espeak'
@@ -64,7 +71,7 @@ class _ToneEngine(synthesize.Engine):
     self._seconds = seconds
 
   def voices(self):
-    return [synthesize.Voice('espeak', f'tone+{f}', f'tone-{f}')
+    return [voices.Voice('espeak', f'tone+{f}', f'tone-{f}')
             for f in (200, 300, 500)]
 
   def speak(self, voice, performance):
@@ -97,7 +104,7 @@ def _check_dataset(out, words, count, engine_prefix=''):
       assert (info.samplerate, info.channels, info.frames, info.subtype) == (
           RATE, 1, RATE, 'PCM_16'), info
       audio, _ = sf.read(str(out / word / name), dtype='float32')
-      assert synthesize.dbfs(synthesize.rms(audio)) > _RMS_FLOOR_DBFS, name
+      assert dsp.dbfs(dsp.rms(audio)) > _RMS_FLOOR_DBFS, name
       assert np.max(np.abs(audio)) <= 1.0
       clips[word].setdefault(match.group(1), []).append(audio)
   with open(out / 'synthesis_manifest.csv', newline='') as f:
@@ -108,111 +115,50 @@ def _check_dataset(out, words, count, engine_prefix=''):
 
 
 # ---------------------------------------------------------------------------
-# Signal processing.
-
-
-def test_trim_silence_keeps_the_word_and_a_margin():
-  word = 0.3 * np.sin(np.arange(4000) * 0.3)
-  audio = np.concatenate([np.zeros(8000), word, np.zeros(8000)])
-  trimmed = synthesize.trim_silence(audio, RATE, margin_ms=30.0)
-  # The word plus 30 ms (480 samples) each side, within a 10 ms frame.
-  assert abs(len(trimmed) - (4000 + 960)) <= 160
-  assert synthesize.rms(trimmed) > 0.9 * synthesize.rms(word) * np.sqrt(
-      4000 / len(trimmed))
-  assert synthesize.trim_silence(np.zeros(1000), RATE).size == 0
-
-
-def test_place_in_clip_centres_and_keeps_the_word_inside():
-  word = np.ones(1000, np.float32)
-  clip = synthesize.place_in_clip(word, RATE)
-  start = np.flatnonzero(clip)[0]
-  assert start == (RATE - 1000) // 2 and clip.sum() == 1000
-  far = synthesize.place_in_clip(word, RATE, offset_samples=10**6)
-  assert np.flatnonzero(far)[-1] == RATE - 1 and far.sum() == 1000
-  with pytest.raises(ValueError, match='does not fit'):
-    synthesize.place_in_clip(np.ones(RATE + 1), RATE)
-
-
-def test_room_impulse_response_decays_at_the_asked_ratio():
-  rng = np.random.default_rng(0)
-  ir = synthesize.room_impulse_response(rng, RATE, rt60_s=0.4, drr_db=6.0)
-  assert len(ir) == int(0.4 * RATE) and ir[0] == 1.0
-  tail_energy = np.sum(ir[1:]**2)
-  np.testing.assert_allclose(10 * np.log10(1.0 / tail_energy), 6.0, atol=0.1)
-  first, last = ir[1:len(ir) // 10], ir[-len(ir) // 10:]
-  assert np.sum(last**2) < 1e-3 * np.sum(first**2)
-
-
-def test_reverb_keeps_length_and_loudness():
-  rng = np.random.default_rng(1)
-  clip = synthesize.place_in_clip(0.1 * rng.standard_normal(4000), RATE)
-  ir = synthesize.room_impulse_response(rng, RATE, 0.5, 3.0)
-  wet = synthesize.add_reverb(clip, ir)
-  assert wet.shape == clip.shape
-  np.testing.assert_allclose(synthesize.rms(wet), synthesize.rms(clip),
-                             rtol=1e-4)
-  assert not np.allclose(wet, clip)
-
-
-def test_mix_noise_reaches_the_snr():
-  rng = np.random.default_rng(2)
-  clip = np.zeros(RATE, np.float32)
-  noise = rng.standard_normal(RATE)
-  mixed = synthesize.mix_noise(clip, noise, speech_rms=0.1, snr_db=20.0)
-  np.testing.assert_allclose(synthesize.rms(mixed), 0.01, rtol=1e-6)
-
-
-def test_speed_perturb_changes_length():
-  audio = np.zeros(11000, np.float32)
-  assert len(synthesize.speed_perturb(audio, 1.1)) == 10000
-  assert len(synthesize.speed_perturb(audio, 1.0)) == 11000
-
-
-# ---------------------------------------------------------------------------
 # Planning and the voices' names.
 
 
 def test_voice_ids_are_file_name_safe():
-  voice = synthesize.Voice('espeak', 'en-gb-x-rp+Mr serious', 'engbxrp-Mr_s')
+  voice = voices.Voice('espeak', 'en-gb-x-rp+Mr serious', 'engbxrp-Mr_s')
   assert voice.voice_id == 'espeak-engbxrp-mrs'
-  voice = synthesize.Voice('piper', '/x/en_US-joe-medium.onnx', 'joe',
-                           speed_perturbation=0.94)
+  voice = voices.Voice('piper', '/x/en_US-joe-medium.onnx', 'joe',
+                       speed_perturbation=0.94)
   assert voice.voice_id == 'piper-joe-sp094'
 
 
 def test_plan_is_deterministic_balanced_and_grows():
-  voices = {'espeak': _ToneEngine().voices(),
-            'flite': [synthesize.Voice('flite', 'slt', 'slt')]}
-  plan = synthesize.plan_word('lights', 12, voices, _OPTIONS, seed=3,
-                              has_noise=True)
-  again = synthesize.plan_word('lights', 20, voices, _OPTIONS, seed=3,
-                               has_noise=True)
-  other = synthesize.plan_word('lights', 12, voices, _OPTIONS, seed=4,
-                               has_noise=True)
-  assert again[:12] == plan
-  assert other != plan
-  assert [j.voice.engine for j in plan] == ['espeak', 'flite'] * 6
+  by_engine = {'espeak': _ToneEngine().voices(),
+               'flite': [voices.Voice('flite', 'slt', 'slt')]}
+  jobs = plan.plan_word('lights', 12, by_engine, _OPTIONS, seed=3,
+                        has_noise=True)
+  again = plan.plan_word('lights', 20, by_engine, _OPTIONS, seed=3,
+                         has_noise=True)
+  other = plan.plan_word('lights', 12, by_engine, _OPTIONS, seed=4,
+                         has_noise=True)
+  assert again[:12] == jobs
+  assert other != jobs
+  assert [j.voice.engine for j in jobs] == ['espeak', 'flite'] * 6
   assert len({j.relpath for j in again}) == 20
-  espeak_ids = [j.voice.voice_id for j in plan if j.voice.engine == 'espeak']
+  espeak_ids = [j.voice.voice_id for j in jobs if j.voice.engine == 'espeak']
   assert sorted(espeak_ids) == sorted(
-      [v.voice_id for v in voices['espeak']] * 2)
-  assert sorted(j.clip_number for j in plan if j.voice.engine == 'flite') == (
+      [v.voice_id for v in by_engine['espeak']] * 2)
+  assert sorted(j.clip_number for j in jobs if j.voice.engine == 'flite') == (
       list(range(6)))
   assert {j.performance.text for j in again} <= {
-      'lights' + e for e in synthesize.EMPHASES}
+      'lights' + e for e in plan.EMPHASES}
 
 
 def test_words_must_be_folder_names():
   with pytest.raises(ValueError, match='folder name'):
-    synthesize.plan_word('../up', 1, {'e': _ToneEngine().voices()}, _OPTIONS,
-                         0, False)
+    plan.plan_word('../up', 1, {'e': _ToneEngine().voices()}, _OPTIONS,
+                   0, False)
 
 
 def test_options_are_validated():
   with pytest.raises(ValueError, match='rate_range'):
-    synthesize.SynthesisOptions(rate_range=(1.2, 0.8)).validate()
+    plan.SynthesisOptions(rate_range=(1.2, 0.8)).validate()
   with pytest.raises(ValueError, match='reverb_probability'):
-    synthesize.SynthesisOptions(reverb_probability=2).validate()
+    plan.SynthesisOptions(reverb_probability=2).validate()
 
 
 # ---------------------------------------------------------------------------
@@ -221,9 +167,9 @@ def test_options_are_validated():
 
 def test_long_word_is_spoken_faster_to_fit():
   engine = _ToneEngine(seconds=1.5)
-  job = synthesize.plan_word('lights', 1, {'espeak': engine.voices()},
-                             _OPTIONS, 0, False)[0]
-  clip, result = synthesize.render_clip(engine, job, _OPTIONS)
+  job = plan.plan_word('lights', 1, {'espeak': engine.voices()},
+                       _OPTIONS, 0, False)[0]
+  clip, result = render.render_clip(engine, job, _OPTIONS)
   assert clip.shape == (RATE,)
   assert result.refits >= 1 and not result.cropped
   assert result.word_ms <= 900
@@ -231,10 +177,10 @@ def test_long_word_is_spoken_faster_to_fit():
 
 def test_word_that_cannot_speed_up_is_cropped_with_a_fade():
   engine = _ToneEngine(ignore_rate=True, seconds=1.5)
-  job = synthesize.plan_word('lights', 1, {'espeak': engine.voices()},
-                             _OPTIONS, 0, False)[0]
-  clip, result = synthesize.render_clip(engine, job, _OPTIONS)
-  assert result.cropped and result.refits == synthesize._REFIT_TRIES
+  job = plan.plan_word('lights', 1, {'espeak': engine.voices()},
+                       _OPTIONS, 0, False)[0]
+  clip, result = render.render_clip(engine, job, _OPTIONS)
+  assert result.cropped and result.refits == render._REFIT_TRIES
   assert clip.shape == (RATE,)
   loud = np.flatnonzero(np.abs(clip) > 1e-4)
   # 900 ms of word inside 50 ms margins (reverb may ring into them).
@@ -242,28 +188,28 @@ def test_word_that_cannot_speed_up_is_cropped_with_a_fade():
 
 
 def test_dataset_layout_with_a_stand_in_engine(tmp_path, monkeypatch):
-  monkeypatch.setattr(synthesize, 'create_engine',
+  monkeypatch.setattr(engines, 'create_engine',
                       lambda name, **kw: _ToneEngine())
   out = tmp_path / 'synth'
   background = _write_background(tmp_path / 'noise')
   (out / 'pause').mkdir(parents=True)
   (out / 'pause' / '.x.wav.abc.tmp').write_bytes(b'half')
-  summary = synthesize.synthesize_dataset(
+  summary = dataset.synthesize_dataset(
       _WORDS, str(out), count=5, engines=['espeak'], options=_OPTIONS,
       background_dir=background)
   assert summary['written'] == 10 and summary['failed'] == 0
   clips = _check_dataset(out, _WORDS, 5, 'espeak-tone-')
   assert len(clips['lights']) == 3  # Voices take turns.
   # Growing the folder keeps what is there.
-  summary = synthesize.synthesize_dataset(
+  summary = dataset.synthesize_dataset(
       _WORDS, str(out), count=6, engines=['espeak'], options=_OPTIONS,
       background_dir=background)
   assert (summary['written'], summary['skipped']) == (2, 10)
   _check_dataset(out, _WORDS, 6, 'espeak-tone-')
   with pytest.raises(ValueError, match='other settings'):
-    synthesize.synthesize_dataset(_WORDS, str(out), count=6,
-                                  engines=['espeak'], seed=1,
-                                  options=_OPTIONS, background_dir=background)
+    dataset.synthesize_dataset(_WORDS, str(out), count=6,
+                               engines=['espeak'], seed=1,
+                               options=_OPTIONS, background_dir=background)
 
 
 class _InterruptedEngine(_ToneEngine):
@@ -283,16 +229,16 @@ class _InterruptedEngine(_ToneEngine):
 def test_interrupted_run_leaves_whole_files_and_resumes(tmp_path,
                                                         monkeypatch):
   engine = _InterruptedEngine()
-  monkeypatch.setattr(synthesize, 'create_engine', lambda name, **kw: engine)
+  monkeypatch.setattr(engines, 'create_engine', lambda name, **kw: engine)
   out = tmp_path / 'synth'
-  options = synthesize.SynthesisOptions()
+  options = plan.SynthesisOptions()
   with pytest.raises(KeyboardInterrupt):
-    synthesize.synthesize_dataset(['up'], str(out), count=4,
-                                  engines=['espeak'], options=options)
+    dataset.synthesize_dataset(['up'], str(out), count=4,
+                               engines=['espeak'], options=options)
   assert not [n for n in os.listdir(out / 'up') if n.startswith('.')]
   _check_dataset(out, ['up'], 2)
-  summary = synthesize.synthesize_dataset(['up'], str(out), count=4,
-                                          engines=['espeak'], options=options)
+  summary = dataset.synthesize_dataset(['up'], str(out), count=4,
+                                       engines=['espeak'], options=options)
   assert (summary['written'], summary['skipped']) == (2, 2)
   _check_dataset(out, ['up'], 4)
 
@@ -302,27 +248,27 @@ def test_interrupted_run_leaves_whole_files_and_resumes(tmp_path,
 
 
 def test_missing_engines_say_how_to_install(monkeypatch):
-  monkeypatch.setattr(synthesize.shutil, 'which', lambda name: None)
-  with pytest.raises(synthesize.EngineUnavailableError,
+  monkeypatch.setattr(engines.shutil, 'which', lambda name: None)
+  with pytest.raises(voices.EngineUnavailableError,
                      match='apt-get install flite'):
-    synthesize.create_engine('flite')
+    engines.create_engine('flite')
   monkeypatch.setitem(sys.modules, 'piper', None)
-  with pytest.raises(synthesize.EngineUnavailableError,
+  with pytest.raises(voices.EngineUnavailableError,
                      match='pip install piper-tts'):
-    synthesize.create_engine('piper')
+    engines.create_engine('piper')
   monkeypatch.setitem(sys.modules, 'espeakng_loader', None)
-  monkeypatch.setattr(synthesize.ctypes.util, 'find_library',
+  monkeypatch.setattr(espeak.ctypes.util, 'find_library',
                       lambda name: None)
-  synthesize._espeak_library.cache_clear()
+  espeak._espeak_library.cache_clear()
   try:
-    with pytest.raises(synthesize.EngineUnavailableError,
+    with pytest.raises(voices.EngineUnavailableError,
                        match='pip install espeakng-loader'):
-      synthesize.create_engine('espeak')
-    with pytest.raises(synthesize.EngineUnavailableError,
+      engines.create_engine('espeak')
+    with pytest.raises(voices.EngineUnavailableError,
                        match='No speech engine is installed'):
-      synthesize.resolve_engines(['auto'])
+      engines.resolve_engines(['auto'])
   finally:
-    synthesize._espeak_library.cache_clear()
+    espeak._espeak_library.cache_clear()
 
 
 def test_command_line_names_the_missing_engine(tmp_path):
@@ -340,12 +286,12 @@ def test_command_line_names_the_missing_engine(tmp_path):
 # Real engines.
 
 
-@pytest.mark.parametrize('engine_name', synthesize.ENGINE_NAMES)
+@pytest.mark.parametrize('engine_name', voices.ENGINE_NAMES)
 def test_engine_writes_a_speech_commands_folder(tmp_path, engine_name):
   engine = _engine_or_skip(engine_name)
   out = tmp_path / 'synth'
   count = 4
-  summary = synthesize.synthesize_dataset(
+  summary = dataset.synthesize_dataset(
       _WORDS, str(out), count=count, engines=[engine_name], options=_OPTIONS,
       background_dir=_write_background(tmp_path / 'noise'), seed=5)
   assert summary['written'] == 2 * count and summary['failed'] == 0
@@ -353,17 +299,17 @@ def test_engine_writes_a_speech_commands_folder(tmp_path, engine_name):
   assert len(clips['lights']) >= 2  # Several voices per word.
 
   # The same performance by two voices sounds different.
-  voices = engine.voices()
-  job = synthesize.plan_word('lights', 1, {engine_name: voices},
-                             synthesize.SynthesisOptions(
-                                 reverb_probability=0.0), 0, False)[0]
+  engine_voices = engine.voices()
+  job = plan.plan_word('lights', 1, {engine_name: engine_voices},
+                       plan.SynthesisOptions(reverb_probability=0.0), 0,
+                       False)[0]
   spectra = []
-  for voice in (voices[0], voices[-1]):
-    clip, _ = synthesize.render_clip(
+  for voice in (engine_voices[0], engine_voices[-1]):
+    clip, _ = render.render_clip(
         engine, dataclasses.replace(job, voice=voice),
-        synthesize.SynthesisOptions())
+        plan.SynthesisOptions())
     spectra.append(_spectrum(clip))
-  assert voices[0].voice_id != voices[-1].voice_id
+  assert engine_voices[0].voice_id != engine_voices[-1].voice_id
   # Mean dB difference per band: 6-8 between these voices here, up to 1.4
   # between two takes of one Piper voice (it draws its own noise).
   assert np.mean(np.abs(spectra[0] - spectra[1])) > 3.0
@@ -371,9 +317,9 @@ def test_engine_writes_a_speech_commands_folder(tmp_path, engine_name):
 
 def test_workers_write_the_same_clips_as_one_process(tmp_path):
   _engine_or_skip('espeak')
-  options = synthesize.SynthesisOptions(reverb_probability=0.5)
+  options = plan.SynthesisOptions(reverb_probability=0.5)
   for workers in (1, 2):
-    synthesize.synthesize_dataset(
+    dataset.synthesize_dataset(
         ['up'], str(tmp_path / str(workers)), count=4, engines=['espeak'],
         options=options, num_workers=workers)
   names = sorted(os.listdir(tmp_path / '1' / 'up'))
@@ -383,5 +329,5 @@ def test_workers_write_the_same_clips_as_one_process(tmp_path):
     two, _ = sf.read(str(tmp_path / '2' / 'up' / name))
     # Not bit for bit: eSpeak's waveform generator carries a little state
     # from one utterance to the next.
-    np.testing.assert_allclose(synthesize.rms(one), synthesize.rms(two),
+    np.testing.assert_allclose(dsp.rms(one), dsp.rms(two),
                                rtol=0.05)

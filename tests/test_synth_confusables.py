@@ -1,4 +1,4 @@
-"""Tests for kws_jax/confusables.py and `synthesize --negatives_for`."""
+"""Tests for kws_jax/synth/confusables.py and `synthesize --negatives_for`."""
 
 import os
 import re
@@ -8,8 +8,9 @@ import sys
 import pytest
 
 from configs import default
-from kws_jax import confusables
-from kws_jax import synthesize
+from kws_jax.synth import confusables
+from kws_jax.synth import espeak
+from kws_jax.synth import voices
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -120,24 +121,24 @@ def test_syllable_splits_espeak_readings_at_the_nucleus():
 def test_pseudo_words_from_espeak_sound_like_no_recorded_word():
   try:
     words = confusables.pseudo_words(list(confusables.NEAR_SOUNDS),
-                                     synthesize.pronounce)
-  except synthesize.EngineUnavailableError as e:
+                                     espeak.pronounce)
+  except voices.EngineUnavailableError as e:
     pytest.skip(f'eSpeak NG is not installed here: {e}')
   assert len(words) > 300
   assert not set(words) & set(confusables.RECORDED_WORDS)
   recorded = {p for w in confusables.RECORDED_WORDS
-              for p in synthesize.pronounce(w)}
-  assert not any(set(synthesize.pronounce(w)) & recorded for w in words)
+              for p in espeak.pronounce(w)}
+  assert not any(set(espeak.pronounce(w)) & recorded for w in words)
   # One sound from down: its onset before other rimes, its rime after
   # other onsets (spelled 'oun' where 'own' would read as in 'blown').
   assert {'dine', 'doud', 'boun'} <= set(words)
   assert 'blown' not in words
-  assert synthesize.pronounce('down')[0] == 'dˈaʊn'
+  assert espeak.pronounce('down')[0] == 'dˈaʊn'
   # Two sounds from each command: 40 more words a command, none recorded.
   more = confusables.pseudo_words(list(confusables.NEAR_SOUNDS),
-                                  synthesize.pronounce, two_sounds=40)
+                                  espeak.pronounce, two_sounds=40)
   assert more[:len(words)] == words and len(more) == len(words) + 400
-  assert not any(set(synthesize.pronounce(w)) & recorded for w in more)
+  assert not any(set(espeak.pronounce(w)) & recorded for w in more)
 
 
 def test_command_line_refuses_pseudo_words_for_an_unlisted_command(tmp_path):
