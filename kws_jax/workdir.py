@@ -14,25 +14,25 @@ from typing import Any
 
 import ml_collections
 
+from kws_jax import files
+
 
 def labels_path(workdir: str, architecture: str) -> str:
   return os.path.join(workdir, f'{architecture}_labels.txt')
 
 
 def write_atomic(path: str, text: str) -> None:
-  """Writes `text` to `path` through a temporary file and a rename."""
-  tmp = f'{path}.tmp-{os.getpid()}'
-  with open(tmp, 'w', encoding='utf-8') as f:
-    f.write(text)
-  os.replace(tmp, path)
+  """`files.write_atomic`, kept for the experiments that call it here."""
+  files.write_atomic(path, text)
 
 
 def write_json(path: str, payload: Any) -> None:
-  write_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + '\n')
+  files.write_atomic(path,
+                     json.dumps(payload, indent=2, sort_keys=True) + '\n')
 
 
 def write_labels(path: str, labels: list[str]) -> None:
-  write_atomic(path, ''.join(f'{label}\n' for label in labels))
+  files.write_atomic(path, ''.join(f'{label}\n' for label in labels))
 
 
 def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:

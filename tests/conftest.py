@@ -109,3 +109,18 @@ def make_speech_commands_dir(root: str | os.PathLike[str],
 def tiny_data_dir(tmp_path: pathlib.Path) -> pathlib.Path:
   """A fresh tiny Speech Commands folder (yes, no, up, cat) per test."""
   return make_speech_commands_dir(tmp_path / 'speech_commands')
+
+
+@pytest.fixture(scope='session')
+def shared_tiny_data(
+    tmp_path_factory: pytest.TempPathFactory
+) -> tuple[pathlib.Path, pathlib.Path]:
+  """(data folder, TFDS folder) shared by every test of the session.
+
+  The folder is `tiny_data_dir`'s; TFDS prepares it into the TFDS folder
+  once per setting (clip length, split percentages) instead of once per
+  test. For tests that only read the data: one that changes the folder or
+  the prepared files takes `tiny_data_dir` and a TFDS folder of its own.
+  """
+  root = tmp_path_factory.mktemp('shared_tiny_data')
+  return make_speech_commands_dir(root / 'speech_commands'), root / 'tfds'

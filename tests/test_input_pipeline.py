@@ -32,9 +32,16 @@ def _config(data_dir, tmp_path, **overrides) -> ml_collections.ConfigDict:
   return config
 
 
+def _shared_config(shared_tiny_data, tmp_path,
+                   **overrides) -> ml_collections.ConfigDict:
+  """`_config` of the session's tiny data, prepared once for all tests."""
+  data_dir, tfds_dir = shared_tiny_data
+  return _config(data_dir, tmp_path, tfds_data_dir=str(tfds_dir), **overrides)
+
+
 @pytest.fixture
-def tiny(tiny_data_dir, tmp_path):
-  config = _config(tiny_data_dir, tmp_path)
+def tiny(shared_tiny_data, tmp_path):
+  config = _shared_config(shared_tiny_data, tmp_path)
   return config, input_pipeline.create_datasets(config)
 
 
@@ -133,9 +140,10 @@ def test_second_load_uses_the_cache(tiny_data_dir, tmp_path, caplog):
   assert changed.summary['counts']['train']['yes'] == 7
 
 
-def test_missing_wanted_word(tiny_data_dir, tmp_path):
-  config = _config(tiny_data_dir, tmp_path, wanted_words=('yes', 'marvin'))
-  with pytest.raises(ValueError, match=f"'marvin'.*{tiny_data_dir}"):
+def test_missing_wanted_word(shared_tiny_data, tmp_path):
+  config = _shared_config(shared_tiny_data, tmp_path,
+                          wanted_words=('yes', 'marvin'))
+  with pytest.raises(ValueError, match=f"'marvin'.*{shared_tiny_data[0]}"):
     input_pipeline.create_datasets(config)
 
 
@@ -628,14 +636,15 @@ def test_synthetic_unknown_words_make_up_their_share(tmp_path):
       config.unknown_percentage / 100 * num_words)
 
 
-def test_silence_stress_set_and_generated_noise(tiny_data_dir, tmp_path):
-  config = _config(tiny_data_dir, tmp_path)
+def test_silence_stress_set_and_generated_noise(shared_tiny_data, tmp_path):
+  config = _shared_config(shared_tiny_data, tmp_path)
   plain = input_pipeline.create_datasets(config)
   assert len(plain.silence_stress) > 50
   assert set(plain.silence_stress.label) == {0}
   assert len(plain.unseen_words) == 0
-  config = _config(tiny_data_dir, tmp_path, background_rms_min=0.001,
-                   background_rms_max=0.3, generated_noise=True)
+  config = _shared_config(shared_tiny_data, tmp_path,
+                          background_rms_min=0.001, background_rms_max=0.3,
+                          generated_noise=True)
   noisy = input_pipeline.create_datasets(config)
   assert len(noisy.background) == len(plain.background) + 5 * 60 * 16000
   np.testing.assert_array_equal(noisy.background[:len(plain.background)],
@@ -643,18 +652,18 @@ def test_silence_stress_set_and_generated_noise(tiny_data_dir, tmp_path):
   # Evaluation silence is made from the recordings alone, as before.
   np.testing.assert_array_equal(noisy.validation.audio,
                                 plain.validation.audio)
-  config = _config(tiny_data_dir, tmp_path, background_rms_min=0.001,
-                   background_rms_max=0.3, generated_noise=True,
-                   dc_offset_noise=True)
+  config = _shared_config(shared_tiny_data, tmp_path,
+                          background_rms_min=0.001, background_rms_max=0.3,
+                          generated_noise=True, dc_offset_noise=True)
   offset = input_pipeline.create_datasets(config)
   assert len(offset.background) == len(noisy.background) + 60 * 16000
   np.testing.assert_array_equal(offset.background[len(noisy.background):],
                                 1.0)
 
 
-def test_no_training_silence_is_not_called_made_up(tiny_data_dir, tmp_path,
+def test_no_training_silence_is_not_called_made_up(shared_tiny_data, tmp_path,
                                                    caplog):
-  config = _config(tiny_data_dir, tmp_path, silence_percentage=0.0)
+  config = _shared_config(shared_tiny_data, tmp_path, silence_percentage=0.0)
   data = input_pipeline.create_datasets(config)
   with caplog.at_level(logging.INFO, logger='absl'):
     input_pipeline._log_summary(data.summary)
