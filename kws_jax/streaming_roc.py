@@ -17,11 +17,11 @@ use (the model's calibrated ones, else the tutorial's, as the other tools
 take them; flags override) and the chosen one: within a false-alarm budget
 (`--max_false_alarm_percent`, wrong detections plus false positives as a
 share of the words, 3% by default), the setting with the most correct
-detections (`choose`). To calibrate a model, run it on a stream of *validation* words
-(`generate_streaming_test_wav --split=validation`) with `--write_smoothing`:
-the chosen settings go beside the model as `<stem>_smoothing.json`, which
-`test_streaming_accuracy`, `serve` and `listen` then use unless flags say
-otherwise.
+detections (`choose`). To calibrate a model, run it on a stream of
+*validation* words (`generate_streaming_test_wav --split=validation`) with
+`--write_smoothing`: the chosen settings go beside the model as
+`<stem>_smoothing.json`, which `test_streaming_accuracy`, `serve` and
+`listen` then use unless flags say otherwise.
 """
 
 import csv
@@ -48,7 +48,8 @@ DEFAULT_MAX_FALSE_ALARM_PERCENT = 3.0
 
 CSV_FIELDS = ('average_window_ms', 'suppression_ms', 'detection_threshold',
               'minimum_count', 'ignore_unknown', 'num_ground_truth',
-              'num_correct', 'num_wrong', 'num_false_positives', 'matched_percent', 'correct_percent',
+              'num_correct', 'num_wrong', 'num_false_positives',
+              'matched_percent', 'correct_percent',
               'wrong_percent', 'false_positive_percent',
               'false_alarms_per_hour', 'mean_delay_ms',
               'unknown_fired_percent', 'operating_point', 'chosen')
@@ -61,7 +62,6 @@ class RocPoint:
   stats: stream_scoring.StreamingStats
   operating_point: bool = False
   chosen: bool = False
-
 
   def row(self) -> dict[str, float | int | bool]:
     return {

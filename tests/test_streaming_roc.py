@@ -94,7 +94,8 @@ def test_operating_point_outside_the_sweep_is_added(tmp_path, stream):
   audio = audio_io.read_audio(wav, RATE)
   points = streaming_roc.run(
       fakes.ToneModel(RATE), fakes.LABELS, audio,
-      stream_scoring.read_ground_truth(labels), sample_rate=RATE, clip_duration_ms=1000,
+      stream_scoring.read_ground_truth(labels), sample_rate=RATE,
+      clip_duration_ms=1000,
       clip_stride_ms=30, thresholds=[0.5, 0.9], suppressions_ms=[500],
       average_windows_ms=[500], minimum_count=3,
       in_use=streaming.SmoothingSettings(500, 0.7, 500, 3),

@@ -137,19 +137,6 @@ def read_config(path: str) -> dict[str, Any]:
   return config
 
 
-def resample(audio: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
-  """Resamples float audio [T] from `rate` to `target_rate` Hz (polyphase).
-
-  The same filter `audio_io.read_audio` applies to files, clipped to
-  [-1, 1].
-  """
-  audio = np.asarray(audio, np.float32)
-  if rate == target_rate:
-    return audio
-  out = audio_io.resample(audio, int(rate), int(target_rate))
-  return np.clip(out, -1.0, 1.0).astype(np.float32)
-
-
 def to_float_audio(audio: np.ndarray) -> np.ndarray:
   """Int16 PCM or float audio -> float32 in [-1, 1]."""
   audio = np.asarray(audio)
@@ -204,7 +191,10 @@ class Predictor:
     audio = to_float_audio(audio)
     if audio.ndim != 1:
       raise ValueError(f'Audio must be mono [samples], got {audio.shape}.')
-    audio = resample(audio, int(sample_rate), self.sample_rate)
+    if int(sample_rate) != self.sample_rate:
+      # As `audio_io.read_audio` does to files: the filter may overshoot.
+      audio = np.clip(audio_io.resample(audio, int(sample_rate),
+                                        self.sample_rate), -1.0, 1.0)
     return audio_io.fit_length(audio, self.clip_samples)
 
   def top_k(self, probabilities: np.ndarray,
