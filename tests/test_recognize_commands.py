@@ -1,4 +1,4 @@
-"""Tests for kws_jax.recognize_commands: one test per rule, plus properties."""
+"""Tests for runtime.recognize_commands: one test per rule, plus properties."""
 
 import inspect
 
