@@ -56,7 +56,7 @@ def measure(name: str, runs: int, int8: bool) -> dict:
   labels = input_pipeline.prepare_words_list(config.wanted_words)
   _, eval_def, params, batch_stats = train.create_model(config, len(labels),
                                                         seed=0)
-  predict = jax.jit(train.predict_fn(eval_def))
+  predict = jax.jit(models.predict_fn(eval_def))
   length = input_pipeline.clip_samples(config)
   rng = np.random.default_rng(0)
   clip = (0.1 * rng.standard_normal(length)).astype(np.float32)

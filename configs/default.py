@@ -74,8 +74,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.batch_size = 100
   config.eval_step_interval = 400
   config.save_step_interval = 100
-  # A checkpoint directory (".../checkpoints/1200") to start from; '' resumes
-  # from the workdir's latest checkpoint if there is one.
+  # A checkpoint to start from: a step directory (".../checkpoints/1200"),
+  # or a workdir or checkpoints directory, meaning its LATEST step (not its
+  # best: this continues a run). '' resumes from this workdir's latest
+  # checkpoint if there is one (which also wins over start_checkpoint).
   config.start_checkpoint = ''
   config.check_nans = False
 
@@ -121,14 +123,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.synthetic_fraction = 0.0
   config.synthetic_only_words = ()
   # Knowledge distillation (Hinton et al., 2015): teacher models, as
-  # comma-separated training workdirs or checkpoint paths, with the same
-  # labels, sample rate and clip length. Each training batch, after
-  # augmentation, is also run through the teachers (their averaged weights,
-  # eval mode); the loss is (1 - distill_weight) x cross entropy with the
-  # labels + distill_weight x distill_temperature^2 x cross entropy with the
-  # teachers' mean prediction, student and teachers both softened by
-  # distill_temperature (the `cross entropy` of the Step lines is then that
-  # combined loss).
+  # comma-separated training workdirs (each its BEST step by validation
+  # accuracy, else its latest, as kws_jax.evaluate and the export take) or
+  # step directories, with the same labels, sample rate and clip length.
+  # Each training batch, after augmentation, is also run through the
+  # teachers (their averaged weights, eval mode); the loss is
+  # (1 - distill_weight) x cross entropy with the labels + distill_weight x
+  # distill_temperature^2 x cross entropy with the teachers' mean
+  # prediction, student and teachers both softened by distill_temperature
+  # (the `cross entropy` of the Step lines is then that combined loss).
   config.distill_from = ''
   config.distill_weight = 0.0
   config.distill_temperature = 1.0

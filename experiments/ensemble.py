@@ -29,7 +29,9 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from kws_jax import checkpoint
 from kws_jax import evaluate
+from kws_jax import input_pipeline
 from kws_jax.runtime import inference
 from kws_jax import log_lines
 from kws_jax import metrics as metrics_lib
@@ -80,12 +82,12 @@ def _result(probabilities: np.ndarray, truth: np.ndarray,
 def score(models: Sequence[str], data_dir: str | None,
           shifts_ms: Sequence[float]) -> list[tuple[str, dict]]:
   """Returns [(row name, {'validation': result, 'test': result})]."""
-  from kws_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   names = [os.path.basename(os.path.normpath(m)) for m in models]
   if len(set(names)) != len(names):
     raise ValueError(f'--models: {models} repeat a folder name ({names}); '
                      'give each model a folder of its own name.')
-  predictors = [evaluate.CheckpointPredictor(m) for m in models]
+  predictors = [evaluate.CheckpointPredictor(
+      checkpoint.restore_model(m, which=checkpoint.BEST)) for m in models]
   first = predictors[0]
   for model, predictor in zip(models, predictors):
     for field in _SAME_FIELDS:

@@ -1,7 +1,12 @@
 """Checks a training config before any work starts, and parses it once.
 
 Every error says which field is wrong and what to change, so a typo costs
-seconds, not an hour of training.
+seconds, not an hour of training. Defaults live in configs/default.py only:
+every field is read as it is. A config stored by an older run gets the
+fields added since with `with_later_fields` (`LATER_FIELDS`).
+
+Whether checkpoints named by the config fit the run is checked by
+`checkpoint.check_checkpoints_fit`.
 """
 
 import dataclasses
@@ -11,6 +16,7 @@ import re
 
 import ml_collections
 
+from kws_jax import download
 from kws_jax import labels
 from kws_jax import rooms
 
@@ -20,8 +26,36 @@ _DATA_SOURCES = ('local', 'tfds')
 _WORD = re.compile(r'^[a-z0-9][a-z0-9_\'-]*$')
 
 
+# Fields added after the first release, with the value that does what runs
+# from before them did: a config stored with an older checkpoint (or beside
+# an older exported model) lacks them, and gets these (`with_later_fields`).
+LATER_FIELDS = {
+    'data_sha256': '',
+    'balance_classes': False,
+    'synthetic_dir': '', 'synthetic_fraction': 0.0,
+    'synthetic_only_words': (), 'synthetic_unknown': False,
+    'distill_from': '', 'distill_weight': 0.0, 'distill_temperature': 1.0,
+    'reverb_probability': 0.0, 'reverb_max_rt60_ms': 700.0,
+    'background_rms_min': 0.0, 'background_rms_max': 0.0,
+    'background_min_snr_db': 5.0, 'generated_noise': False,
+    'dc_offset_noise': False, 'unknown_word_balance': 0.0,
+    'command_negatives': 0.0, 'unseen_words_fold': '', 'stream_windows': 0.0,
+}
+
+
 class ConfigError(ValueError):
   """A config field has a value that cannot work."""
+
+
+def with_later_fields(config) -> ml_collections.ConfigDict:
+  """A copy of a stored config (ConfigDict or dict) with the
+  `LATER_FIELDS` it lacks added."""
+  config = ml_collections.ConfigDict(
+      config.to_dict() if hasattr(config, 'to_dict') else dict(config))
+  for field, value in LATER_FIELDS.items():
+    if field not in config:
+      config[field] = value
+  return config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,13 +189,12 @@ def validate_config(
   for field in ('time_masks', 'time_mask_ms', 'freq_masks', 'freq_mask_bins',
                 'volume_db', 'mixup_alpha', 'speed_perturbation'):
     _positive(config, field, allow_zero=True)
-  # (.get: configs stored by runs from before reverberation lack them.)
-  if not 0 <= config.get('reverb_probability', 0.0) <= 1:
+  if not 0 <= config.reverb_probability <= 1:
     raise ConfigError(
         f'config.reverb_probability={config.reverb_probability} is a share '
         'of clips; give a value in [0, 1].')
   shortest_ms = 1000 * rooms.MIN_RT60_S
-  if config.get('reverb_probability') and not (
+  if config.reverb_probability and not (
       shortest_ms < config.reverb_max_rt60_ms <= 3000):
     raise ConfigError(
         f'config.reverb_max_rt60_ms={config.reverb_max_rt60_ms} must be '
@@ -188,19 +221,16 @@ def validate_config(
     raise ConfigError(
         'config.synthetic_only_words / synthetic_fraction need '
         'config.synthetic_dir (a folder made by python -m kws_jax.synthesize).')
-  # (.get: configs stored by runs from before distillation lack the fields.)
-  distill_weight = config.get('distill_weight', 0.0)
-  if not 0 <= distill_weight <= 1:
-    raise ConfigError(f'config.distill_weight={distill_weight} must be in '
-                      '[0, 1], e.g. 0.5.')
-  if 'distill_temperature' in config:
-    _positive(config, 'distill_temperature')
-  if bool(teacher_paths(config)) != bool(distill_weight):
+  if not 0 <= config.distill_weight <= 1:
+    raise ConfigError(f'config.distill_weight={config.distill_weight} must be '
+                      'in [0, 1], e.g. 0.5.')
+  _positive(config, 'distill_temperature')
+  if bool(teacher_paths(config)) != bool(config.distill_weight):
     raise ConfigError(
         'config.distill_from and config.distill_weight go together: name the '
         'teacher workdirs and give the weight of their predictions (e.g. '
-        f"0.5); got distill_from={config.get('distill_from')!r}, "
-        f'distill_weight={distill_weight}.')
+        f'0.5); got distill_from={config.distill_from!r}, '
+        f'distill_weight={config.distill_weight}.')
   if config.background_frequency > 1:
     raise ConfigError(
         f'config.background_frequency={config.background_frequency} is a '
@@ -232,9 +262,7 @@ def parse_unseen_fold(text: str) -> tuple[int, int] | None:
 
 def _check_negatives(config: ml_collections.ConfigDict) -> None:
   """The noise-level and negatives fields (configs/default.py)."""
-  # (.get: configs stored by runs from before these fields lack them.)
-  low = config.get('background_rms_min', 0.0)
-  high = config.get('background_rms_max', 0.0)
+  low, high = config.background_rms_min, config.background_rms_max
   for field, value in (('background_rms_min', low),
                        ('background_rms_max', high)):
     if (isinstance(value, bool) or not isinstance(value, (int, float)) or
@@ -246,29 +274,28 @@ def _check_negatives(config: ml_collections.ConfigDict) -> None:
         f'config.background_rms_min={low} must be above 0 and at most '
         f'config.background_rms_max={high} (levels are drawn log-uniformly '
         'between them; 0.001 is a quiet room).')
-  if config.get('generated_noise', False) and not high:
+  if config.generated_noise and not high:
     raise ConfigError(
         'config.generated_noise=True needs config.background_rms_max > 0, '
         'which sets the generated noise levels (e.g. '
         '--config.background_rms_min=0.001 --config.background_rms_max=0.3).')
-  if config.get('dc_offset_noise', False) and not config.get(
-      'generated_noise', False):
+  if config.dc_offset_noise and not config.generated_noise:
     raise ConfigError(
         'config.dc_offset_noise=True adds a DC offset to the generated '
         'training noise: it needs config.generated_noise=True.')
   for field in ('unknown_word_balance', 'command_negatives',
                 'stream_windows'):
-    value = config.get(field, 0.0)
+    value = config[field]
     if (isinstance(value, bool) or not isinstance(value, (int, float)) or
         not 0 <= value <= 1):
       raise ConfigError(f'config.{field}={value!r} must be in [0, 1].')
-  if config.get('synthetic_unknown', False) and not (
+  if config.synthetic_unknown and not (
       config.synthetic_dir and config.synthetic_fraction):
     raise ConfigError(
         'config.synthetic_unknown=True needs config.synthetic_dir and a '
         'config.synthetic_fraction above 0 (the share of synthetic draws in '
         'every class).')
-  if parse_unseen_fold(config.get('unseen_words_fold', '')) and (
+  if parse_unseen_fold(config.unseen_words_fold) and (
       config.data_source != 'local'):
     raise ConfigError(
         'config.unseen_words_fold needs config.data_source=local: TFDS\'s '
@@ -288,22 +315,22 @@ _BOOL_FIELDS = ('check_nans', 'balance_classes', 'generated_noise',
 
 def _check_types(config: ml_collections.ConfigDict) -> None:
   for field in _INTEGER_FIELDS:
-    value = config.get(field, 0)
+    value = config[field]
     if isinstance(value, bool) or not isinstance(value, int):
       raise ConfigError(f'config.{field}={value!r} must be a whole number.')
   for field in _STRING_FIELDS:
-    value = config.get(field, '')
+    value = config[field]
     if not isinstance(value, str):
       raise ConfigError(f'config.{field}={value!r} must be a string (a path '
                         "or URL, or '').")
   for field in _BOOL_FIELDS:
-    value = config.get(field, False)
+    value = config[field]
     if not isinstance(value, bool):
       raise ConfigError(f'config.{field}={value!r} must be True or False.')
   if config.data_source == 'local' and not config.data_dir:
     raise ConfigError("config.data_dir is empty; name the folder the data is "
                       'in (or is unpacked into, with data_url).')
-  sha256 = config.get('data_sha256', '') or ''
+  sha256 = config.data_sha256
   if sha256 and not re.fullmatch(r'[0-9a-fA-F]{64}', str(sha256)):
     raise ConfigError(f'config.data_sha256={sha256!r} is not a SHA-256 (64 '
                       "hex digits); give the archive's digest or ''.")
@@ -311,34 +338,29 @@ def _check_types(config: ml_collections.ConfigDict) -> None:
 
 def check_before_training(config: ml_collections.ConfigDict,
                           workdir: str) -> None:
-  """Checks what `validate_config` cannot: the model and the files named.
+  """Checks what `validate_config` cannot: the model and the folders named.
 
   Run by training after `validate_config` and before any data is loaded:
   the model is built abstractly (no parameters are drawn), so settings in
   `config.model` that its constructor refuses fail here; the data folder
-  must exist when there is no archive to unpack into it; and a
-  `start_checkpoint` must be a checkpoint of the same architecture, labels
-  and parameter shapes. (`validate_config` stays free of such checks: it
-  also reads configs stored with checkpoints, whose data may be elsewhere.)
+  must exist when there is no archive to unpack into it, and a
+  `synthetic_dir` must exist. (`validate_config` stays free of such checks:
+  it also reads configs stored with checkpoints, whose data may be
+  elsewhere.) The checkpoints the config names are checked by
+  `checkpoint.check_checkpoints_fit`.
 
   Args:
     config: a config returned by `validate_config`.
-    workdir: the run's folder; a `start_checkpoint` is only checked when the
-      workdir holds no checkpoint (it would not be used otherwise).
+    workdir: the run's folder.
 
   Raises:
     ConfigError: a setting that cannot work, naming the field.
-    checkpoint.CheckpointError: `start_checkpoint` does not fit the run.
   """
-  from flax import nnx  # pylint: disable=g-import-not-at-top
-  from kws_jax import checkpoint  # pylint: disable=g-import-not-at-top
-  from kws_jax import download  # pylint: disable=g-import-not-at-top
-  from kws_jax import models  # pylint: disable=g-import-not-at-top
-
-  labels = ['_silence_', '_unknown_', *config.wanted_words]
+  del workdir  # Nothing in it is checked here (see checkpoint.py).
+  from kws_jax import models  # Imported here: models import JAX.
+  num_classes = len(labels.prepare_words_list(config.wanted_words))
   try:
-    model = nnx.eval_shape(lambda: models.create_model(
-        config, len(labels), nnx.Rngs(params=0)))
+    models.abstract_model(config, num_classes)
   except (TypeError, ValueError) as e:
     raise ConfigError(
         f'config.model={models.model_settings(config)} does not fit '
@@ -346,8 +368,8 @@ def check_before_training(config: ml_collections.ConfigDict,
         f'front end: {e}') from e
 
   if config.data_source == 'local':
-    _check_data_source(config, download)
-  if config.get('synthetic_dir') and not os.path.isdir(
+    _check_data_source(config)
+  if config.synthetic_dir and not os.path.isdir(
       os.path.expanduser(config.synthetic_dir)):
     raise ConfigError(
         f'config.synthetic_dir={config.synthetic_dir!r} is not a folder; make '
@@ -357,18 +379,8 @@ def check_before_training(config: ml_collections.ConfigDict,
         "--config.synthetic_dir='' --config.synthetic_fraction=0 "
         '--config.synthetic_unknown=False.')
 
-  for teacher in teacher_paths(config):
-    _check_teacher(config, teacher, labels, checkpoint)
 
-  if config.start_checkpoint:
-    own = checkpoint.checkpoint_dir(workdir)
-    if os.path.isdir(own) and checkpoint.Checkpoints(
-        own, read_only=True).all_steps():
-      return  # Resuming: the workdir's own checkpoint wins.
-    _check_start_checkpoint(config, labels, model, checkpoint)
-
-
-def _check_data_source(config: ml_collections.ConfigDict, download) -> None:
+def _check_data_source(config: ml_collections.ConfigDict) -> None:
   data_dir = os.path.expanduser(config.data_dir)
   if not config.data_url:
     if not os.path.isdir(data_dir):
@@ -389,75 +401,6 @@ def _check_data_source(config: ml_collections.ConfigDict, download) -> None:
     raise ConfigError(f'config.data_url: {e}') from e
 
 
-def _param_shapes(tree) -> dict[str, tuple[int, ...]]:
-  """{'backbone/conv/kernel': shape} for a parameter tree (NNX or stored)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  shapes = {}
-  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-    keys = [str(getattr(k, 'key', getattr(k, 'name', getattr(k, 'idx', k))))
-            for k in path]
-    shapes['/'.join(k for k in keys if k != 'value')] = tuple(leaf.shape)
-  return shapes
-
-
-def _check_start_checkpoint(config, labels, model, checkpoint) -> None:
-  from flax import nnx  # pylint: disable=g-import-not-at-top
-  where = f'config.start_checkpoint={config.start_checkpoint}'
-  directory, step = checkpoint.split_step_path(config.start_checkpoint)
-  source = checkpoint.Checkpoints(directory, read_only=True)
-  try:
-    extra = source.restore_extra(step)
-    stored = source.param_shapes(step)
-  except (OSError, ValueError, KeyError) as e:
-    raise checkpoint.CheckpointError(
-        f'{where} cannot be read ({e}); it is damaged or was not written by '
-        'kws_jax.train.') from e
-  saved = extra.get('config', {})
-  if saved.get('model_architecture') != config.model_architecture:
-    raise checkpoint.CheckpointError(
-        f'{where} holds a {saved.get("model_architecture")!r} model, not '
-        f'{config.model_architecture!r}; set --config.model_architecture to '
-        'match or start from another checkpoint.')
-  if extra.get('labels') != labels:
-    raise checkpoint.CheckpointError(
-        f'{where} was trained on labels {extra.get("labels")}, this run has '
-        f'{labels}; use the same --config.wanted_words or start from another '
-        'checkpoint.')
-  wanted = _param_shapes(nnx.split(model, nnx.Param, nnx.BatchStat)[1])
-  if stored != wanted:
-    differ = sorted(k for k in set(stored) | set(wanted)
-                    if stored.get(k) != wanted.get(k))
-    raise checkpoint.CheckpointError(
-        f'{where} has parameters of other shapes than this model (first '
-        f'differences: ' + ', '.join(
-            f'{k} {stored.get(k)} vs {wanted.get(k)}' for k in differ[:3]) +
-        '); were the model or front-end settings changed?')
-
-
 def teacher_paths(config: ml_collections.ConfigDict) -> list[str]:
   """The paths named by `config.distill_from`."""
-  return [p.strip() for p in config.get('distill_from', '').split(',')
-          if p.strip()]
-
-
-def _check_teacher(config, path, labels, checkpoint) -> None:
-  from kws_jax import evaluate  # pylint: disable=g-import-not-at-top
-  where = f'config.distill_from names {path}, which'
-  try:
-    directory, step, _ = evaluate.find_checkpoint(os.path.expanduser(path))
-    extra = checkpoint.Checkpoints(directory, read_only=True).restore_extra(
-        step)
-  except (OSError, ValueError, KeyError) as e:
-    raise checkpoint.CheckpointError(
-        f'{where} cannot be read as a teacher ({e}); give the workdir of a '
-        'finished training run.') from e
-  if extra.get('labels') != labels:
-    raise checkpoint.CheckpointError(
-        f'{where} was trained on labels {extra.get("labels")}; this run has '
-        f'{labels}. A teacher needs the same --config.wanted_words.')
-  saved = extra.get('config', {})
-  for field in ('sample_rate', 'clip_duration_ms'):
-    if saved.get(field) != config[field]:
-      raise checkpoint.CheckpointError(
-          f'{where} takes {field}={saved.get(field)}; this run has '
-          f'{config[field]}. A teacher must take the same audio.')
+  return [p.strip() for p in config.distill_from.split(',') if p.strip()]

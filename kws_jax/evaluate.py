@@ -27,6 +27,7 @@ Evaluating a `.tflite` file needs no JAX; checkpoints are run with JAX.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 from typing import Any, Iterable, Sequence
@@ -37,11 +38,13 @@ from absl import logging
 import numpy as np
 
 from kws_jax import audio_io
+from kws_jax import config_validation
 from kws_jax.runtime import inference
 from kws_jax import log_lines
 from kws_jax import metrics as metrics_lib
+from kws_jax import plotting
+from kws_jax import workdir as workdir_lib
 
-AUDIO_EXTENSIONS = ('.wav', '.flac')
 SPLITS = ('test', 'validation')
 _BATCH_SIZE = 64
 
@@ -62,104 +65,7 @@ class FolderResult(metrics_lib.ClassificationResult):
     return out
 
 
-# --- Checkpoints -------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class RestoredModel:
-  """A model rebuilt from a checkpoint and its stored config.
-
-  Attributes:
-    eval_graphdef: graph definition in eval mode.
-    params: `nnx.Param` state.
-    batch_stats: `nnx.BatchStat` state.
-    config: the training config (ConfigDict).
-    labels: class names in output order.
-    path: the step directory restored.
-    step: its step.
-    selected_by: 'given', 'best_validation_accuracy' or 'latest'.
-  """
-  eval_graphdef: Any
-  params: Any
-  batch_stats: Any
-  config: Any
-  labels: list[str]
-  path: str
-  step: int
-  selected_by: str
-
-
-def find_checkpoint(path: str) -> tuple[str, int, str]:
-  """Resolves a checkpoint location to (checkpoints dir, step, how chosen).
-
-  Args:
-    path: a step directory (`<workdir>/checkpoints/<step>`): that step; a
-      workdir or checkpoints directory: the best step by validation accuracy,
-      else the latest.
-
-  Raises:
-    checkpoint.CheckpointError: nothing restorable is there.
-  """
-  from kws_jax import checkpoint  # pylint: disable=g-import-not-at-top
-  path = os.path.abspath(os.fspath(path).rstrip('/'))
-  if os.path.basename(path).isdigit() and os.path.isdir(path):
-    directory, step = checkpoint.split_step_path(path)
-    return directory, step, 'given'
-  for directory in (checkpoint.checkpoint_dir(path), path):
-    if not os.path.isdir(directory):
-      continue
-    ckpts = checkpoint.Checkpoints(directory, read_only=True)
-    if not ckpts.all_steps():
-      continue
-    best = ckpts.best_step()
-    if best is not None:
-      return directory, best, 'best_validation_accuracy'
-    return directory, max(ckpts.all_steps()), 'latest'
-  raise checkpoint.CheckpointError(
-      f'{path} holds no checkpoint: give a training workdir, its '
-      'checkpoints directory or a step directory such as '
-      '<workdir>/checkpoints/1200.')
-
-
-def restore_model(path: str) -> RestoredModel:
-  """Rebuilds the model of a checkpoint from the config stored with it.
-
-  Args:
-    path: see `find_checkpoint`.
-
-  Raises:
-    checkpoint.CheckpointError: no checkpoint, or one without the config and
-      labels that training stores.
-  """
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from kws_jax import checkpoint  # pylint: disable=g-import-not-at-top
-  from kws_jax import config_validation  # pylint: disable=g-import-not-at-top
-  from kws_jax import train  # pylint: disable=g-import-not-at-top
-
-  directory, step, selected_by = find_checkpoint(path)
-  ckpts = checkpoint.Checkpoints(directory, read_only=True)
-  step_path = ckpts.path(step)
-  extra = ckpts.restore_extra(step)
-  if 'config' not in extra or 'labels' not in extra:
-    raise checkpoint.CheckpointError(
-        f'Checkpoint {step_path} has no stored config/labels; it was not '
-        'written by kws_jax.train.')
-  config = config_validation.validate_config(
-      ml_collections.ConfigDict(extra['config']))
-  labels = list(extra['labels'])
-  eval_def, abstract = train.abstract_train_state(config, len(labels))
-  try:
-    state, _ = ckpts.restore(step, abstract)
-  except (ValueError, KeyError) as e:
-    raise checkpoint.CheckpointError(
-        f'Checkpoint {step_path} does not fit the model its stored config '
-        f'describes: {e}') from e
-  logging.info('Restored %s (step %d, %s).', step_path, step, selected_by)
-  # The averaged weights are the ones training evaluated and chose.
-  return RestoredModel(eval_graphdef=eval_def, params=state.ema_params,
-                       batch_stats=state.ema_batch_stats, config=config,
-                       labels=labels, path=step_path, step=step,
-                       selected_by=selected_by)
+# --- Models ------------------------------------------------------------------
 
 
 class CheckpointPredictor(inference.Predictor):
@@ -170,19 +76,22 @@ class CheckpointPredictor(inference.Predictor):
     labels, sample_rate, clip_samples, config: as `Recognizer`'s.
   """
 
-  def __init__(self, restored: RestoredModel | str,
-               batch_size: int = _BATCH_SIZE):
+  def __init__(self, restored: Any, batch_size: int = _BATCH_SIZE):
     """Args:
 
-      restored: a `RestoredModel` or a path for `restore_model`.
+      restored: a `checkpoint.RestoredModel`, or a path whose best
+        checkpoint is restored (`checkpoint.restore_model`).
       batch_size: clips per JAX call; batches are padded to it, so the
         model is compiled once.
     """
+    # JAX, Flax and orbax: only checkpoints need them; scoring a .tflite
+    # model loads none of them.
     import jax  # pylint: disable=g-import-not-at-top
+    from kws_jax import checkpoint  # pylint: disable=g-import-not-at-top
     from kws_jax import features  # pylint: disable=g-import-not-at-top
-    from kws_jax import train  # pylint: disable=g-import-not-at-top
-    if not isinstance(restored, RestoredModel):
-      restored = restore_model(restored)
+    from kws_jax import models  # pylint: disable=g-import-not-at-top
+    if not isinstance(restored, checkpoint.RestoredModel):
+      restored = checkpoint.restore_model(restored, which=checkpoint.BEST)
     self.restored = restored
     self.labels = list(restored.labels)
     self.config = restored.config.to_dict()
@@ -190,10 +99,9 @@ class CheckpointPredictor(inference.Predictor):
     self.clip_samples = features.ms_to_samples(
         restored.config.clip_duration_ms, restored.config.sample_rate)
     self.batch_size = batch_size
-    predict = train.predict_fn(restored.eval_graphdef)
-    self._predict = jax.jit(
-        lambda audio: jax.nn.softmax(
-            predict(restored.params, restored.batch_stats, audio), axis=-1))
+    self._predict = jax.jit(functools.partial(
+        models.predict_fn(restored.eval_graphdef, probabilities=True),
+        restored.params, restored.batch_stats))
 
   def predict_batch(self, audio: np.ndarray) -> np.ndarray:
     """float32 [B, L] audio in [-1, 1] -> float32 [B, C] probabilities."""
@@ -214,13 +122,14 @@ class CheckpointPredictor(inference.Predictor):
 def load_predictor(model: str | None,
                    num_threads: int = 1) -> inference.Predictor:
   """A `Recognizer` for a `.tflite` file (None: the shipped model), else a
-  `CheckpointPredictor` for a workdir / checkpoint directory."""
+  `CheckpointPredictor` for a workdir / checkpoint directory (its best
+  checkpoint, or the step directory given)."""
   if model is None or not os.path.isdir(model):
     return inference.Recognizer(model, num_threads=num_threads)
   return CheckpointPredictor(model)
 
 
-# --- Evaluation ----------------------------------------------------------------
+# --- Evaluation --------------------------------------------------------------
 
 
 def find_test_clips(test_dir: str,
@@ -258,7 +167,7 @@ def find_test_clips(test_dir: str,
       dirs[:] = [d for d in dirs if not d.startswith('.')]
       clips.extend((os.path.join(root, f), index[name]) for f in files
                    if not f.startswith('.') and
-                   f.lower().endswith(AUDIO_EXTENSIONS))
+                   f.lower().endswith(audio_io.AUDIO_EXTENSIONS))
   if not clips:
     raise ValueError(
         f'Test folder {test_dir} holds no .wav or .flac clips in label '
@@ -319,19 +228,12 @@ def evaluate_split(predictor: inference.Predictor, split: Any, *,
 
   The split's labels must be in the predictor's label order.
   """
-  num_classes = len(predictor.labels)
-  confusion = np.zeros((num_classes, num_classes), np.int64)
   audio = np.asarray(split.audio)
   if len(audio) and audio.shape[1] != predictor.clip_samples:
     raise ValueError(f'The split has clips of {audio.shape[1]} samples, the '
                      f'model takes {predictor.clip_samples}.')
-  for start in range(0, len(audio), batch_size):
-    chunk = inference.to_float_audio(audio[start:start + batch_size])
-    predictions = predictor.predict_batch(chunk).argmax(-1)
-    confusion += metrics_lib.confusion_matrix(
-        np.asarray(split.label[start:start + batch_size]), predictions,
-        num_classes)
-  return metrics_lib.ClassificationResult(confusion, list(predictor.labels))
+  return metrics_lib.score_split(predictor.predict_batch, split,
+                                 predictor.labels, batch_size)
 
 
 def head(split: Any, count: int) -> Any:
@@ -344,20 +246,14 @@ def head(split: Any, count: int) -> Any:
 def data_config(config: Any, data_dir: str | None) -> Any:
   """The training config, pointed at `data_dir` if given.
 
-  Fields the data pipeline reads that a config stored by an older run may
-  lack are added, switched off (`input_pipeline.LATER_FIELDS`), and
-  synthetic speech is left out.
+  Fields that a config stored by an older run may lack are added as those
+  runs had them (`config_validation.LATER_FIELDS`: off), and synthetic
+  speech is left out.
 
   A given `data_dir` is used as it is (`data_url` cleared), so evaluation
   never downloads.
   """
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from kws_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-  config = ml_collections.ConfigDict(
-      config.to_dict() if hasattr(config, 'to_dict') else dict(config))
-  for field, off in input_pipeline.LATER_FIELDS.items():
-    if field not in config:
-      config[field] = off
+  config = config_validation.with_later_fields(config)
   # Synthetic clips only ever join training: scoring needs no synthetic
   # folder (which may be gone, or on the machine that trained).
   config.synthetic_dir = ''
@@ -383,6 +279,7 @@ def evaluate_data_dir(predictor: inference.Predictor, data_dir: str | None,
     data_dir: the data folder; None uses the config's data_url/data_dir.
     split: 'test' or 'validation'.
   """
+  # TensorFlow (TFDS): only scoring a data folder needs it.
   from kws_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   if split not in SPLITS:
     raise ValueError(f'split={split!r}; choose one of {SPLITS}.')
@@ -403,39 +300,6 @@ def evaluate_data_dir(predictor: inference.Predictor, data_dir: str | None,
 # --- Reports -----------------------------------------------------------------
 
 
-def plot_confusion(result: metrics_lib.ClassificationResult, path: str,
-                   title: str = '') -> None:
-  """Writes the confusion matrix as a labelled heat map (PNG).
-
-  Rows are true labels, columns predicted ones; each cell shows its count,
-  coloured by the share of its row (recall per class on the diagonal).
-  """
-  from kws_jax import plotting  # pylint: disable=g-import-not-at-top
-
-  confusion = result.confusion
-  labels = list(result.labels)
-  shares = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-  size = max(4.0, 0.55 * len(labels) + 2.0)
-  fig = plotting.new_figure(size + 1.5, size)
-  ax = fig.subplots()
-  image = ax.imshow(shares, cmap='Blues', vmin=0.0, vmax=1.0)
-  colorbar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-  colorbar.set_label('Share of the true class')
-  ax.set_xticks(range(len(labels)), labels, rotation=45, ha='right')
-  ax.set_yticks(range(len(labels)), labels)
-  ax.set_xlabel('Predicted label')
-  ax.set_ylabel('True label')
-  ax.set_title(title or f'Accuracy {result.accuracy * 100:.1f}% '
-               f'(N={result.count})')
-  for i in range(len(labels)):
-    for j in range(len(labels)):
-      if confusion[i, j]:
-        ax.text(j, i, str(int(confusion[i, j])), ha='center', va='center',
-                fontsize=8, color='white' if shares[i, j] > 0.5 else 'black')
-  fig.tight_layout()
-  plotting.save_png(fig, path)
-
-
 def report(result: metrics_lib.ClassificationResult, name: str,
            output_dir: str | None, details: dict[str, Any]) -> str:
   """Formats the summary and writes results.json / confusion_matrix.png.
@@ -452,14 +316,13 @@ def report(result: metrics_lib.ClassificationResult, name: str,
     lines.append(f'{len(unreadable)} unreadable clip(s) left out: ' +
                  ', '.join(path for path, _ in unreadable))
   if output_dir:
-    from kws_jax import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
     os.makedirs(output_dir, exist_ok=True)
     workdir_lib.write_json(os.path.join(output_dir, 'results.json'),
                            {**details, name.lower().replace(' ', '_'):
                             result.accuracy, **result.to_dict()})
-    plot_confusion(result, os.path.join(output_dir, 'confusion_matrix.png'),
-                   title=f'{name} {result.accuracy * 100:.1f}% '
-                   f'(N={result.count})')
+    plotting.plot_confusion(
+        result, os.path.join(output_dir, 'confusion_matrix.png'),
+        title=f'{name} {result.accuracy * 100:.1f}% (N={result.count})')
   return '\n'.join(lines)
 
 

@@ -1,8 +1,13 @@
-"""Classification figures: accuracy, confusion matrix, precision and recall."""
+"""Classification figures: accuracy, confusion matrix, precision and recall,
+and scoring a model over a split of clips (training's evaluations, the
+`evaluate` tool and export share it)."""
 
 import dataclasses
+from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from kws_jax import audio_io
 
 
 @dataclasses.dataclass
@@ -59,6 +64,37 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray,
   matrix = np.zeros((num_classes, num_classes), np.int64)
   np.add.at(matrix, (np.asarray(labels), np.asarray(predictions)), 1)
   return matrix
+
+
+def predict_split(predict_batch: Callable[[np.ndarray], np.ndarray],
+                  audio: np.ndarray, batch_size: int) -> np.ndarray:
+  """int [N] predicted class (highest score) of each clip.
+
+  Args:
+    predict_batch: float32 audio [b, L] in [-1, 1] -> scores [b, C], for
+      b up to `batch_size` (a `Recognizer`'s `predict_batch`, or a jitted
+      model's).
+    audio: int16 [N, L] clips, full scale 32768.
+    batch_size: clips per call.
+  """
+  if batch_size <= 0:
+    raise ValueError(f'batch_size must be positive, got {batch_size}.')
+  out = [np.asarray(predict_batch(
+      audio[start:start + batch_size].astype(np.float32) /
+      audio_io.PCM16_SCALE)).argmax(-1)
+         for start in range(0, len(audio), batch_size)]
+  return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def score_split(predict_batch: Callable[[np.ndarray], np.ndarray], split: Any,
+                labels: Sequence[str],
+                batch_size: int) -> ClassificationResult:
+  """Scores a split (`audio` int16 [N, L], `label` int [N] in `labels`'
+  order; an `input_pipeline.Split`); see `predict_split`."""
+  predictions = predict_split(predict_batch, np.asarray(split.audio),
+                              batch_size)
+  return ClassificationResult(
+      confusion_matrix(split.label, predictions, len(labels)), list(labels))
 
 
 def format_confusion(confusion: np.ndarray) -> str:

@@ -69,23 +69,6 @@ def new_train_state(params: nnx.State, batch_stats: nnx.State,
       ema_batch_stats=jax.tree.map(jnp.copy, batch_stats))
 
 
-def abstract_train_state(config: ml_collections.ConfigDict,
-                         num_classes: int) -> tuple[nnx.GraphDef, TrainState]:
-  """The eval graph definition and a TrainState of shapes only (no values).
-
-  What a checkpoint of this config restores into; building the model under
-  `nnx.eval_shape` skips the (eager, slow) initialisation.
-  """
-  model = nnx.eval_shape(lambda: models.create_model(
-      config, num_classes, nnx.Rngs(params=config.seed)))
-  model.eval()
-  eval_def, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-  tx = make_optimizer(config, config_validation.parse_schedule(config))
-  state = jax.eval_shape(
-      lambda p, b: new_train_state(p, b, tx, config.seed), params, batch_stats)
-  return eval_def, state
-
-
 def ema_decay_at(decay: float, step: jax.Array) -> jax.Array:
   """The averaging decay after `step` updates: `decay`, lower early on.
 
@@ -195,7 +178,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array],
                                  config.mixup_alpha)
   # The teachers see the augmented audio, but not SpecAugment's masks.
   teacher_logits = jax.lax.stop_gradient(jnp.stack([
-      predict_fn(definition)(teacher_params, teacher_stats, audio)
+      models.predict_fn(definition)(teacher_params, teacher_stats, audio)
       for definition, (teacher_params, teacher_stats)
       in zip(teacher_defs, teachers)
   ])) if teachers else None
@@ -229,13 +212,6 @@ def train_step(state: TrainState, batch: dict[str, jax.Array],
                      'grad_norm': optax.global_norm(grads)}
 
 
-def predict_fn(graphdef: nnx.GraphDef) -> Callable[..., jax.Array]:
-  """Returns `f(params, batch_stats, audio [B, L]) -> logits [B, C]`."""
-  def predict(params, batch_stats, audio):
-    return nnx.merge(graphdef, params, batch_stats)(audio)
-  return predict
-
-
 class _Devices:
   """The mesh, and moving host batches onto it."""
 
@@ -258,30 +234,26 @@ class _Devices:
     return {k: v[start:start + n] for k, v in batch.items()}
 
 
-def predict_split(predict: Callable[..., jax.Array], params: Any,
-                  batch_stats: Any, split: input_pipeline.Split,
-                  batch_size: int, devices: _Devices) -> np.ndarray:
-  """int [N] predicted class of each clip of a split (every process)."""
-  # Batches must split evenly over devices; padding rows are masked out.
+def batch_predictor(predict: Callable[..., jax.Array], params: Any,
+                    batch_stats: Any, batch_size: int, devices: _Devices
+                    ) -> Callable[[np.ndarray], np.ndarray]:
+  """`predict` as `f(audio float32 [b, L]) -> logits [b, C]` for up to
+  `batch_size` clips (rounded up to a multiple of the devices), for
+  `metrics_lib.score_split`; every process runs it on the same clips.
+
+  Batches are zero-padded to that size, so the jitted `predict` is compiled
+  once, and each device takes its share of every batch.
+  """
   batch_size = -(-batch_size // jax.device_count()) * jax.device_count()
-  out = []
-  for batch in input_pipeline.eval_iterator(split, batch_size):
+
+  def predict_batch(audio: np.ndarray) -> np.ndarray:
+    real = len(audio)
+    padded = np.pad(audio, ((0, batch_size - real), (0, 0)))
     logits = predict(params, batch_stats, devices.global_batch(
-        devices.local_slice({'audio': batch['audio']}))['audio'])
-    predictions = np.asarray(jax.device_get(logits)).argmax(-1)
-    out.append(predictions[batch['mask'].astype(bool)])
-  return np.concatenate(out) if out else np.zeros(0, np.int64)
+        devices.local_slice({'audio': padded}))['audio'])
+    return np.asarray(jax.device_get(logits))[:real]
 
-
-def evaluate(predict: Callable[..., jax.Array], params: Any, batch_stats: Any,
-             split: input_pipeline.Split, labels: list[str], batch_size: int,
-             devices: _Devices) -> metrics_lib.ClassificationResult:
-  """Scores a split; every process runs it, all see the same result."""
-  predictions = predict_split(predict, params, batch_stats, split, batch_size,
-                              devices)
-  return metrics_lib.ClassificationResult(
-      metrics_lib.confusion_matrix(split.label, predictions, len(labels)),
-      labels)
+  return predict_batch
 
 
 def _log_evaluation(name: str, step: int | None,
@@ -320,6 +292,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   config = config_validation.validate_config(config)
   schedule = config_validation.parse_schedule(config)
   config_validation.check_before_training(config, workdir)
+  checkpoint.check_checkpoints_fit(config, workdir)
   is_main = jax.process_index() == 0
   devices = _Devices()
   if config.batch_size % jax.device_count():
@@ -362,7 +335,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                         num_classes=len(labels), config=config,
                         teacher_defs=teacher_defs),
       donate_argnums=0)
-  predict = jax.jit(predict_fn(eval_def), out_shardings=devices.replicated)
+  predict = jax.jit(models.predict_fn(eval_def),
+                    out_shardings=devices.replicated)
 
   start_step = int(state.step) + 1
   total = schedule.total_steps
@@ -442,9 +416,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         jax.block_until_ready(state.step)
         pausing = time.time()
       if evaluate_now:
-        result = evaluate(predict, state.ema_params, state.ema_batch_stats,
-                          data.validation, labels, config.eval_batch_size,
-                          devices)
+        result = metrics_lib.score_split(
+            batch_predictor(predict, state.ema_params, state.ema_batch_stats,
+                            config.eval_batch_size, devices),
+            data.validation, labels, config.eval_batch_size)
         _log_evaluation('Validation accuracy', step, result)
         step_scores = {checkpoint.BEST_METRIC: result.accuracy}
         log.write(step, 'validation', {'accuracy': result.accuracy})
@@ -513,10 +488,9 @@ def _create_datasets_once(config) -> input_pipeline.Datasets:
 
 def _load_teachers(config, devices) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
   """The eval graph definitions and (params, batch_stats) of the models in
-  `config.distill_from` (checked by `config_validation.check_before_training`).
-  """
-  from kws_jax import evaluate  # pylint: disable=g-import-not-at-top
-  restored = [evaluate.restore_model(path)
+  `config.distill_from`, each its best checkpoint (checked by
+  `checkpoint.check_checkpoints_fit`)."""
+  restored = [checkpoint.restore_model(path, which=checkpoint.BEST)
               for path in config_validation.teacher_paths(config)]
   for teacher in restored:
     logging.info('Distilling from %s (%s, step %d).', teacher.path,
@@ -527,9 +501,10 @@ def _load_teachers(config, devices) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
 
 
 def _restore_start_checkpoint(config, abstract):
-  """Restores `config.start_checkpoint` (checked to fit this run by
-  `config_validation.check_before_training`)."""
-  directory, step = checkpoint.split_step_path(config.start_checkpoint)
+  """Restores `config.start_checkpoint`, its latest step (checked to fit
+  this run by `checkpoint.check_checkpoints_fit`)."""
+  directory, step, _ = checkpoint.find_checkpoint(config.start_checkpoint,
+                                                  which=checkpoint.LATEST)
   source = checkpoint.Checkpoints(directory, read_only=True)
   try:
     state, _ = source.restore(step, abstract)
@@ -573,20 +548,24 @@ def _final_test(config, ckpts, state, abstract, predict, data, labels,
     state, _ = ckpts.restore(best, abstract)
     state = jax.device_put(state, devices.replicated)
   best = best if best is not None else int(state.step)
-  validation = evaluate(predict, state.ema_params, state.ema_batch_stats,
-                        data.validation, labels, config.eval_batch_size,
-                        devices)
-  test = evaluate(predict, state.ema_params, state.ema_batch_stats, data.test,
-                  labels, config.eval_batch_size, devices)
+  predict_batch = batch_predictor(predict, state.ema_params,
+                                  state.ema_batch_stats,
+                                  config.eval_batch_size, devices)
+  validation = metrics_lib.score_split(predict_batch, data.validation, labels,
+                                       config.eval_batch_size)
+  test = metrics_lib.score_split(predict_batch, data.test, labels,
+                                 config.eval_batch_size)
   logging.info('Scoring the checkpoint of step %d (best validation accuracy '
                '%.1f%%) on the test split.', best, validation.accuracy * 100)
   _log_evaluation('Final test accuracy', None, test)
   logging.info('Per class:\n%s', metrics_lib.format_per_class(test))
   results = {'best_step': best, 'validation': validation.to_dict(),
              'test': test.to_dict(), 'labels': labels}
-  score = functools.partial(predict_split, predict, state.ema_params,
-                            state.ema_batch_stats,
-                            batch_size=config.eval_batch_size, devices=devices)
+
+  def score(split: input_pipeline.Split) -> np.ndarray:
+    return metrics_lib.predict_split(predict_batch, split.audio,
+                                     config.eval_batch_size)
+
   if len(data.unseen_words):
     names = data.unseen_words.names
     results['unseen_words'] = metrics_lib.group_recall(

@@ -11,6 +11,7 @@ import pytest
 
 from configs import default
 from configs import test as test_config
+from kws_jax import checkpoint
 from kws_jax import config_validation
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), '..', 'configs')
@@ -138,6 +139,7 @@ def _checked(tmp_path, **overrides):
     config[key] = value
   config = config_validation.validate_config(config)
   config_validation.check_before_training(config, str(tmp_path / 'run'))
+  checkpoint.check_checkpoints_fit(config, str(tmp_path / 'run'))
 
 
 def test_missing_data_dir_without_an_archive(tmp_path):
@@ -194,14 +196,12 @@ def start_checkpoint(tmp_path_factory):
 ])
 def test_start_checkpoint_that_does_not_fit(tmp_path, start_checkpoint,
                                             overrides, message):
-  from kws_jax import checkpoint  # pylint: disable=g-import-not-at-top
   with pytest.raises(checkpoint.CheckpointError, match=message):
     _checked(tmp_path, start_checkpoint=str(start_checkpoint), **overrides)
 
 
 def test_start_checkpoint_that_fits_or_is_not_used(tmp_path,
                                                    start_checkpoint):
-  from kws_jax import checkpoint  # pylint: disable=g-import-not-at-top
   _checked(tmp_path, start_checkpoint=str(start_checkpoint))
   _checked(tmp_path, start_checkpoint=str(
       start_checkpoint / 'checkpoints' / '3'))
@@ -235,7 +235,6 @@ def test_command_line_reports_a_missing_data_dir_without_traceback(tmp_path):
 ])
 def test_teacher_that_does_not_fit(tmp_path, start_checkpoint, overrides,
                                    message):
-  from kws_jax import checkpoint  # pylint: disable=g-import-not-at-top
   with pytest.raises(checkpoint.CheckpointError,
                      match=f'distill_from names .*{message}'):
     _checked(tmp_path, distill_from=str(start_checkpoint),
@@ -243,7 +242,6 @@ def test_teacher_that_does_not_fit(tmp_path, start_checkpoint, overrides,
 
 
 def test_teacher_that_fits_or_is_missing(tmp_path, start_checkpoint):
-  from kws_jax import checkpoint  # pylint: disable=g-import-not-at-top
   # Another architecture, and two teachers, are fine.
   _checked(tmp_path, distill_from=f'{start_checkpoint}, {start_checkpoint}',
            distill_weight=0.5, model_architecture='single_fc', model={})

@@ -14,7 +14,6 @@ import pytest
 from kws_jax.runtime import inference
 from kws_jax import models
 from kws_jax.runtime import streaming
-from kws_jax import train
 from tflite_export import convert
 from tflite_export import tflite_model
 
@@ -41,7 +40,7 @@ def _clips(length: int = 16000) -> np.ndarray:
 
 
 def _jax_probabilities(graphdef, params, batch_stats, audio):
-  predict = train.predict_fn(graphdef)
+  predict = models.predict_fn(graphdef)
   return np.asarray(jax.jit(
       lambda a: jax.nn.softmax(predict(params, batch_stats, a), axis=-1))(
           audio))
@@ -235,15 +234,17 @@ def test_convert_checkpoint_picks_the_best_step(workdir, tmp_path):
 
 
 def test_without_metrics_the_latest_checkpoint_is_taken(tmp_path):
-  from kws_jax import evaluate
+  from kws_jax import checkpoint
   config = util.small_config('tiny_conv')
   util.write_checkpoint(str(tmp_path / 'run'), config, LABELS,
                         {1: None, 3: None})
-  directory, step, how = evaluate.find_checkpoint(str(tmp_path / 'run'))
+  directory, step, how = checkpoint.find_checkpoint(str(tmp_path / 'run'),
+                                                    which='best')
   assert (directory, step, how) == (str(tmp_path / 'run' / 'checkpoints'), 3,
                                     'latest')
   # The checkpoints directory itself works too.
-  assert evaluate.find_checkpoint(directory)[1:] == (3, 'latest')
+  assert checkpoint.find_checkpoint(directory, which='best')[1:] == (
+      3, 'latest')
 
 
 def test_convert_missing_checkpoint(tmp_path):

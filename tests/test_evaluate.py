@@ -183,11 +183,10 @@ def test_checkpoint_predictor(tmp_path, test_dir):
   assert (predictor.sample_rate, predictor.clip_samples) == (16000, 16000)
   audio = np.stack([util.level_clip(k) for k in range(3)]) + 0.01 * (
       np.random.default_rng(0).standard_normal((3, 16000)))
-  import jax
-  from kws_jax import train
+  from kws_jax import models
   params, batch_stats = saved[7]
-  want = jax.nn.softmax(train.predict_fn(graphdef)(params, batch_stats,
-                                                   audio), axis=-1)
+  want = models.predict_fn(graphdef, probabilities=True)(params, batch_stats,
+                                                         audio)
   np.testing.assert_allclose(predictor.predict_batch(audio), want, atol=1e-5)
   # The same interface as a Recognizer.
   result = evaluate.evaluate_folder(predictor, str(test_dir))
@@ -219,9 +218,10 @@ def test_command_line(test_dir, tmp_path):
 def test_a_config_stored_before_later_fields_loads_its_data(tiny_data_dir,
                                                             tmp_path):
   from configs import test as test_config  # pylint: disable=g-import-not-at-top
+  from kws_jax import config_validation  # pylint: disable=g-import-not-at-top
   from kws_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   old = test_config.get_config().to_dict()
-  for field in input_pipeline.LATER_FIELDS:
+  for field in config_validation.LATER_FIELDS:
     del old[field]
   old['tfds_data_dir'] = str(tmp_path / 'tfds')
   old['synthetic_dir'] = str(tmp_path / 'gone')  # Scoring never needs it.

@@ -42,10 +42,10 @@ def test_the_figures_never_load_pyplot(tmp_path):
   # pyplot (and its global backend) stays unloaded by every figure writer.
   code = (
       'import sys, numpy as np\n'
-      'from kws_jax import evaluate, metrics\n'
+      'from kws_jax import metrics, plotting\n'
       'result = metrics.ClassificationResult(np.eye(3, dtype=np.int64), '
       "['a', 'b', 'c'])\n"
-      f'evaluate.plot_confusion(result, {str(tmp_path / "c.png")!r})\n'
+      f'plotting.plot_confusion(result, {str(tmp_path / "c.png")!r})\n'
       "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot loaded'\n")
   done = subprocess.run([sys.executable, '-c', code], capture_output=True,
                         text=True, check=False)

@@ -251,7 +251,7 @@ def convert_checkpoint(source: str,
 
   Args:
     source: a workdir, checkpoints directory or step directory (see
-      `kws_jax.evaluate.restore_model`).
+      `kws_jax.checkpoint.find_checkpoint`).
     output_path: the `.tflite` file.
     quantize: '' or 'int8'.
     android_signature: see `export_tflite`.
@@ -273,7 +273,7 @@ def convert_checkpoint(source: str,
     raise ValueError('A streaming export is float32 with its own signature; '
                      'it cannot be combined with quantize or '
                      'android_signature.')
-  restored = evaluate.restore_model(source)
+  restored = checkpoint.restore_model(source, which=checkpoint.BEST)
   metadata = {'checkpoint': restored.path, 'step': restored.step,
               'selected_by': restored.selected_by}
   if streaming:

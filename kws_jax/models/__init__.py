@@ -13,7 +13,7 @@ train mode only); dropout and BatchNorm follow `model.train()` /
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from flax import nnx
 import jax
@@ -39,6 +39,10 @@ MODELS: dict[str, type[nnx.Module]] = {
     'tc_resnet': tc_resnet.Model,
     'ds_cnn': ds_cnn.Model,
 }
+
+# Name scope of the front-end ops (`predict_fn`); an exported TFLite model
+# names its front-end tensors by it.
+FRONTEND_SCOPE = 'frontend'
 
 
 class KWSModel(nnx.Module):
@@ -98,6 +102,47 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int,
   backbone = MODELS[name](num_classes=num_classes, input_shape=input_shape,
                           rngs=rngs, **model_settings(config))
   return KWSModel(frontend, backbone)
+
+
+def abstract_model(config: ml_collections.ConfigDict,
+                   num_classes: int) -> KWSModel:
+  """The model of `config` in eval mode, with shapes and no values.
+
+  What a checkpoint restores into and what checks compare it against;
+  `nnx.eval_shape` skips the (eager, slow) initialisation.
+  """
+  model = nnx.eval_shape(
+      lambda: create_model(config, num_classes, nnx.Rngs(params=0)))
+  model.eval()
+  return model
+
+
+def predict_fn(graphdef: nnx.GraphDef, *, probabilities: bool = False,
+               clip_audio: bool = False) -> Callable[..., jax.Array]:
+  """Returns `f(params, batch_stats, audio float32 [B, L]) -> [B, C]`.
+
+  The one way every caller (training's evaluation and teachers, scoring a
+  checkpoint, export) runs a model: `nnx.merge`, the front end under the
+  name scope `FRONTEND_SCOPE`, the backbone.
+
+  Args:
+    graphdef: a `KWSModel` graph definition (eval mode to score).
+    probabilities: return the softmax (float32) instead of the logits.
+    clip_audio: clip the audio to [-1, 1] first (a no-op for valid audio).
+      For int8 export: it gives the model input a first op that can be kept
+      in float, so the raw audio is not quantized to 8 bits.
+  """
+  def predict(params, batch_stats, audio):
+    model = nnx.merge(graphdef, params, batch_stats)
+    with jax.named_scope(FRONTEND_SCOPE):
+      if clip_audio:
+        audio = jnp.clip(audio, -1.0, 1.0)
+      features = model.features(audio)
+    logits = model.classify(features)
+    if probabilities:
+      return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    return logits
+  return predict
 
 
 def count_params(model: nnx.Module) -> int:
