@@ -1,4 +1,4 @@
-"""Tests for benchmarks/full_size_data.py: the stand-in, on tiny data.
+"""Tests for the full-size data benchmark: the stand-in, on tiny data.
 
 The measurements themselves start fresh processes that import JAX and
 TensorFlow, too slow for a unit test; a short run of the benchmark covers
@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from benchmarks import full_size_data
+from benchmarks import full_size_measure
+from benchmarks import full_size_standin
 from configs import test as test_config
 from kws_jax import audio_io
 from kws_jax import input_pipeline
@@ -28,9 +29,9 @@ _COPIES = 3
 def _make(source: pathlib.Path, out: pathlib.Path,
           workers: int = 2) -> dict:
   clips, _ = speech_commands_builder.scan_source(str(source))
-  return full_size_data.make_standin(str(source), str(out),
-                                     num_clips=_COPIES * len(clips), seed=0,
-                                     workers=workers)
+  return full_size_standin.make_standin(str(source), str(out),
+                                        num_clips=_COPIES * len(clips),
+                                        seed=0, workers=workers)
 
 
 def _files(folder: pathlib.Path) -> dict[str, int]:
@@ -48,8 +49,8 @@ def test_standin_layout_copies_and_rerun(tiny_data_dir, tmp_path):
   assert figures['background_files'] == 2 and not figures['unreadable']
   assert figures['bytes'] == sum(p.stat().st_size for p in out.rglob('*')
                                  if p.is_file() and not p.name.startswith('.'))
-  assert (out / full_size_data.COMPLETE_MARKER).exists()
-  assert not (out / full_size_data.STARTED_MARKER).exists()
+  assert (out / full_size_standin.COMPLETE_MARKER).exists()
+  assert not (out / full_size_standin.STARTED_MARKER).exists()
   assert not (out / 'validation_list.txt').exists()
   assert not (out / 'testing_list.txt').exists()
   assert not [p for p in out.rglob('*.tmp')]
@@ -94,9 +95,9 @@ def test_standin_is_deterministic_and_resumes(tiny_data_dir, tmp_path):
   assert (first / clip).read_bytes() == (second / clip).read_bytes()
   # An interrupted stand-in (no completion marker, a file missing) is
   # finished without rewriting what was there.
-  os.remove(second / full_size_data.COMPLETE_MARKER)
-  (second / full_size_data.STARTED_MARKER).write_text(
-      (first / full_size_data.COMPLETE_MARKER).read_text())
+  os.remove(second / full_size_standin.COMPLETE_MARKER)
+  (second / full_size_standin.STARTED_MARKER).write_text(
+      (first / full_size_standin.COMPLETE_MARKER).read_text())
   os.remove(second / clip)
   before = _files(second)
   figures = _make(tiny_data_dir, second, workers=1)
@@ -142,7 +143,7 @@ def test_create_datasets_keeps_each_standin_speaker_in_one_split(
 @pytest.mark.parametrize('num_clips', [1, 3, 4, 8, 11, 40])
 def test_plan_copies_keeps_each_words_share(num_clips):
   relpaths = [f'a/{i}.wav' for i in range(6)] + ['b/0.wav', 'b/1.wav']
-  copies = full_size_data.plan_copies(relpaths, num_clips, seed=3)
+  copies = full_size_standin.plan_copies(relpaths, num_clips, seed=3)
   assert sum(copies.values()) == num_clips
   per_word = {w: sum(n for p, n in copies.items() if p.startswith(w))
               for w in 'ab'}
@@ -154,28 +155,47 @@ def test_plan_copies_keeps_each_words_share(num_clips):
 
 
 def test_copy_name():
-  assert (full_size_data.copy_name('0a1b2c3d_nohash_4.flac', 7) ==
+  assert (full_size_standin.copy_name('0a1b2c3d_nohash_4.flac', 7) ==
           '0a1b2c3dv7_nohash_4.wav')
-  assert full_size_data.copy_name('take.wav', 0) == 'takev0_nohash_0.wav'
+  assert full_size_standin.copy_name('take.wav', 0) == 'takev0_nohash_0.wav'
 
 
 def test_bad_inputs_name_the_flag(tmp_path, tiny_data_dir):
   with pytest.raises(FileNotFoundError, match='--source'):
-    full_size_data.make_standin(str(tmp_path / 'missing'),
-                                str(tmp_path / 'out'), 10)
+    full_size_standin.make_standin(str(tmp_path / 'missing'),
+                                   str(tmp_path / 'out'), 10)
   empty = tmp_path / 'empty'
   (empty / '_background_noise_').mkdir(parents=True)
   (empty / 'yes').mkdir()
   with pytest.raises(ValueError, match='--source'):
-    full_size_data.make_standin(str(empty), str(tmp_path / 'out'), 10)
+    full_size_standin.make_standin(str(empty), str(tmp_path / 'out'), 10)
   with pytest.raises(ValueError, match='--num_clips'):
-    full_size_data.make_standin(str(tiny_data_dir), str(tmp_path / 'out'), 0)
+    full_size_standin.make_standin(str(tiny_data_dir), str(tmp_path / 'out'),
+                                   0)
   other = tmp_path / 'other'
   other.mkdir()
   (other / 'notes.txt').write_text('mine')
   with pytest.raises(ValueError, match='--standin_dir'):
-    full_size_data.make_standin(str(tiny_data_dir), str(other), 10)
+    full_size_standin.make_standin(str(tiny_data_dir), str(other), 10)
   assert (other / 'notes.txt').exists()
   with pytest.raises(ValueError, match='overlap'):
-    full_size_data.make_standin(str(tiny_data_dir),
-                                str(tiny_data_dir / 'standin'), 10)
+    full_size_standin.make_standin(str(tiny_data_dir),
+                                   str(tiny_data_dir / 'standin'), 10)
+
+
+def test_measurements_train_the_config_file_on_the_given_data():
+  config = full_size_measure.training_config(
+      'configs/tc_resnet.py', '/data/standin', '/tmp/tfds', steps=30)
+  assert config.model_architecture == 'tc_resnet'
+  assert (config.data_dir, config.tfds_data_dir, config.data_url) == (
+      '/data/standin', '/tmp/tfds', '')
+  assert config.synthetic_fraction == 0.0 and not config.synthetic_dir
+  assert config.how_many_training_steps == '30'
+  assert ',' not in config.learning_rate
+  assert config.eval_step_interval == config.save_step_interval == 30
+  # A ':arg' reaches get_config, as with `--config=configs/tc_resnet.py:arg`.
+  wider = full_size_measure.data_config('configs/tc_resnet.py:14-1.5', '', '')
+  assert (wider.model.blocks_per_stage, wider.model.width_multiplier) == (
+      2, 1.5)
+  with pytest.raises(FileNotFoundError):
+    full_size_measure.data_config('configs/nope.py', '', '')
