@@ -1,7 +1,6 @@
 """A two-point sweep on tiny data: trains, tabulates, and resumes."""
 
 import csv
-import importlib.util
 import json
 import os
 import pathlib
@@ -9,6 +8,7 @@ import pathlib
 import pytest
 
 from experiments import sweep
+from kws_jax import config_files
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,8 +35,15 @@ def test_two_point_sweep_trains_tabulates_and_skips_finished(tiny_data_dir,
   assert 'data_dir' not in table[0] and 'log_step_interval' not in table[0]
   saved = (out / 'seed=1,model.dropout_rate=0.2' / 'config.json').read_text()
   assert '"log_step_interval": 4' in saved and '"dropout_rate": 0.2' in saved
-  assert all(0 <= float(t['test_accuracy']) <= 100 for t in table)
-  assert int(table[0]['params']) > 0
+  # Each row holds its own point's results, in percent.
+  for t in table:
+    results = json.loads((out / t['point'] / 'results.json').read_text())
+    assert float(t['test_accuracy']) == round(
+        results['test']['accuracy'] * 100, 2)
+    assert float(t['validation_accuracy']) == round(
+        results['validation']['accuracy'] * 100, 2)
+    assert int(t['test_count']) == results['test']['count'] > 0
+    assert int(t['params']) == results['num_params'] > 0
   assert (out / 'results.md').read_text().startswith('| point |')
   # A finished point is not trained again: its log is not appended to.
   log = out / 'seed=0' / 'train.log'
@@ -153,13 +160,6 @@ def test_fold_points_of_config_files_keep_distinct_names(tmp_path):
     sweep.load_sweep(str(sweep_file))
 
 
-def _load_config(path: str):
-  spec = importlib.util.spec_from_file_location('config_file', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
-
-
 def _has_field(config, key: str) -> bool:
   """Whether 'a.b.c' names a field of `config`."""
   for part in key.split('.'):
@@ -180,7 +180,7 @@ def test_every_sweep_file_names_only_fields_of_its_config(name):
   for point in points:
     # A point may name its own config file (relative to the repository).
     path = os.path.join(REPO, point.get('config', base))
-    config = _load_config(path)
+    config = config_files.load_config(path)
     for key in {**shared, **point}:
       assert key in ('point_name', 'config') or _has_field(config, key), (
           f'{name}: {key} is not a field of {path}')
