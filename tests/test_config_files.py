@@ -19,15 +19,16 @@ def test_split_spec(spec, expected):
 
 
 def test_load_config_passes_the_arg_to_get_config():
-  plain = config_files.load_config('configs/tc_resnet.py')
-  wide = config_files.load_config('configs/tc_resnet.py:14-1.5')
+  path = os.path.join(REPO, 'configs', 'tc_resnet.py')
+  plain = config_files.load_config(path)
+  wide = config_files.load_config(path + ':14-1.5')
   assert plain.model_architecture == wide.model_architecture == 'tc_resnet'
   assert (plain.model.blocks_per_stage, plain.model.width_multiplier) == (
       1, 1.0)
   assert (wide.model.blocks_per_stage, wide.model.width_multiplier) == (
       2, 1.5)
   with pytest.raises(ValueError, match='depth must be 8 or 14'):
-    config_files.load_config('configs/tc_resnet.py:9')
+    config_files.load_config(path + ':9')
 
 
 def test_relative_paths_are_found_from_the_root(tmp_path, monkeypatch):
