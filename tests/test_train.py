@@ -25,6 +25,12 @@ def _config(data_dir, tmp_path, **overrides):
   return config
 
 
+def _logged(workdir, kind):
+  """The metrics.jsonl lines of one kind ('train' or 'validation')."""
+  lines = (workdir / 'metrics.jsonl').read_text().splitlines()
+  return [r for r in map(json.loads, lines) if r['kind'] == kind]
+
+
 def _params(workdir, step):
   ckpts = checkpoint.Checkpoints(checkpoint.checkpoint_dir(workdir),
                                  read_only=True)
@@ -51,7 +57,15 @@ def test_train_writes_the_tutorial_log_and_workdir(tiny_data_dir, tmp_path,
   saved = json.loads((workdir / 'config.json').read_text())
   assert saved['wanted_words'] == ['yes', 'no']
   assert results['test']['count'] > 0
-  assert 0.0 <= results['test']['accuracy'] <= 1.0
+  test = results['test']
+  assert (f"Final test accuracy = {test['accuracy'] * 100:.1f}% "
+          f"(N={test['count']})") in log
+  confusion = np.array(test['confusion_matrix'])
+  assert test['accuracy'] == pytest.approx(
+      np.trace(confusion) / confusion.sum())
+  # The checkpoint scored at the end is the best one by validation accuracy.
+  assert results['validation']['accuracy'] == pytest.approx(
+      max(r['accuracy'] for r in _logged(workdir, 'validation')))
   lines = (workdir / 'metrics.jsonl').read_text().splitlines()
   assert {json.loads(l)['kind'] for l in lines} == {'train', 'validation'}
   assert os.listdir(workdir / 'tensorboard')
@@ -106,8 +120,19 @@ def test_recipe_options_train(tiny_data_dir, tmp_path):
   config = _config(tiny_data_dir, tmp_path, balance_classes=True,
                    label_smoothing=0.1, time_masks=2, time_mask_ms=50.0,
                    freq_masks=2, freq_mask_bins=5, volume_db=6.0)
-  results = train.train_and_evaluate(config, str(tmp_path / 'recipe'))
-  assert np.isfinite(results['validation']['accuracy'])
+  workdir = tmp_path / 'recipe'
+  results = train.train_and_evaluate(config, str(workdir))
+  saved = json.loads((workdir / 'config.json').read_text())
+  assert {k: saved[k] for k in ('balance_classes', 'label_smoothing',
+                                'time_masks', 'freq_mask_bins',
+                                'volume_db')} == {
+      'balance_classes': True, 'label_smoothing': 0.1, 'time_masks': 2,
+      'freq_mask_bins': 5, 'volume_db': 6.0}
+  steps = _logged(workdir, 'train')
+  assert [r['step'] for r in steps] == list(range(1, 9))
+  assert all(np.isfinite(r['cross_entropy']) and r['cross_entropy'] > 0
+             for r in steps)
+  assert results['test']['count'] > 0
 
 
 def test_ema_decay_starts_low_and_reaches_the_setting():
@@ -126,7 +151,10 @@ def test_averaged_weights_follow_the_parameters(tiny_data_dir, tmp_path,
                    reverb_probability=0.5)
   workdir = tmp_path / f'ema{decay}'
   results = train.train_and_evaluate(config, str(workdir))
-  assert np.isfinite(results['test']['accuracy'])
+  # The averaged weights are the ones evaluated, chosen and scored at the
+  # end: the best logged validation accuracy is scored again.
+  assert results['validation']['accuracy'] == pytest.approx(
+      max(r['accuracy'] for r in _logged(workdir, 'validation')))
   # The step timing leaves evaluations and checkpoints out.
   assert results['train_step_seconds'] > 0
   assert results['eval_and_checkpoint_seconds'] > 0
@@ -200,7 +228,16 @@ def test_training_distils_from_teachers(tiny_data_dir, tmp_path, caplog):
   with caplog.at_level(logging.INFO, logger='absl'):
     results = train.train_and_evaluate(config, str(tmp_path / 'student'))
   assert caplog.text.count(f'Distilling from {teacher}/checkpoints/') == 2
-  assert np.isfinite(results['test']['accuracy'])
+  assert results['test']['count'] > 0
+  # The teachers change the loss: the first step (same weights, same batch)
+  # of the same student without them has another cross entropy.
+  alone = _config(tiny_data_dir, tmp_path, model_architecture='single_fc',
+                  model={}, how_many_training_steps='1', learning_rate='0.01')
+  train.train_and_evaluate(alone, str(tmp_path / 'alone'))
+  taught = _logged(tmp_path / 'student', 'train')[0]
+  untaught = _logged(tmp_path / 'alone', 'train')[0]
+  assert taught['step'] == untaught['step'] == 1
+  assert abs(taught['cross_entropy'] - untaught['cross_entropy']) > 1e-4
   saved = json.loads((tmp_path / 'student' / 'config.json').read_text())
   assert saved['distill_from'] == f'{teacher},{teacher}'
 
