@@ -69,8 +69,11 @@ def get_config() -> ml_collections.ConfigDict:
   # 3000 at 0.0001. Both are comma lists of the same length.
   config.how_many_training_steps = '15000,3000'
   config.learning_rate = '0.001,0.0001'
-  # 'gradient_descent', 'momentum' (0.9, Nesterov) or 'adam'.
+  # 'gradient_descent', 'momentum' or 'adam'.
   config.optimizer = 'gradient_descent'
+  # For 'momentum': its coefficient, and whether it is Nesterov's.
+  config.momentum = 0.9
+  config.nesterov = True
   config.batch_size = 100
   config.eval_step_interval = 400
   config.save_step_interval = 100
@@ -112,6 +115,12 @@ def get_config() -> ml_collections.ConfigDict:
   # Exponential moving average of the weights (decay per step; 0: none).
   # Evaluation, the best checkpoint and export use the averaged weights.
   config.ema_decay = 0.0
+  # Warm-up of the average: the decay after n updates is
+  # min(ema_decay, (1 + n) / (10 + n)), as TensorFlow's
+  # ExponentialMovingAverage with num_updates, so the average is not held
+  # near the initial weights for the first ~1 / (1 - ema_decay) steps;
+  # False: ema_decay from the first step.
+  config.ema_warmup = True
   # (experiments/recipe.py: none of these four raised the default model's
   # validation accuracy on the shared data, so its config leaves them off.)
   # Synthetic speech (python -m kws_jax.synthesize): a folder in the Speech

@@ -22,6 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
       'first_filter': (10, 4),
       'first_stride': (2, 2),
       'dropout_rate': 0.2,
+      'bn_epsilon': 1e-3,
   })
   config.optimizer = 'adam'
   config.how_many_training_steps = '10000,10000'

@@ -21,6 +21,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       'width_multiplier': float(width) if width else 1.0,
       'blocks_per_stage': 1 if depth == '8' else 2,
       'dropout_rate': 0.5,
+      'bn_epsilon': 1e-3,
   })
   config.optimizer = 'adam'
   # 4000 steps (about 45 epochs of the shared data's 8.8k training clips):

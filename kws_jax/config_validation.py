@@ -40,6 +40,8 @@ LATER_FIELDS = {
     'background_min_snr_db': 5.0, 'generated_noise': False,
     'dc_offset_noise': False, 'unknown_word_balance': 0.0,
     'command_negatives': 0.0, 'unseen_words_fold': '', 'stream_windows': 0.0,
+    # Settings that were fixed in the code before they were fields.
+    'momentum': 0.9, 'nesterov': True, 'ema_warmup': True,
 }
 
 
@@ -183,7 +185,8 @@ def validate_config(
                 'background_volume', 'background_frequency',
                 'validation_percentage', 'testing_percentage'):
     _positive(config, field, allow_zero=True)
-  for field in ('label_smoothing', 'synthetic_fraction', 'ema_decay'):
+  for field in ('label_smoothing', 'synthetic_fraction', 'ema_decay',
+                'momentum'):
     if not 0 <= config[field] < 1:
       raise ConfigError(f'config.{field}={config[field]} must be in [0, 1).')
   for field in ('time_masks', 'time_mask_ms', 'freq_masks', 'freq_mask_bins',
@@ -310,7 +313,8 @@ _INTEGER_FIELDS = ('batch_size', 'eval_step_interval', 'save_step_interval',
 _STRING_FIELDS = ('data_url', 'data_dir', 'tfds_data_dir', 'start_checkpoint',
                   'synthetic_dir', 'distill_from', 'unseen_words_fold')
 _BOOL_FIELDS = ('check_nans', 'balance_classes', 'generated_noise',
-                'dc_offset_noise', 'synthetic_unknown')
+                'dc_offset_noise', 'synthetic_unknown', 'nesterov',
+                'ema_warmup')
 
 
 def _check_types(config: ml_collections.ConfigDict) -> None:

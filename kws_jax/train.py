@@ -69,13 +69,17 @@ def new_train_state(params: nnx.State, batch_stats: nnx.State,
       ema_batch_stats=jax.tree.map(jnp.copy, batch_stats))
 
 
-def ema_decay_at(decay: float, step: jax.Array) -> jax.Array:
-  """The averaging decay after `step` updates: `decay`, lower early on.
+def ema_decay_at(decay: float, step: jax.Array, *,
+                 warmup: bool) -> jax.Array:
+  """The averaging decay after `step` updates.
 
-  min(decay, (1 + step) / (10 + step)), as TensorFlow's
-  ExponentialMovingAverage with num_updates, so the average is not held
-  near the initial weights for the first ~1/(1 - decay) steps.
+  With `warmup` (`config.ema_warmup`): min(decay, (1 + step) / (10 + step)),
+  as TensorFlow's ExponentialMovingAverage with num_updates, so the average
+  is not held near the initial weights for the first ~1/(1 - decay) steps;
+  else `decay` throughout.
   """
+  if not warmup:
+    return jnp.asarray(decay, jnp.float32)
   step = step.astype(jnp.float32)
   return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
 
@@ -90,7 +94,8 @@ def make_optimizer(config: ml_collections.ConfigDict,
   if config.optimizer == 'gradient_descent':
     return optax.sgd(rate)
   if config.optimizer == 'momentum':
-    return optax.sgd(rate, momentum=0.9, nesterov=True)
+    return optax.sgd(rate, momentum=config.momentum,
+                     nesterov=config.nesterov)
   return optax.adam(rate)
 
 
@@ -200,7 +205,8 @@ def train_step(state: TrainState, batch: dict[str, jax.Array],
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
-  decay = ema_decay_at(config.ema_decay, state.step)
+  decay = ema_decay_at(config.ema_decay, state.step,
+                       warmup=config.ema_warmup)
   average = lambda old, new: decay * old + (1 - decay) * new  # noqa: E731
   new_state = state.replace(
       step=state.step + 1, params=params, batch_stats=batch_stats,

@@ -196,6 +196,17 @@ def test_tc_resnet_size_matches_the_paper(settings, paper):
   assert abs(_abstract_params('tc_resnet', **settings) / paper - 1) < 0.03
 
 
+@pytest.mark.parametrize('name', ['tc_resnet', 'ds_cnn', 'bc_resnet'])
+def test_batchnorm_epsilon_is_a_setting(name):
+  def epsilons(**settings):
+    model = nnx.eval_shape(lambda: _backbone(name, **settings))
+    return {m.epsilon for _, m in nnx.iter_graph(model)
+            if hasattr(m, 'epsilon')}
+  assert epsilons(bn_epsilon=1e-4) == {1e-4}
+  # The default: what the family used before it was a setting.
+  assert epsilons() == {1e-5 if name == 'bc_resnet' else 1e-3}
+
+
 def test_bc_resnet_handles_awkward_frequency_sizes():
   """Bins not divisible by the sub-bands fall back to fewer sub-bands."""
   model = models.MODELS['bc_resnet'](num_classes=3, input_shape=(20, 30),

@@ -136,11 +136,45 @@ def test_recipe_options_train(tiny_data_dir, tmp_path):
 
 
 def test_ema_decay_starts_low_and_reaches_the_setting():
-  decays = [float(train.ema_decay_at(0.999, jax.numpy.asarray(s)))
+  decays = [float(train.ema_decay_at(0.999, jax.numpy.asarray(s),
+                                     warmup=True))
             for s in (0, 10, 100, 100000)]
   np.testing.assert_allclose(decays[:3], [0.1, 11 / 20, 101 / 110])
   assert decays[3] == pytest.approx(0.999)
-  assert float(train.ema_decay_at(0.0, jax.numpy.asarray(50))) == 0.0
+  assert float(train.ema_decay_at(0.0, jax.numpy.asarray(50),
+                                  warmup=True)) == 0.0
+  # Without the warm-up (config.ema_warmup=False): the setting throughout.
+  assert float(train.ema_decay_at(0.999, jax.numpy.asarray(0),
+                                  warmup=False)) == pytest.approx(0.999)
+
+
+def test_momentum_comes_from_the_config():
+  config = config_validation.validate_config(test_config.get_config())
+  config.optimizer = 'momentum'
+  schedule = config_validation.parse_schedule(config)
+  params = {'w': jax.numpy.zeros(3)}
+  grads = {'w': jax.numpy.ones(3)}
+
+  def second_update(**settings):
+    tx = train.make_optimizer(_with(config, **settings), schedule)
+    state = tx.init(params)
+    _, state = tx.update(grads, state, params)
+    updates, _ = tx.update(grads, state, params)
+    return float(updates['w'][0])
+
+  rate = schedule.rate_at(1)
+  # Nesterov with 0.9 (the defaults): -rate * (g + 0.9 * (g + 0.9 g)).
+  assert second_update() == pytest.approx(-rate * (1 + 0.9 * 1.9))
+  assert second_update(nesterov=False) == pytest.approx(-rate * 1.9)
+  assert second_update(momentum=0.5, nesterov=False) == pytest.approx(
+      -rate * 1.5)
+
+
+def _with(config, **overrides):
+  config = config.copy_and_resolve_references()
+  for key, value in overrides.items():
+    config[key] = value
+  return config
 
 
 @pytest.mark.parametrize('decay', [0.0, 0.9])

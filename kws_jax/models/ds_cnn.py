@@ -34,7 +34,8 @@ class Model(nnx.Module):
                first_filter: tuple[int, int] = (10, 4),
                first_stride: tuple[int, int] = (2, 2),
                dropout_rate: float = 0.2,
-               bn_momentum: float = 0.9):
+               bn_momentum: float = 0.9,
+               bn_epsilon: float = 1e-3):
     """Args:
 
       num_classes: output classes.
@@ -46,9 +47,10 @@ class Model(nnx.Module):
       first_stride: (time, frequency) stride of the first conv.
       dropout_rate: before the final fully connected layer.
       bn_momentum: BatchNorm running-average momentum.
+      bn_epsilon: BatchNorm epsilon.
     """
     del input_shape  # Global pooling: any input size works.
-    bn = dict(momentum=bn_momentum, epsilon=1e-3, rngs=rngs)
+    bn = dict(momentum=bn_momentum, epsilon=bn_epsilon, rngs=rngs)
     self.stem = nnx.Conv(1, channels, tuple(first_filter),
                          strides=tuple(first_stride), padding='SAME',
                          use_bias=False, rngs=rngs)

@@ -26,8 +26,9 @@ class ResidualBlock(nnx.Module):
   """conv(k, stride) BN ReLU conv(k) BN + shortcut, ReLU; on [B, T, C]."""
 
   def __init__(self, in_channels: int, out_channels: int, *, kernel_size: int,
-               stride: int, bn_momentum: float, rngs: nnx.Rngs):
-    bn = dict(momentum=bn_momentum, epsilon=1e-3, rngs=rngs)
+               stride: int, bn_momentum: float, bn_epsilon: float,
+               rngs: nnx.Rngs):
+    bn = dict(momentum=bn_momentum, epsilon=bn_epsilon, rngs=rngs)
     self.conv1 = nnx.Conv(in_channels, out_channels, (kernel_size,),
                           strides=(stride,), padding='SAME', use_bias=False,
                           rngs=rngs)
@@ -66,7 +67,8 @@ class Model(nnx.Module):
                blocks_per_stage: int = 1,
                kernel_size: int = 9,
                dropout_rate: float = 0.5,
-               bn_momentum: float = 0.9):
+               bn_momentum: float = 0.9,
+               bn_epsilon: float = 1e-3):
     """Args:
 
       num_classes: output classes.
@@ -79,6 +81,7 @@ class Model(nnx.Module):
       kernel_size: temporal kernel of the block convs, frames.
       dropout_rate: before the final fully connected layer.
       bn_momentum: BatchNorm running-average momentum.
+      bn_epsilon: BatchNorm epsilon.
     """
     _, bins = input_shape
     width = int(stem_channels * width_multiplier)
@@ -90,7 +93,8 @@ class Model(nnx.Module):
       for i in range(blocks_per_stage):
         blocks.append(ResidualBlock(
             width, out_channels, kernel_size=kernel_size,
-            stride=2 if i == 0 else 1, bn_momentum=bn_momentum, rngs=rngs))
+            stride=2 if i == 0 else 1, bn_momentum=bn_momentum,
+            bn_epsilon=bn_epsilon, rngs=rngs))
         width = out_channels
     self.blocks = nnx.List(blocks)
     self.dropout = nnx.Dropout(dropout_rate)
