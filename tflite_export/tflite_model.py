@@ -27,6 +27,7 @@ module. This module imports neither.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import tempfile
 import time
@@ -38,17 +39,17 @@ from absl import logging
 from ai_edge_litert.interpreter import Interpreter
 from flax import nnx
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from kws_jax import audio_io
 from kws_jax import files
+from kws_jax import models
 from kws_jax import tf_setup
 from kws_jax import workdir as workdir_lib
 
 # Name scope of the front-end ops in the exported program.
-FRONTEND_SCOPE = 'frontend'
+FRONTEND_SCOPE = models.FRONTEND_SCOPE
 # Above this difference from JAX a float export is reported as suspect.
 PARITY_WARNING = 1e-3
 # Longest converter message kept in a ConversionError (they can run to
@@ -140,10 +141,10 @@ def probabilities_fn(eval_graphdef: nnx.GraphDef, params: Any,
                      ) -> Callable[[jax.Array], jax.Array]:
   """Returns `f(audio float32 [B, L]) -> probabilities float32 [B, C]`.
 
-  Parameters are closed over as host numpy arrays, so they become constants
-  of the exported program. The front end runs under the name scope
-  `FRONTEND_SCOPE`, which names its ops in the TFLite model (see
-  `_front_end_nodes`).
+  `models.predict_fn` with the parameters bound as host numpy arrays, so
+  they become constants of the exported program. The front end runs under
+  the name scope `FRONTEND_SCOPE`, which names its ops in the TFLite model
+  (see `_front_end_nodes`).
 
   Args:
     eval_graphdef: a `models.KWSModel` graph definition in eval mode.
@@ -154,17 +155,9 @@ def probabilities_fn(eval_graphdef: nnx.GraphDef, params: Any,
       in float, so the raw audio is not quantized to 8 bits.
   """
   params, batch_stats = jax.device_get((params, batch_stats))
-
-  def probabilities(audio: jax.Array) -> jax.Array:
-    model = nnx.merge(eval_graphdef, params, batch_stats)
-    with jax.named_scope(FRONTEND_SCOPE):
-      if clip_audio:
-        audio = jnp.clip(audio, -1.0, 1.0)
-      features_ = model.features(audio)
-    logits = model.classify(features_)
-    return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-
-  return probabilities
+  return functools.partial(
+      models.predict_fn(eval_graphdef, probabilities=True,
+                        clip_audio=clip_audio), params, batch_stats)
 
 
 def _tensorflow() -> types.ModuleType:
