@@ -30,7 +30,7 @@ from absl import flags
 import numpy as np
 
 from kws_jax import checkpoint
-from kws_jax import evaluate
+from kws_jax import scoring
 from kws_jax import input_pipeline
 from kws_jax.runtime import inference
 from kws_jax import log_lines
@@ -86,7 +86,7 @@ def score(models: Sequence[str], data_dir: str | None,
   if len(set(names)) != len(names):
     raise ValueError(f'--models: {models} repeat a folder name ({names}); '
                      'give each model a folder of its own name.')
-  predictors = [evaluate.CheckpointPredictor(
+  predictors = [scoring.CheckpointPredictor(
       checkpoint.restore_model(m, which=checkpoint.BEST)) for m in models]
   first = predictors[0]
   for model, predictor in zip(models, predictors):
@@ -97,7 +97,7 @@ def score(models: Sequence[str], data_dir: str | None,
             f'{models[0]} has {first.config.get(field)!r}. Averaging needs '
             'models of the same labels, audio and data split.')
   data = input_pipeline.create_datasets(
-      evaluate.data_config(first.restored.config, data_dir))
+      scoring.data_config(first.restored.config, data_dir))
   if list(data.labels) != first.labels:
     raise ValueError(f'The data gives labels {data.labels}, the models have '
                      f'{first.labels}.')
@@ -108,7 +108,7 @@ def score(models: Sequence[str], data_dir: str | None,
                      f'({first.config["clip_duration_ms"]} ms).')
   rows = {}
   ensemble = {}
-  for split in evaluate.SPLITS:
+  for split in scoring.SPLITS:
     audio = inference.to_float_audio(np.asarray(getattr(data, split).audio))
     truth = np.asarray(getattr(data, split).label)
     alone = []

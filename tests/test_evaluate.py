@@ -13,6 +13,7 @@ import soundfile as sf
 
 from kws_jax import audio_io
 from kws_jax import evaluate
+from kws_jax import scoring
 from kws_jax.runtime import inference
 
 import export_test_util as util
@@ -72,8 +73,8 @@ def test_dir(tmp_path):
 def test_evaluate_folder(test_dir, caplog):
   predictor = LevelPredictor()
   with caplog.at_level(logging.WARNING, logger='absl'):
-    result = evaluate.evaluate_folder(predictor, str(test_dir), batch_size=3)
-  assert isinstance(result, evaluate.metrics_lib.ClassificationResult)
+    result = scoring.evaluate_folder(predictor, str(test_dir), batch_size=3)
+  assert isinstance(result, scoring.metrics_lib.ClassificationResult)
   np.testing.assert_array_equal(result.confusion, [
       [2, 0, 0, 0],
       [0, 1, 1, 0],
@@ -92,15 +93,15 @@ def test_folders_that_are_not_labels(test_dir):
   _write(test_dir / 'maybe' / 'm.wav', 1)
   _write(test_dir / 'Yes' / 'm.wav', 1)
   with pytest.raises(ValueError, match=r'not labels of the model: Yes, maybe'):
-    evaluate.evaluate_folder(LevelPredictor(), str(test_dir))
+    scoring.evaluate_folder(LevelPredictor(), str(test_dir))
 
 
 def test_empty_or_missing_folder(tmp_path):
   (tmp_path / 'yes').mkdir()
   with pytest.raises(ValueError, match='holds no .wav or .flac clips'):
-    evaluate.evaluate_folder(LevelPredictor(), str(tmp_path))
+    scoring.evaluate_folder(LevelPredictor(), str(tmp_path))
   with pytest.raises(ValueError, match='does not exist'):
-    evaluate.evaluate_folder(LevelPredictor(), str(tmp_path / 'nope'))
+    scoring.evaluate_folder(LevelPredictor(), str(tmp_path / 'nope'))
 
 
 def test_evaluate_split():
@@ -110,7 +111,7 @@ def test_evaluate_split():
         [util.level_clip(k) for k in (0, 1, 2, 3, 3)]))
     label = np.array([0, 1, 2, 3, 2], np.int32)
 
-  result = evaluate.evaluate_split(LevelPredictor(), Split(), batch_size=2)
+  result = scoring.evaluate_split(LevelPredictor(), Split(), batch_size=2)
   assert result.count == 5
   assert result.confusion[2, 3] == 1
   assert result.accuracy == pytest.approx(0.8)
@@ -176,8 +177,8 @@ def test_checkpoint_predictor(tmp_path, test_dir):
   config = util.small_config('tiny_conv')
   saved, graphdef = util.write_checkpoint(str(tmp_path / 'run'), config,
                                           LABELS, {3: 0.4, 7: 0.6})
-  predictor = evaluate.load_predictor(str(tmp_path / 'run'))
-  assert isinstance(predictor, evaluate.CheckpointPredictor)
+  predictor = scoring.load_predictor(str(tmp_path / 'run'))
+  assert isinstance(predictor, scoring.CheckpointPredictor)
   assert predictor.restored.step == 7
   assert predictor.labels == LABELS
   assert (predictor.sample_rate, predictor.clip_samples) == (16000, 16000)
@@ -189,7 +190,7 @@ def test_checkpoint_predictor(tmp_path, test_dir):
                                                          audio)
   np.testing.assert_allclose(predictor.predict_batch(audio), want, atol=1e-5)
   # The same interface as a Recognizer.
-  result = evaluate.evaluate_folder(predictor, str(test_dir))
+  result = scoring.evaluate_folder(predictor, str(test_dir))
   assert result.count == 7
   assert len(predictor.classify_array(audio[0], 16000, top_k=2)) == 2
 
@@ -225,7 +226,7 @@ def test_a_config_stored_before_later_fields_loads_its_data(tiny_data_dir,
     del old[field]
   old['tfds_data_dir'] = str(tmp_path / 'tfds')
   old['synthetic_dir'] = str(tmp_path / 'gone')  # Scoring never needs it.
-  config = evaluate.data_config(old, str(tiny_data_dir))
+  config = scoring.data_config(old, str(tiny_data_dir))
   assert config.generated_noise is False and config.unseen_words_fold == ''
   assert config.synthetic_dir == ''
   data = input_pipeline.create_datasets(config)

@@ -63,9 +63,10 @@ import ml_collections
 import numpy as np
 
 from kws_jax import checkpoint
-from kws_jax.runtime import inference
 from kws_jax import log_lines
+from kws_jax import scoring
 from kws_jax import workdir as workdir_lib
+from kws_jax.runtime import inference
 from tflite_export import streaming_export
 from tflite_export import tflite_model
 
@@ -268,7 +269,6 @@ def convert_checkpoint(source: str,
     The export; for 'int8' its `info['test_accuracy']` holds the float and
     int8 test accuracy.
   """
-  from kws_jax import evaluate  # pylint: disable=g-import-not-at-top
   if streaming and (quantize or android_signature):
     raise ValueError('A streaming export is float32 with its own signature; '
                      'it cannot be combined with quantize or '
@@ -291,7 +291,7 @@ def convert_checkpoint(source: str,
   # Imports TensorFlow and TFDS (seconds); only the int8 export needs data.
   from kws_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   data = input_pipeline.create_datasets(
-      evaluate.data_config(restored.config, data_dir))
+      scoring.data_config(restored.config, data_dir))
   if list(data.labels) != list(restored.labels):
     raise ValueError(
         f'The data gives labels {data.labels} but checkpoint {restored.path} '
@@ -304,7 +304,7 @@ def convert_checkpoint(source: str,
                len(calibration))
   test = data.test
   if max_eval_clips:
-    test = evaluate.head(test, max_eval_clips)
+    test = scoring.head(test, max_eval_clips)
   scores = {}
   # The float model is kept beside the int8 one: a user compares them, and
   # may ship either.
@@ -312,14 +312,14 @@ def convert_checkpoint(source: str,
       restored.params, restored.batch_stats, restored.eval_graphdef,
       restored.config, restored.labels, float_path(output_path),
       android_signature=android_signature, metadata=metadata)
-  scores['float'] = evaluate.evaluate_split(
+  scores['float'] = scoring.evaluate_split(
       inference.Recognizer(float_export.model_path), test)
   result = export_tflite(
       restored.params, restored.batch_stats, restored.eval_graphdef,
       restored.config, restored.labels, output_path, quantize='int8',
       representative_audio=calibration, android_signature=android_signature,
       metadata=metadata)
-  scores['int8'] = evaluate.evaluate_split(
+  scores['int8'] = scoring.evaluate_split(
       inference.Recognizer(result.model_path), test)
   change = scores['int8'].accuracy - scores['float'].accuracy
   logging.info('Test accuracy: float %.2f%%, int8 %.2f%% (%+.2f points, '
