@@ -59,15 +59,6 @@ _NEGATIVES_STREAM, _STREAM_WINDOWS_STREAM = 1, 2
 _PREFETCH = 4
 # Rows copied at a time when the training split takes some of the clips.
 _COPY_ROWS = 1024
-# Data fields added after the first release, with the value that means
-# "off": a config stored with an older checkpoint lacks them
-# (evaluate.data_config adds them).
-LATER_FIELDS = {'synthetic_dir': '', 'synthetic_fraction': 0.0,
-                'synthetic_only_words': (), 'synthetic_unknown': False,
-                'generated_noise': False, 'unknown_word_balance': 0.0,
-                'command_negatives': 0.0, 'unseen_words_fold': '',
-                'stream_windows': 0.0, 'dc_offset_noise': False,
-                'data_sha256': ''}
 # Seconds of each kind of generated training noise (config.generated_noise).
 _GENERATED_NOISE_SECONDS = 60.0
 
@@ -471,26 +462,3 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
       yield batch
   finally:
     pool.shutdown(wait=False, cancel_futures=True)
-
-
-def eval_iterator(split: Split,
-                  batch_size: int) -> Iterator[dict[str, np.ndarray]]:
-  """Yields the split in order in fixed-size batches.
-
-  Yields:
-    {'audio': float32 [batch_size, L], 'label': int32 [batch_size],
-    'mask': bool [batch_size]}; the last batch is zero-padded and its padding
-    rows have mask False.
-  """
-  if batch_size <= 0:
-    raise ValueError(f'batch_size must be positive, got {batch_size}.')
-  for start in range(0, len(split), batch_size):
-    audio = split.audio[start:start + batch_size]
-    real = len(audio)
-    pad = batch_size - real
-    yield {
-        'audio': np.pad(audio.astype(np.float32) / audio_io.PCM16_SCALE,
-                        ((0, pad), (0, 0))),
-        'label': np.pad(split.label[start:start + batch_size], (0, pad)),
-        'mask': np.arange(batch_size) < real,
-    }

@@ -245,29 +245,6 @@ def test_draws_match_the_weights(tmp_path):
   assert len(drawn) == np.sum(data.train.label == 1) == 18
 
 
-def test_eval_iterator_pads_and_masks():
-  split = input_pipeline.Split(
-      audio=np.arange(5 * 4, dtype=np.int16).reshape(5, 4) * 1000,
-      label=np.arange(5, dtype=np.int32),
-      weight=np.ones(5, np.float32), names=['a', 'b', 'c', 'd', 'e'])
-  batches = list(input_pipeline.eval_iterator(split, 2))
-  assert len(batches) == 3
-  for batch in batches:
-    assert batch['audio'].shape == (2, 4) and batch['audio'].dtype == np.float32
-    assert batch['label'].shape == (2,) and batch['mask'].dtype == bool
-  np.testing.assert_array_equal(batches[-1]['mask'], [True, False])
-  np.testing.assert_array_equal(batches[-1]['label'], [4, 0])
-  np.testing.assert_array_equal(batches[-1]['audio'][1], 0)
-  np.testing.assert_allclose(batches[0]['audio'][1],
-                             np.arange(4, 8) * 1000 / 32768)
-  got = np.concatenate([b['label'][b['mask']] for b in batches])
-  np.testing.assert_array_equal(got, split.label)
-  empty = input_pipeline.Split(np.zeros((0, 4), np.int16),
-                               np.zeros(0, np.int32), np.zeros(0, np.float32),
-                               [])
-  assert not list(input_pipeline.eval_iterator(empty, 3))
-
-
 def test_download_runs_first(tmp_path):
   root = make_speech_commands_dir(tmp_path / 'src', words=('yes', 'no', 'up'),
                                   clips_per_word=5)
