@@ -36,7 +36,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
-import importlib
 import importlib.util
 import os
 import sys
@@ -45,6 +44,8 @@ from typing import Any, Callable, TextIO
 
 from absl import app
 from absl import flags
+
+from kws_jax import config_files
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 NOTEBOOKS_DIR = os.path.join(ROOT, 'notebooks')
@@ -150,13 +151,13 @@ def notebook_parameters(args: dict[str, Any]) -> dict[str, Any]:
       list), 'short', 'output_dir', 'workdir', 'data_url', 'data_dir',
       'tfds_data_dir' (None: not given).
   """
-  sys.path.insert(0, ROOT)
+  sys.path.insert(0, ROOT)  # The config files import `configs.default`.
   try:
-    module = importlib.import_module(f'configs.{args["config"]}')
-  except ImportError as e:
-    raise ValueError(f'--config={args["config"]!r}: no such module in '
-                         f'{os.path.join(ROOT, "configs")} ({e}).') from None
-  config = module.get_config()
+    config = config_files.load_config(
+        os.path.join(ROOT, 'configs', f'{args["config"]}.py'))
+  except FileNotFoundError as e:
+    raise ValueError(f'--config={args["config"]!r}: no such config in '
+                     f'{os.path.join(ROOT, "configs")} ({e}).') from None
   output_dir = os.path.abspath(args['output_dir'])
   overrides = dict(SHORT_OVERRIDES) if args['short'] else {}
   overrides.update(typed_overrides(config, args['overrides']))

@@ -19,7 +19,6 @@ import sys
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_cpu_multi_thread_eigen=false')
 
-import importlib  # pylint: disable=g-import-not-at-top
 import tempfile
 import time
 
@@ -28,12 +27,14 @@ from absl import flags
 import jax
 import numpy as np
 
-from kws_jax.runtime import inference
+from kws_jax import config_files
 from kws_jax import input_pipeline
 from kws_jax import models
 from kws_jax import train
+from kws_jax.runtime import inference
 from tflite_export import convert
 
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _MODELS = flags.DEFINE_list('models', [], 'Architectures; empty = all.')
 _RUNS = flags.DEFINE_integer('runs', 100, 'Timed clips per model.')
 _INT8 = flags.DEFINE_bool('int8', True, 'Also time the int8 model.')
@@ -52,7 +53,7 @@ def _time(fn, clip, runs: int) -> float:
 
 
 def measure(name: str, runs: int, int8: bool) -> dict:
-  config = importlib.import_module(f'configs.{name}').get_config()
+  config = config_files.load_config(f'configs/{name}.py', root=_REPO)
   labels = input_pipeline.prepare_words_list(config.wanted_words)
   _, eval_def, params, batch_stats = train.create_model(config, len(labels),
                                                         seed=0)

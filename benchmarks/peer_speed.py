@@ -39,6 +39,7 @@ import numpy as np
 from benchmarks import keras_twins
 from benchmarks import train_steps
 from kws_jax import models
+from kws_jax import tf_setup
 
 _NUM_CLASSES = 12
 _MATMUL_SIZE = 2048
@@ -74,7 +75,7 @@ def _cpu_only():
   JAX-on-GPU against TF-on-CPU); returns TensorFlow."""
   jax.config.update('jax_platforms', 'cpu')
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.config.set_visible_devices([], 'GPU')
+  tf_setup.hide_gpus_from_tf(tf)
   return tf
 
 

@@ -362,14 +362,14 @@ def run_load(graph: str, *, labels: str | None = None, clients: int = 50,
 
 def export_fresh_model(architecture: str, folder: str) -> str:
   """Exports a freshly initialised `architecture` model; returns its path."""
-  import importlib  # pylint: disable=g-import-not-at-top
+  from kws_jax import config_files  # pylint: disable=g-import-not-at-top
   from kws_jax import config_validation  # pylint: disable=g-import-not-at-top
   from kws_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   from kws_jax import train  # pylint: disable=g-import-not-at-top
   from tflite_export import convert  # pylint: disable=g-import-not-at-top
 
   config = config_validation.validate_config(
-      importlib.import_module(f'configs.{architecture}').get_config())
+      config_files.load_config(f'configs/{architecture}.py', root=str(REPO)))
   labels = input_pipeline.prepare_words_list(config.wanted_words)
   _, eval_def, params, batch_stats = train.create_model(
       config, len(labels), config.seed)

@@ -25,7 +25,6 @@ Usage:
       --clip_stride_ms=20
 """
 
-import importlib
 import os
 import tempfile
 import time
@@ -37,13 +36,16 @@ from flax import nnx
 import numpy as np
 
 from benchmarks import streaming_speed
-from kws_jax.runtime import inference
+from kws_jax import config_files
 from kws_jax import input_pipeline
 from kws_jax import models
+from kws_jax.runtime import inference
 from kws_jax.runtime import streaming
 from kws_jax.runtime import streaming_inference
 from tflite_export import convert
 from tflite_export import streaming_export
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _define_flags() -> None:
@@ -84,7 +86,7 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   f = flags.FLAGS
-  config = importlib.import_module(f'configs.{f.config}').get_config()
+  config = config_files.load_config(f'configs/{f.config}.py', root=_REPO)
   labels = input_pipeline.prepare_words_list(config.wanted_words)
   model = models.create_model(config, len(labels), nnx.Rngs(0))
   model.eval()

@@ -30,7 +30,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from kws_jax import workdir
+from kws_jax import files
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START = '<!-- setup-figures -->'
@@ -163,7 +163,7 @@ def main(argv):
     sys.exit(f'error: {e}')
   if fl.write:
     new = text[:start] + '\n' + table(run) + '\n' + text[end:]
-    workdir.write_atomic(fl.readme, new)
+    files.write_atomic(fl.readme, new)
     print(f'Wrote the figures of {results_path} into {fl.readme}.')
     return
   readme = readme_figures(text, fl.readme)

@@ -30,12 +30,12 @@ from absl import flags
 import numpy as np
 
 from kws_jax import checkpoint
-from kws_jax import scoring
+from kws_jax import files
 from kws_jax import input_pipeline
-from kws_jax.runtime import inference
 from kws_jax import log_lines
 from kws_jax import metrics as metrics_lib
-from kws_jax import workdir as workdir_lib
+from kws_jax import scoring
+from kws_jax.runtime import inference
 
 _MODELS = flags.DEFINE_list(
     'models', None, 'Training workdirs (or checkpoint paths), comma-separated.')
@@ -151,7 +151,7 @@ def main(argv: list[str]) -> None:
   text = table(score(_MODELS.value, _DATA_DIR.value, shifts_ms), _WORDS.value)
   print(text, end='')
   if _OUT.value:
-    workdir_lib.write_atomic(_OUT.value, text)
+    files.write_atomic(_OUT.value, text)
 
 
 if __name__ == '__main__':

@@ -30,6 +30,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
 from kws_jax import config_validation
+from kws_jax import workdir as workdir_lib
 from kws_jax import labels as labels_lib
 from kws_jax import models
 
@@ -260,7 +261,7 @@ class RestoredModel:
     params: `nnx.Param` state (the averaged weights).
     batch_stats: `nnx.BatchStat` state (the averaged statistics).
     config: the training config (ConfigDict), checked, with the fields of
-      later releases added (`config_validation.with_later_fields`).
+      later releases added (`workdir_lib.with_later_fields`).
     labels: class names in output order.
     path: the step directory restored.
     step: its step.
@@ -295,7 +296,7 @@ def restore_model(path: str, *, which: str) -> RestoredModel:
         f'Checkpoint {step_path} has no stored config/labels; it was not '
         'written by kws_jax.train.')
   config = config_validation.validate_config(
-      config_validation.with_later_fields(extra['config']))
+      workdir_lib.with_later_fields(extra['config']))
   labels = list(extra['labels'])
   eval_def, params, batch_stats = nnx.split(
       models.abstract_model(config, len(labels)), nnx.Param, nnx.BatchStat)

@@ -3,7 +3,7 @@
 Every error says which field is wrong and what to change, so a typo costs
 seconds, not an hour of training. Defaults live in configs/default.py only:
 every field is read as it is. A config stored by an older run gets the
-fields added since with `with_later_fields` (`LATER_FIELDS`).
+fields added since when it is read (`workdir.with_later_fields`).
 
 Whether checkpoints named by the config fit the run is checked by
 `checkpoint.check_checkpoints_fit`.
@@ -26,38 +26,8 @@ _DATA_SOURCES = ('local', 'tfds')
 _WORD = re.compile(r'^[a-z0-9][a-z0-9_\'-]*$')
 
 
-# Fields added after the first release, with the value that does what runs
-# from before them did: a config stored with an older checkpoint (or beside
-# an older exported model) lacks them, and gets these (`with_later_fields`).
-LATER_FIELDS = {
-    'data_sha256': '',
-    'balance_classes': False,
-    'synthetic_dir': '', 'synthetic_fraction': 0.0,
-    'synthetic_only_words': (), 'synthetic_unknown': False,
-    'distill_from': '', 'distill_weight': 0.0, 'distill_temperature': 1.0,
-    'reverb_probability': 0.0, 'reverb_max_rt60_ms': 700.0,
-    'background_rms_min': 0.0, 'background_rms_max': 0.0,
-    'background_min_snr_db': 5.0, 'generated_noise': False,
-    'dc_offset_noise': False, 'unknown_word_balance': 0.0,
-    'command_negatives': 0.0, 'unseen_words_fold': '', 'stream_windows': 0.0,
-    # Settings that were fixed in the code before they were fields.
-    'momentum': 0.9, 'nesterov': True, 'ema_warmup': True,
-}
-
-
 class ConfigError(ValueError):
   """A config field has a value that cannot work."""
-
-
-def with_later_fields(config) -> ml_collections.ConfigDict:
-  """A copy of a stored config (ConfigDict or dict) with the
-  `LATER_FIELDS` it lacks added."""
-  config = ml_collections.ConfigDict(
-      config.to_dict() if hasattr(config, 'to_dict') else dict(config))
-  for field, value in LATER_FIELDS.items():
-    if field not in config:
-      config[field] = value
-  return config
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,6 @@ cluster itself (--jax_distributed).
 
 import difflib
 import glob
-import importlib.util
 import os
 import signal
 import sys
@@ -27,6 +26,7 @@ from ml_collections import config_flags
 
 from kws_jax import audio_io
 from kws_jax import checkpoint
+from kws_jax import config_files
 from kws_jax import config_validation
 from kws_jax import data_sources
 from kws_jax import download
@@ -150,9 +150,7 @@ def _did_you_mean(names: Sequence[str], folder: str = '',
 def _config_fields(file: str, arg: str | None) -> set[str] | None:
   """Every field of a config file, nested ones as 'model.width'."""
   try:
-    spec = importlib.util.spec_from_file_location('config_file', file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = config_files.load_module(file)
     config = module.get_config(arg) if arg else module.get_config()
   except Exception:  # pylint: disable=broad-except
     return None  # The file's own error is what gets reported.

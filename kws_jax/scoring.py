@@ -20,7 +20,7 @@ from absl import logging
 import numpy as np
 
 from kws_jax import audio_io
-from kws_jax import config_validation
+from kws_jax import workdir as workdir_lib
 from kws_jax import metrics as metrics_lib
 from kws_jax.runtime import inference
 
@@ -226,13 +226,13 @@ def data_config(config: Any, data_dir: str | None) -> Any:
   """The training config, pointed at `data_dir` if given.
 
   Fields that a config stored by an older run may lack are added as those
-  runs had them (`config_validation.LATER_FIELDS`: off), and synthetic
+  runs had them (`workdir_lib.LATER_FIELDS`: off), and synthetic
   speech is left out.
 
   A given `data_dir` is used as it is (`data_url` cleared), so evaluation
   never downloads.
   """
-  config = config_validation.with_later_fields(config)
+  config = workdir_lib.with_later_fields(config)
   # Synthetic clips only ever join training: scoring needs no synthetic
   # folder (which may be gone, or on the machine that trained).
   config.synthetic_dir = ''

@@ -23,6 +23,7 @@ from absl import logging
 import flax.struct
 from flax import nnx
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec as P
 import ml_collections
@@ -484,7 +485,6 @@ def _create_datasets_once(config) -> input_pipeline.Datasets:
   """Loads the data; with several processes, process 0 prepares it first."""
   if jax.process_count() == 1:
     return input_pipeline.create_datasets(config)
-  from jax.experimental import multihost_utils
   data = None
   if jax.process_index() == 0:
     data = input_pipeline.create_datasets(config)

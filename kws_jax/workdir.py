@@ -17,13 +17,38 @@ import ml_collections
 from kws_jax import files
 
 
+# Fields added after the first release, with the value that does what runs
+# from before them did: a config stored with an older checkpoint (or beside
+# an older exported model) lacks them, and gets these (`with_later_fields`).
+LATER_FIELDS = {
+    'data_sha256': '',
+    'balance_classes': False,
+    'synthetic_dir': '', 'synthetic_fraction': 0.0,
+    'synthetic_only_words': (), 'synthetic_unknown': False,
+    'distill_from': '', 'distill_weight': 0.0, 'distill_temperature': 1.0,
+    'reverb_probability': 0.0, 'reverb_max_rt60_ms': 700.0,
+    'background_rms_min': 0.0, 'background_rms_max': 0.0,
+    'background_min_snr_db': 5.0, 'generated_noise': False,
+    'dc_offset_noise': False, 'unknown_word_balance': 0.0,
+    'command_negatives': 0.0, 'unseen_words_fold': '', 'stream_windows': 0.0,
+    # Settings that were fixed in the code before they were fields.
+    'momentum': 0.9, 'nesterov': True, 'ema_warmup': True,
+}
+
+
+def with_later_fields(config) -> ml_collections.ConfigDict:
+  """A copy of a stored config (ConfigDict or dict) with the
+  `LATER_FIELDS` it lacks added."""
+  config = ml_collections.ConfigDict(
+      config.to_dict() if hasattr(config, 'to_dict') else dict(config))
+  for field, value in LATER_FIELDS.items():
+    if field not in config:
+      config[field] = value
+  return config
+
+
 def labels_path(workdir: str, architecture: str) -> str:
   return os.path.join(workdir, f'{architecture}_labels.txt')
-
-
-def write_atomic(path: str, text: str) -> None:
-  """`files.write_atomic`, kept for the experiments that call it here."""
-  files.write_atomic(path, text)
 
 
 def write_json(path: str, payload: Any) -> None:
@@ -40,8 +65,9 @@ def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
 
 
 def read_config(path: str) -> ml_collections.ConfigDict:
+  """A stored config.json, with the `LATER_FIELDS` it lacks added."""
   with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    return with_later_fields(json.load(f))
 
 
 class MetricsLog:

@@ -10,7 +10,7 @@ import pytest
 
 from configs import test as test_config
 from kws_jax import checkpoint
-from kws_jax import config_validation
+from kws_jax import workdir as workdir_lib
 
 import export_test_util as util
 
@@ -66,12 +66,12 @@ def test_restore_model_gives_the_averaged_weights(workdir):
 
 def test_a_config_stored_before_later_fields_restores(tmp_path):
   old = test_config.get_config().to_dict()
-  for field in config_validation.LATER_FIELDS:
+  for field in workdir_lib.LATER_FIELDS:
     del old[field]
   util.write_checkpoint(str(tmp_path), ml_collections.ConfigDict(old), LABELS,
                         {2: 0.5})
   restored = checkpoint.restore_model(str(tmp_path), which=checkpoint.BEST)
-  for field, value in config_validation.LATER_FIELDS.items():
+  for field, value in workdir_lib.LATER_FIELDS.items():
     assert restored.config[field] == value, field
 
 

@@ -219,10 +219,10 @@ def test_command_line(test_dir, tmp_path):
 def test_a_config_stored_before_later_fields_loads_its_data(tiny_data_dir,
                                                             tmp_path):
   from configs import test as test_config  # pylint: disable=g-import-not-at-top
-  from kws_jax import config_validation  # pylint: disable=g-import-not-at-top
+  from kws_jax import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   from kws_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   old = test_config.get_config().to_dict()
-  for field in config_validation.LATER_FIELDS:
+  for field in workdir_lib.LATER_FIELDS:
     del old[field]
   old['tfds_data_dir'] = str(tmp_path / 'tfds')
   old['synthetic_dir'] = str(tmp_path / 'gone')  # Scoring never needs it.

@@ -347,7 +347,9 @@ def _clip_and_stride(clip_duration_ms: float, clip_stride_ms: float,
                      sample_rate: int) -> tuple[int, int]:
   """(clip, stride) in samples; ValueError where either has none."""
   clip_samples = audio_io.samples_per_clip(sample_rate, clip_duration_ms)
-  stride_samples = audio_io.samples_per_clip(sample_rate, clip_stride_ms)
+  # The stride rounds (a streaming model's stride comes back from ms that
+  # its samples were turned into, and must not lose one).
+  stride_samples = ms_to_samples(clip_stride_ms, sample_rate)
   if clip_samples <= 0 or stride_samples <= 0:
     raise ValueError(
         f'clip_duration_ms={clip_duration_ms} and clip_stride_ms='
