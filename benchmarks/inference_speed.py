@@ -27,8 +27,9 @@ from absl import flags
 import jax
 import numpy as np
 
+from kws_jax import audio_io
 from kws_jax import config_files
-from kws_jax import input_pipeline
+from kws_jax import labels as labels_lib
 from kws_jax import models
 from kws_jax import train
 from kws_jax.runtime import inference
@@ -54,11 +55,12 @@ def _time(fn, clip, runs: int) -> float:
 
 def measure(name: str, runs: int, int8: bool) -> dict:
   config = config_files.load_config(f'configs/{name}.py', root=_REPO)
-  labels = input_pipeline.prepare_words_list(config.wanted_words)
+  labels = labels_lib.prepare_words_list(config.wanted_words)
   _, eval_def, params, batch_stats = train.create_model(config, len(labels),
                                                         seed=0)
   predict = jax.jit(models.predict_fn(eval_def))
-  length = input_pipeline.clip_samples(config)
+  length = audio_io.samples_per_clip(config.sample_rate,
+                                     config.clip_duration_ms)
   rng = np.random.default_rng(0)
   clip = (0.1 * rng.standard_normal(length)).astype(np.float32)
 

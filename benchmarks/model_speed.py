@@ -27,6 +27,7 @@ import ml_collections
 import numpy as np
 
 from benchmarks import train_steps
+from kws_jax import audio_io
 from kws_jax import features
 from kws_jax import models
 
@@ -82,8 +83,8 @@ def main(argv):
     config, config_name = train_steps.load_config(name)
     model = models.create_model(config, _NUM_CLASSES.value, nnx.Rngs(0))
     frames = features.num_frames(config)
-    samples = features.ms_to_samples(config.clip_duration_ms,
-                                     config.sample_rate)
+    samples = audio_io.samples_per_clip(config.sample_rate,
+                                        config.clip_duration_ms)
     total_macs = models.estimate_multiply_adds(model, (samples,))
     backbone_macs = models.estimate_multiply_adds(
         model.backbone, (frames, config.feature_bin_count))

@@ -48,6 +48,7 @@ from absl import flags
 import aiohttp
 import numpy as np
 
+from kws_jax import labels as labels_lib
 from kws_jax import serve
 from kws_jax.runtime import inference
 
@@ -364,13 +365,12 @@ def export_fresh_model(architecture: str, folder: str) -> str:
   """Exports a freshly initialised `architecture` model; returns its path."""
   from kws_jax import config_files  # pylint: disable=g-import-not-at-top
   from kws_jax import config_validation  # pylint: disable=g-import-not-at-top
-  from kws_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   from kws_jax import train  # pylint: disable=g-import-not-at-top
   from tflite_export import convert  # pylint: disable=g-import-not-at-top
 
   config = config_validation.validate_config(
       config_files.load_config(f'configs/{architecture}.py', root=str(REPO)))
-  labels = input_pipeline.prepare_words_list(config.wanted_words)
+  labels = labels_lib.prepare_words_list(config.wanted_words)
   _, eval_def, params, batch_stats = train.create_model(
       config, len(labels), config.seed)
   path = os.path.join(folder, f'{architecture}.tflite')

@@ -37,7 +37,7 @@ import numpy as np
 
 from benchmarks import streaming_speed
 from kws_jax import config_files
-from kws_jax import input_pipeline
+from kws_jax import labels as labels_lib
 from kws_jax import models
 from kws_jax.runtime import inference
 from kws_jax.runtime import streaming
@@ -87,7 +87,7 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   f = flags.FLAGS
   config = config_files.load_config(f'configs/{f.config}.py', root=_REPO)
-  labels = input_pipeline.prepare_words_list(config.wanted_words)
+  labels = labels_lib.prepare_words_list(config.wanted_words)
   model = models.create_model(config, len(labels), nnx.Rngs(0))
   model.eval()
   graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)

@@ -15,9 +15,9 @@ import numpy as np
 import optax
 
 from configs import default
+from kws_jax import audio_io
 from kws_jax import augment
 from kws_jax import config_files
-from kws_jax import features
 from kws_jax import models
 
 
@@ -36,7 +36,8 @@ def load_config(name: str) -> tuple[ml_collections.ConfigDict, str]:
 def random_audio(config: ml_collections.ConfigDict, clips: int,
                  seed: int = 0) -> np.ndarray:
   """float32 [clips, samples] of uniform noise in [-0.5, 0.5]: timing input."""
-  samples = features.ms_to_samples(config.clip_duration_ms, config.sample_rate)
+  samples = audio_io.samples_per_clip(config.sample_rate,
+                                      config.clip_duration_ms)
   return np.random.default_rng(seed).uniform(
       -0.5, 0.5, (clips, samples)).astype(np.float32)
 
@@ -64,7 +65,7 @@ def make_train_step(config: ml_collections.ConfigDict, batch_size: int,
   audio = jnp.asarray(random_audio(config, batch_size))
   label = jnp.asarray(random_labels(batch_size, num_classes))
   background = jnp.asarray(random_audio(config, 10, seed=2).reshape(-1))
-  shift = features.ms_to_samples(config.time_shift_ms, config.sample_rate)
+  shift = audio_io.samples_per_clip(config.sample_rate, config.time_shift_ms)
 
   # The batch is an argument, not a closed-over constant, so that XLA cannot
   # precompute the front end at compile time.

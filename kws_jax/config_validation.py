@@ -279,6 +279,7 @@ def _check_negatives(config: ml_collections.ConfigDict) -> None:
 _INTEGER_FIELDS = ('batch_size', 'eval_step_interval', 'save_step_interval',
                    'sample_rate', 'feature_bin_count', 'eval_batch_size',
                    'log_step_interval', 'keep_checkpoints', 'seed',
+                   'validation_seed', 'test_seed',
                    'time_masks', 'freq_masks', 'freq_mask_bins')
 _STRING_FIELDS = ('data_url', 'data_dir', 'tfds_data_dir', 'start_checkpoint',
                   'synthetic_dir', 'distill_from', 'unseen_words_fold')

@@ -32,6 +32,7 @@ from typing import Any
 
 from absl import app
 from absl import flags
+
 from kws_jax import log_lines
 from kws_jax import metrics as metrics_lib
 from kws_jax import plotting

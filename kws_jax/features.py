@@ -43,12 +43,6 @@ PREPROCESS_TYPES = ('mfcc', 'average', 'logmel')
 _MAX_FRAMING_SLICES = 32
 
 
-def ms_to_samples(duration_ms: float, sample_rate: int) -> int:
-  """`audio_io.samples_per_clip` (the one rule) in this module's argument
-  order, which its callers (export, benchmarks) use."""
-  return audio_io.samples_per_clip(sample_rate, duration_ms)
-
-
 def next_power_of_two(n: int) -> int:
   """Smallest power of two >= n (n >= 1)."""
   return 1 << (int(n) - 1).bit_length()

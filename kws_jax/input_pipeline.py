@@ -36,21 +36,6 @@ from kws_jax import labels as labels_lib
 from kws_jax import noise
 from kws_jax import partial_words
 
-# The class names and indices, and the labels of a config's words (their one
-# definition is `labels`; kept here for the callers of this module).
-SILENCE_LABEL = labels_lib.SILENCE_LABEL
-UNKNOWN_LABEL = labels_lib.UNKNOWN_LABEL
-SILENCE_INDEX = labels_lib.SILENCE_INDEX
-UNKNOWN_INDEX = labels_lib.UNKNOWN_INDEX
-prepare_words_list = labels_lib.prepare_words_list
-# A data fault (a missing folder or word, nothing to train on).
-DataError = data_sources.DataError
-# The evaluation splits of `Datasets`, by TFDS split name.
-EVAL_SPLITS = data_sources.SPLITS[1:]
-# Fixed seeds for the evaluation splits' unknown subsets and silence clips,
-# kept apart from `config.seed` so runs with different seeds are scored on
-# the same clips.
-_EVAL_SEEDS = {'validation': 1018, 'test': 2029}
 _UNKNOWN_STREAM, _SILENCE_STREAM = 0, 1
 # The training batches' streams for `config.command_negatives` and
 # `config.stream_windows`.
@@ -111,12 +96,6 @@ class Datasets:
   silence_stress: Split
 
 
-def clip_samples(config: ml_collections.ConfigDict) -> int:
-  """L, the samples in one clip of `config` (`audio_io.samples_per_clip`)."""
-  return audio_io.samples_per_clip(config.sample_rate,
-                                   config.clip_duration_ms)
-
-
 def _labelled_split(audio: np.ndarray, label_index: int,
                     names: list[str]) -> Split:
   return Split(audio=audio, label=np.full(len(audio), label_index, np.int32),
@@ -139,12 +118,14 @@ def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
     'split_method', 'prepare_seconds' and 'load_seconds'.
 
   Raises:
-    DataError: the data cannot serve the config: a wanted word is not in the
-      data (or, tfds source, not one of the official ten), a folder is
-      missing, the training split has no clips of the wanted words.
+    data_sources.DataError: the data cannot serve the config: a wanted
+      word is not in the data (or, tfds source, not one of the official
+      ten), a folder is missing, the training split has no clips of the
+      wanted words.
   """
-  labels = prepare_words_list(config.wanted_words)
-  length = clip_samples(config)
+  labels = labels_lib.prepare_words_list(config.wanted_words)
+  length = audio_io.samples_per_clip(config.sample_rate,
+                                     config.clip_duration_ms)
   loaded = data_sources.load(config, labels, length)
   raw, unseen = loaded.splits, loaded.unseen
   background_clips = loaded.background_clips
@@ -162,7 +143,7 @@ def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
   train = _training_split(raw['train'], loaded.synthetic, labels, config)
   splits = {'train': train}
   eval_silence = {}
-  for name in EVAL_SPLITS:
+  for name in data_sources.SPLITS[1:]:
     splits[name], eval_silence[name] = _evaluation_split(
         raw[name], name, background_clips, labels, length, config)
 
@@ -173,8 +154,8 @@ def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
   # Training silence is one silent row that gets fresh noise at every draw
   # (unless the data brings silence clips): no clips to count.
   made_up = [n for n, l in zip(train.names, train.label)
-             if l == SILENCE_INDEX and not n]
-  summary['counts']['train'][SILENCE_LABEL] -= len(made_up)
+             if l == labels_lib.SILENCE_INDEX and not n]
+  summary['counts']['train'][labels_lib.SILENCE_LABEL] -= len(made_up)
   summary['train_silence_made_up'] = bool(made_up)
   summary['train_weights'] = {
       label: float(train.weight[train.label == i].sum())
@@ -189,10 +170,10 @@ def create_datasets(config: ml_collections.ConfigDict) -> Datasets:
   return Datasets(labels=labels, train=train,
                   validation=splits['validation'], test=splits['test'],
                   background=background.astype(np.float32), summary=summary,
-                  unseen_words=_labelled_split(unseen.audio, UNKNOWN_INDEX,
-                                               unseen.names),
-                  silence_stress=_labelled_split(stress, SILENCE_INDEX,
-                                                 stress_names))
+                  unseen_words=_labelled_split(
+                      unseen.audio, labels_lib.UNKNOWN_INDEX, unseen.names),
+                  silence_stress=_labelled_split(
+                      stress, labels_lib.SILENCE_INDEX, stress_names))
 
 
 def _count(label: np.ndarray, labels: list[str]) -> dict[str, int]:
@@ -204,7 +185,7 @@ def _log_summary(summary: dict[str, Any]) -> None:
   for split, counts in summary['counts'].items():
     logging.info('%s: %d clips: %s', split, sum(counts.values()), ', '.join(
         f'{k} made up from noise at each draw'
-        if split == 'train' and k == SILENCE_LABEL and summary.get(
+        if split == 'train' and k == labels_lib.SILENCE_LABEL and summary.get(
             'train_silence_made_up') else f'{k} {v}'
         for k, v in counts.items()))
   total = sum(summary['train_weights'].values()) or 1.0
@@ -246,7 +227,7 @@ def _training_split(raw: data_sources.Clips, synthetic: data_sources.Clips,
   # Each word's total draws: its real clips, else its synthetic ones.
   target = np.where(real[wanted] > 0, real[wanted], made[wanted])
   if not target.sum():
-    raise DataError(
+    raise data_sources.DataError(
         f'The training split of {config.data_dir} has no clips of '
         f'{labels[2:]}; there is nothing to train on.')
   if config.balance_classes:
@@ -258,7 +239,7 @@ def _training_split(raw: data_sources.Clips, synthetic: data_sources.Clips,
   names = names + list(synthetic.names)
   # One silent clip carries all of silence's weight: every draw of it gets
   # fresh noise in the augmentation, so more copies would add nothing.
-  add_silence = (not np.any(label == SILENCE_INDEX) and
+  add_silence = (not np.any(label == labels_lib.SILENCE_INDEX) and
                  config.silence_percentage > 0)
   # Filled in place: at full size the clips are gigabytes, so no copies.
   audio = np.empty((len(label) + add_silence, length), np.int16)
@@ -271,18 +252,18 @@ def _training_split(raw: data_sources.Clips, synthetic: data_sources.Clips,
   audio[len(keep):len(label)] = synthetic.audio
   if add_silence:
     audio[-1] = 0
-    label = np.append(label, np.int32(SILENCE_INDEX))
+    label = np.append(label, np.int32(labels_lib.SILENCE_INDEX))
     is_synthetic = np.append(is_synthetic, False)
     names.append('')
-    words.append(SILENCE_LABEL)
+    words.append(labels_lib.SILENCE_LABEL)
   weight = np.ones(len(label), np.float32)
   word_weights = np.ones(len(label), np.float64)
   for group in (~is_synthetic, is_synthetic):
-    unknown = np.flatnonzero((label == UNKNOWN_INDEX) & group)
+    unknown = np.flatnonzero((label == labels_lib.UNKNOWN_INDEX) & group)
     word_weights[unknown] = _word_balance_weights(
         [words[i] for i in unknown], config.unknown_word_balance)
   totals = [(index, total) for index, total in zip(wanted, target)]
-  totals.append((UNKNOWN_INDEX, config.unknown_percentage / 100 *
+  totals.append((labels_lib.UNKNOWN_INDEX, config.unknown_percentage / 100 *
                  target.sum()))
   for index, total in totals:
     own_real = (label == index) & ~is_synthetic
@@ -292,11 +273,12 @@ def _training_split(raw: data_sources.Clips, synthetic: data_sources.Clips,
       if members.any():
         weight[members] = (part * total * word_weights[members] /
                            word_weights[members].sum())
-  members = label == SILENCE_INDEX
+  members = label == labels_lib.SILENCE_INDEX
   if members.any():
     weight[members] = (config.silence_percentage / 100 * target.sum() /
                        members.sum())
-  if not np.any(label == UNKNOWN_INDEX) and config.unknown_percentage > 0:
+  if (not np.any(label == labels_lib.UNKNOWN_INDEX) and
+      config.unknown_percentage > 0):
     logging.warning('The training data has no unknown-word clips; the '
                     '_unknown_ class is never trained.')
   return Split(audio=audio, label=label, weight=weight, names=names)
@@ -314,10 +296,10 @@ def _evaluation_split(raw: data_sources.Clips, split: str,
                       config: ml_collections.ConfigDict) -> tuple[Split, int]:
   """Word clips, a fixed unknown subset and fixed silence; clips made up."""
   num_words = int(np.sum(raw.label >= 2))
-  seed = _EVAL_SEEDS[split]
+  seed = config[f'{split}_seed']
   keep = np.flatnonzero(raw.label >= 2)
 
-  unknown = np.flatnonzero(raw.label == UNKNOWN_INDEX)
+  unknown = np.flatnonzero(raw.label == labels_lib.UNKNOWN_INDEX)
   num_unknown = min(
       math.ceil(num_words * config.unknown_percentage / 100), len(unknown))
   rng = np.random.default_rng([seed, _UNKNOWN_STREAM])
@@ -325,7 +307,7 @@ def _evaluation_split(raw: data_sources.Clips, split: str,
       [keep, np.sort(rng.choice(unknown, num_unknown, replace=False))])
 
   num_silence = math.ceil(num_words * config.silence_percentage / 100)
-  recorded = np.flatnonzero(raw.label == SILENCE_INDEX)
+  recorded = np.flatnonzero(raw.label == labels_lib.SILENCE_INDEX)
   rng = np.random.default_rng([seed, _SILENCE_STREAM])
   made_up = 0
   if len(recorded):
@@ -343,7 +325,8 @@ def _evaluation_split(raw: data_sources.Clips, split: str,
   audio[:len(keep)] = raw.audio[keep]
   audio[len(keep):] = silence
   label = np.concatenate(
-      [raw.label[keep], np.full(len(silence), SILENCE_INDEX, np.int32)])
+      [raw.label[keep],
+       np.full(len(silence), labels_lib.SILENCE_INDEX, np.int32)])
   names = [raw.names[i] for i in keep] + [''] * len(silence)
   if num_words == 0:
     logging.warning('The %s split has no clips of %s.', split, labels[2:])
@@ -412,7 +395,8 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
   cdf = np.cumsum(split.weight, dtype=np.float64)
   cdf /= cdf[-1]
   # Command clips that training draws (weight 0: left out by the config).
-  commands = np.flatnonzero((split.label > UNKNOWN_INDEX) & (split.weight > 0))
+  commands = np.flatnonzero((split.label > labels_lib.UNKNOWN_INDEX) &
+                            (split.weight > 0))
   negatives = config.command_negatives if len(commands) else 0.0
   windows = config.stream_windows
 
@@ -425,7 +409,7 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
       # Drawn for the whole batch, so every process agrees; a stream of its
       # own, so the draws above are those of runs without negatives.
       rng = np.random.default_rng([config.seed, step, _NEGATIVES_STREAM])
-      replace = (split.label[indices] == UNKNOWN_INDEX) & (
+      replace = (split.label[indices] == labels_lib.UNKNOWN_INDEX) & (
           rng.random(batch_size) < negatives)
       sources = commands[rng.integers(0, len(commands), (batch_size, 2))]
       seeds = rng.integers(0, 2**31, batch_size)
@@ -439,14 +423,14 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
     if windows:
       # As for the negatives: whole-batch draws, a stream of their own.
       rng = np.random.default_rng([config.seed, step, _STREAM_WINDOWS_STREAM])
-      replace = (split.label[indices] > UNKNOWN_INDEX) & (
+      replace = (split.label[indices] > labels_lib.UNKNOWN_INDEX) & (
           rng.random(batch_size) < windows)
       seeds = rng.integers(0, 2**31, batch_size)
       label = label.copy()
       for row in np.flatnonzero(replace[first:first + local]):
         audio[row] = partial_words.stream_window(
             np.random.default_rng(seeds[first + row]), audio[row])
-        label[row] = UNKNOWN_INDEX
+        label[row] = labels_lib.UNKNOWN_INDEX
     return {'audio': audio / audio_io.PCM16_SCALE, 'label': label}
 
   pool = concurrent.futures.ThreadPoolExecutor(1, 'train_batches')

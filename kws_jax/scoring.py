@@ -67,7 +67,6 @@ class CheckpointPredictor(inference.Predictor):
     # model loads none of them.
     import jax  # pylint: disable=g-import-not-at-top
     from kws_jax import checkpoint  # pylint: disable=g-import-not-at-top
-    from kws_jax import features  # pylint: disable=g-import-not-at-top
     from kws_jax import models  # pylint: disable=g-import-not-at-top
     if not isinstance(restored, checkpoint.RestoredModel):
       restored = checkpoint.restore_model(restored, which=checkpoint.BEST)
@@ -75,8 +74,8 @@ class CheckpointPredictor(inference.Predictor):
     self.labels = list(restored.labels)
     self.config = restored.config.to_dict()
     self.sample_rate = int(restored.config.sample_rate)
-    self.clip_samples = features.ms_to_samples(
-        restored.config.clip_duration_ms, restored.config.sample_rate)
+    self.clip_samples = audio_io.samples_per_clip(
+        self.sample_rate, restored.config.clip_duration_ms)
     self.batch_size = batch_size
     self._predict = jax.jit(functools.partial(
         models.predict_fn(restored.eval_graphdef, probabilities=True),

@@ -28,6 +28,7 @@ from typing import Sequence
 
 from absl import app
 from absl import flags
+
 from kws_jax.runtime import stream_scoring
 from kws_jax.runtime import streaming
 

@@ -34,6 +34,7 @@ from kws_jax import augment
 from kws_jax import checkpoint
 from kws_jax import config_validation
 from kws_jax import input_pipeline
+from kws_jax import labels as labels_lib
 from kws_jax import metrics as metrics_lib
 from kws_jax import models
 from kws_jax import workdir as workdir_lib
@@ -575,7 +576,7 @@ def _final_test(config, ckpts, state, abstract, predict, data, labels,
   if len(data.unseen_words):
     names = data.unseen_words.names
     results['unseen_words'] = metrics_lib.group_recall(
-        score(data.unseen_words), input_pipeline.UNKNOWN_INDEX,
+        score(data.unseen_words), labels_lib.UNKNOWN_INDEX,
         [n.split('/')[0] for n in names], labels)
     logging.info(
         'Unseen words (fold %s, never trained on): _unknown_ recall = %.1f%% '
@@ -588,10 +589,10 @@ def _final_test(config, ckpts, state, abstract, predict, data, labels,
     names = data.silence_stress.names
     predictions = score(data.silence_stress)
     stress = metrics_lib.group_recall(
-        predictions, input_pipeline.SILENCE_INDEX,
+        predictions, labels_lib.SILENCE_INDEX,
         [n.split('@')[0] for n in names], labels)
     stress['per_level'] = metrics_lib.group_recall(
-        predictions, input_pipeline.SILENCE_INDEX,
+        predictions, labels_lib.SILENCE_INDEX,
         [n.split('@')[1] for n in names], labels)['per_group']
     results['silence_stress'] = stress
     logging.info('Silence stress set: _silence_ recall = %.1f%% (N=%d); '

@@ -150,12 +150,10 @@ def test_shipped_defaults():
   assert inference.SHIPPED_MODEL.endswith(
       os.path.join('kws_jax', 'shipped', 'model.tflite'))
   assert inference.SHIPPED_LABELS.endswith(
-      os.path.join('kws_jax', 'shipped', 'labels.txt'))
+      os.path.join('kws_jax', 'shipped', 'model_labels.txt'))
   if os.path.exists(inference.SHIPPED_MODEL):
     recognizer = inference.Recognizer()
-    assert recognizer.labels_path in (
-        inference.SHIPPED_LABELS,
-        os.path.join(inference.SHIPPED_DIR, 'model_labels.txt'))
+    assert recognizer.labels_path == inference.SHIPPED_LABELS
     assert recognizer.predict(np.zeros(recognizer.clip_samples,
                                        np.float32)).shape == (
                                            len(recognizer.labels),)

@@ -15,6 +15,7 @@ import tensorflow_datasets as tfds
 from conftest import make_speech_commands_dir
 from configs import default as default_config
 from configs import test as test_config
+from kws_jax import data_sources
 from kws_jax import input_pipeline
 from kws_jax import labels
 from kws_jax import partial_words
@@ -46,9 +47,9 @@ def tiny(shared_tiny_data, tmp_path):
 
 
 def test_prepare_words_list():
-  assert input_pipeline.prepare_words_list(('yes', 'no')) == [
+  assert labels.prepare_words_list(('yes', 'no')) == [
       '_silence_', '_unknown_', 'yes', 'no']
-  assert input_pipeline.prepare_words_list('Up, down') == [
+  assert labels.prepare_words_list('Up, down') == [
       '_silence_', '_unknown_', 'up', 'down']
 
 
@@ -585,7 +586,7 @@ def test_unseen_words_fold_leaves_its_words_out_of_everything(tmp_path):
                      if n.startswith('synthetic/')}
   assert synthetic_words == {'yes', 'bird'}
   assert data.summary['unseen_words'] == {'bed': 10, 'dog': 10}
-  with pytest.raises(input_pipeline.DataError,
+  with pytest.raises(data_sources.DataError,
                      match='fewer than 5 folds'):
     input_pipeline.create_datasets(
         _config(data_dir, tmp_path, unseen_words_fold='1/5'))

@@ -15,7 +15,7 @@ import optax
 import pytest
 
 from configs import default
-from kws_jax import features
+from kws_jax import audio_io
 from kws_jax import models
 
 NUM_CLASSES = 5
@@ -167,7 +167,8 @@ def test_every_config_builds_its_model(config_name, arg):
   num_classes = len(config.wanted_words) + 2
   model = models.create_model(config, num_classes, nnx.Rngs(0))
   model.eval()
-  samples = features.ms_to_samples(config.clip_duration_ms, config.sample_rate)
+  samples = audio_io.samples_per_clip(config.sample_rate,
+                                      config.clip_duration_ms)
   graphdef, state = nnx.split(model)
   logits = jax.jit(lambda s, a: nnx.merge(graphdef, s)(a))(
       state, jnp.zeros((1, samples)))

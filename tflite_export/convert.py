@@ -62,6 +62,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from kws_jax import audio_io
 from kws_jax import checkpoint
 from kws_jax import log_lines
 from kws_jax import scoring
@@ -175,7 +176,8 @@ def export_tflite(params: Any,
   architecture = config.get('model_architecture', '?')
   if quantize not in QUANTIZE_MODES:
     raise ValueError(f'quantize={quantize!r}; choose one of {QUANTIZE_MODES}.')
-  length = tflite_model.clip_samples(config)
+  length = audio_io.samples_per_clip(config.sample_rate,
+                                     config.clip_duration_ms)
   if quantize:
     if representative_audio is None or not len(representative_audio):
       raise ValueError('quantize="int8" needs representative_audio, float32 '

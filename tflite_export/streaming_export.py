@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from kws_jax import audio_io
 from kws_jax import features
 from kws_jax.runtime import streaming_inference
 from tflite_export import tflite_model
@@ -124,10 +125,10 @@ def streaming_layout(config: ml_collections.ConfigDict,
   if clip_stride_ms is None:
     clip_stride_ms = default_clip_stride_ms(config)
   rate = int(config.sample_rate)
-  clip = tflite_model.clip_samples(config)
-  window = features.ms_to_samples(config.window_size_ms, rate)
-  hop = features.ms_to_samples(config.window_stride_ms, rate)
-  stride = features.ms_to_samples(clip_stride_ms, rate)
+  clip = audio_io.samples_per_clip(config.sample_rate, config.clip_duration_ms)
+  window = audio_io.samples_per_clip(rate, config.window_size_ms)
+  hop = audio_io.samples_per_clip(rate, config.window_stride_ms)
+  stride = audio_io.samples_per_clip(rate, clip_stride_ms)
   if stride <= 0 or stride % hop:
     raise ValueError(
         f'clip_stride_ms={clip_stride_ms:g} ({stride} samples) must be a '

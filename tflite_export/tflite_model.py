@@ -104,12 +104,6 @@ class ExportResult:
   info: dict[str, Any]
 
 
-def clip_samples(config: ml_collections.ConfigDict) -> int:
-  """L, samples per clip, from `sample_rate` and `clip_duration_ms`."""
-  return audio_io.samples_per_clip(config.sample_rate,
-                                   config.clip_duration_ms)
-
-
 def sibling_paths(output_path: str) -> dict[str, str]:
   """The files beside `output_path`: written ('labels', 'config', 'export'),
   and the streaming settings a calibration wrote for an earlier model

@@ -41,7 +41,7 @@ from kws_jax import audio_io
 SHIPPED_DIR = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'shipped')
 SHIPPED_MODEL = os.path.join(SHIPPED_DIR, 'model.tflite')
-SHIPPED_LABELS = os.path.join(SHIPPED_DIR, 'labels.txt')
+SHIPPED_LABELS = os.path.join(SHIPPED_DIR, 'model_labels.txt')
 # Used when no config file beside the model says otherwise.
 DEFAULT_SAMPLE_RATE = 16000
 
@@ -256,7 +256,7 @@ class Recognizer(Predictor):
       model_path: a `.tflite` file; None is the shipped model.
       labels_path: one label a line; None is `<stem>_labels.txt` or
         `labels.txt` beside the model (for the shipped model
-        `model_labels.txt` or SHIPPED_LABELS).
+        SHIPPED_LABELS).
       num_threads: CPU threads for the interpreter.
 
     Raises:
@@ -265,8 +265,7 @@ class Recognizer(Predictor):
         the model's outputs.
     """
     if model_path is None:
-      # Its labels: model_labels.txt as written by tflite_export.convert, or
-      # SHIPPED_LABELS (labels.txt), see `default_labels_path`.
+      # Its labels: SHIPPED_LABELS, as `default_labels_path` finds them.
       model_path = SHIPPED_MODEL
     self.model_path = os.fspath(model_path)
     if not os.path.isfile(self.model_path):
