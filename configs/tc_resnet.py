@@ -39,20 +39,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.freq_mask_bins = 7
   config.label_smoothing = 0.1
   config.volume_db = 6.0
-  # What is not a command (experiments/negatives.py, point 7): noise at the
-  # levels of real rooms, for silence and words alike; every unknown word
-  # drawn equally often, and `_unknown_` at 25% of the words' draws; and
-  # synthetic speech in every class (20% of its draws): near words of each
-  # command, made-up words one sound from it and everyday words as
-  # `_unknown_`, the commands themselves as positives. Make the synthetic
-  # folder first with experiments/synthesize_negatives.sh (about 15 min on
-  # one core).
-  config.background_rms_min = 0.0001
-  config.background_rms_max = 0.3
-  config.generated_noise = True
-  config.unknown_word_balance = 1.0
-  config.unknown_percentage = 25.0
-  config.synthetic_dir = '/tmp/kws_synth'
-  config.synthetic_fraction = 0.2
-  config.synthetic_unknown = True
-  return config
+  # What is not a command (experiments/negatives.py, point 8): make the
+  # synthetic folder first with experiments/synthesize_negatives.sh.
+  return default.not_a_command(config)

@@ -61,3 +61,22 @@ def test_load_module_runs_the_file_afresh_each_time(tmp_path):
     config_files.load_module(str(tmp_path / 'missing.py'))
   with pytest.raises(FileNotFoundError):
     config_files.load_module(str(tmp_path))  # A folder is not a file.
+
+
+def test_conv_takes_the_negatives_recipe_and_tutorial_leaves_it_out():
+  conv = config_files.load_config('configs/conv.py', root=REPO)
+  tutorial = config_files.load_config('configs/conv.py:tutorial', root=REPO)
+  tc_resnet = config_files.load_config('configs/tc_resnet.py', root=REPO)
+  negatives = ('background_rms_min', 'background_rms_max', 'generated_noise',
+               'dc_offset_noise', 'unknown_word_balance', 'unknown_percentage',
+               'synthetic_dir', 'synthetic_fraction', 'synthetic_unknown')
+  for field in negatives:
+    assert conv[field] == tc_resnet[field], field
+  assert conv.dc_offset_noise and conv.synthetic_dir
+  assert not tutorial.dc_offset_noise and not tutorial.synthetic_dir
+  assert tutorial.unknown_percentage == 10.0
+  # The rest of conv is the tutorial's recipe.
+  assert conv.how_many_training_steps == tutorial.how_many_training_steps
+  assert conv.optimizer == tutorial.optimizer == 'gradient_descent'
+  with pytest.raises(ValueError, match='tutorial'):
+    config_files.load_config('configs/conv.py:8', root=REPO)
