@@ -20,9 +20,10 @@ build on one another:
 5. + `_unknown_` at 25% of the draws instead of 10%;
 6. 5 without the negatives made from command clips;
 7. 6 with made-up words one sound from each command beside the real near
-   words (`synthesize --pseudo_words_for`; the default since 2026-12-04);
+   words (`synthesize --pseudo_words_for`; the default on 2026-12-04);
 8. 7 with a DC offset among the generated noises (`dc_offset_noise`: point
-   7 heard the stress set's offset-alone clips as `_unknown_`);
+   7 heard the stress set's offset-alone clips as `_unknown_`; the default
+   since 2026-12-05, `configs/default.not_a_command`);
 9. 8 with 40 more made-up words a command, two sounds from it (one of its
    onset, vowel and coda kept: `synthesize --pseudo_two_sounds=40`).
 
