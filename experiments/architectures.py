@@ -17,7 +17,15 @@ table); `--only` picks the others:
       --override=data_url=../shared/data/speech_commands_dev.tar.gz
 """
 
+from configs import default
+
 BASE_CONFIG = 'configs/tc_resnet.py'
+
+# `not_a_command` off: every field it sets, at the plain default.
+_PLAIN = default.get_config()
+_WITH_NEGATIVES = default.not_a_command(default.get_config())
+_NEGATIVES_OFF = {field: value for field, value in _PLAIN.items()
+                  if _WITH_NEGATIVES[field] != value}
 
 SHARED = {'how_many_training_steps': '2500,1000,500',
           'learning_rate': '0.003,0.001,0.0003',
@@ -26,13 +34,7 @@ SHARED = {'how_many_training_steps': '2500,1000,500',
           'time_masks': 2, 'time_mask_ms': 100.0,
           'freq_masks': 2, 'freq_mask_bins': 7,
           'label_smoothing': 0.1, 'volume_db': 6.0,
-          'log_step_interval': 100,
-          # `not_a_command` off (configs/default.py's values).
-          'background_rms_min': 0.0, 'background_rms_max': 0.0,
-          'generated_noise': False, 'dc_offset_noise': False,
-          'unknown_word_balance': 0.0, 'unknown_percentage': 10.0,
-          'synthetic_dir': '', 'synthetic_fraction': 0.0,
-          'synthetic_unknown': False}
+          'log_step_interval': 100, **_NEGATIVES_OFF}
 
 ARCHITECTURES = ('tc_resnet', 'tiny_conv', 'tiny_embedding_conv', 'single_fc',
                  'low_latency_conv', 'ds_cnn', 'bc_resnet', 'low_latency_svdf',
