@@ -160,7 +160,8 @@ def validate_config(
     if not 0 <= config[field] < 1:
       raise ConfigError(f'config.{field}={config[field]} must be in [0, 1).')
   for field in ('time_masks', 'time_mask_ms', 'freq_masks', 'freq_mask_bins',
-                'volume_db', 'mixup_alpha', 'speed_perturbation'):
+                'volume_db', 'mixup_alpha', 'speed_perturbation',
+                'unknown_offset'):
     _positive(config, field, allow_zero=True)
   if not 0 <= config.reverb_probability <= 1:
     raise ConfigError(

@@ -185,7 +185,8 @@ def train_step(state: TrainState, batch: dict[str, jax.Array],
                                  config.mixup_alpha)
   # The teachers see the augmented audio, but not SpecAugment's masks.
   teacher_logits = jax.lax.stop_gradient(jnp.stack([
-      models.predict_fn(definition)(teacher_params, teacher_stats, audio)
+      models.predict_fn(definition, decision=False)(teacher_params,
+                                                    teacher_stats, audio)
       for definition, (teacher_params, teacher_stats)
       in zip(teacher_defs, teachers)
   ])) if teachers else None

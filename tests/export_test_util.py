@@ -163,7 +163,8 @@ def write_checkpoint(workdir: str, config, labels: Sequence[str],
 
   Args:
     workdir: the run folder.
-    config: stored in each checkpoint's extra.
+    config: stored in each checkpoint's extra, as given (it may lack
+      `workdir.LATER_FIELDS`, as an older run's does).
     labels: stored too.
     steps: {step: validation accuracy or None}; the parameters of step s are
       the initial ones scaled by s, so each step's model differs.
@@ -176,9 +177,13 @@ def write_checkpoint(workdir: str, config, labels: Sequence[str],
   from kws_jax import checkpoint  # pylint: disable=g-import-not-at-top
   from kws_jax import config_validation  # pylint: disable=g-import-not-at-top
   from kws_jax import train  # pylint: disable=g-import-not-at-top
+  from kws_jax import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
 
-  graphdef, params, batch_stats = init_model(config, len(labels), seed)
-  tx = train.make_optimizer(config, config_validation.parse_schedule(config))
+  # The model of the config as restoring reads it (an older config lacks the
+  # later fields); the config is stored as given.
+  current = workdir_lib.with_later_fields(config)
+  graphdef, params, batch_stats = init_model(current, len(labels), seed)
+  tx = train.make_optimizer(current, config_validation.parse_schedule(current))
   ckpts = checkpoint.Checkpoints(checkpoint.checkpoint_dir(workdir), keep=10)
   for step, accuracy in steps.items():
     scaled = jax.tree.map(lambda x, s=step: x * (1.0 + 0.1 * s), params)

@@ -93,6 +93,7 @@ def test_wanted_words_from_command_line_string():
     ('unknown_word_balance', -0.5, 'unknown_word_balance'),
     ('command_negatives', 2.0, 'command_negatives'),
     ('stream_windows', -0.1, 'stream_windows'),
+    ('unknown_offset', -1.0, 'unknown_offset'),
     ('synthetic_unknown', True, 'needs config.synthetic_dir'),
     ('unseen_words_fold', '4/3', 'unseen_words_fold'),
     ('unseen_words_fold', '1/1', 'unseen_words_fold'),

@@ -50,6 +50,32 @@ def _apply(model, x, rngs=None):
   return out
 
 
+def test_the_unknown_offset_is_added_only_when_the_model_decides():
+  config = default.get_config()
+  config.model_architecture, config.model = 'tiny_conv', {}
+  config.unknown_offset = 1.5
+  model = models.create_model(config, NUM_CLASSES, nnx.Rngs(0))
+  model.eval()
+  graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  audio = jnp.asarray(np.random.default_rng(0).uniform(-0.3, 0.3, (2, 16000)),
+                      jnp.float32)
+  decided = models.predict_fn(graphdef)(params, batch_stats, audio)
+  raw = models.predict_fn(graphdef, decision=False)(params, batch_stats, audio)
+  # Training's loss takes the raw logits (the model's call).
+  np.testing.assert_allclose(model(audio), raw, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(decided - raw,
+                             np.tile([0, 1.5, 0, 0, 0], (2, 1)), atol=1e-5)
+  probabilities = models.predict_fn(graphdef, probabilities=True)(
+      params, batch_stats, audio)
+  np.testing.assert_allclose(probabilities, jax.nn.softmax(decided),
+                             rtol=1e-5, atol=1e-6)
+  # No offset: the decision is the network's own.
+  model.unknown_offset = 0.0
+  graphdef, _, _ = nnx.split(model, nnx.Param, nnx.BatchStat)
+  np.testing.assert_array_equal(
+      models.predict_fn(graphdef)(params, batch_stats, audio), raw)
+
+
 def _has_batch_stats(module):
   return bool(jax.tree.leaves(nnx.state(module, nnx.BatchStat)))
 

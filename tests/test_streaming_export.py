@@ -171,6 +171,21 @@ def test_streaming_tflite_matches_the_clip_model(architecture,
       for s in fft_inputs)
 
 
+def test_both_exports_decide_with_the_unknown_offset(tmp_path_factory):
+  exported = _export('tiny_conv', tmp_path_factory, unknown_offset=2.0)
+  (graphdef, params, batch_stats), _, clip, _ = exported
+  clips = streaming_export.clip_windows(
+      streaming_export.test_stream(2 * RATE, RATE, seed=1),
+      streaming_export.streaming_layout(exported[3]))[::8]
+  raw = np.array(jax.jit(models.predict_fn(graphdef, decision=False))(
+      params, batch_stats, clips))
+  raw[:, 1] += 2.0  # `_unknown_`
+  got = inference.Recognizer(clip.model_path).predict_batch(clips)
+  np.testing.assert_allclose(got, jax.nn.softmax(raw), atol=PARITY_TOLERANCE)
+  diff, _, _, _ = _stream_and_compare(exported)
+  assert diff < TFLITE_TOLERANCE
+
+
 def test_window_equal_to_hop(tmp_path_factory):
   # No overlap and no unused tail: the context is one hop whose frame is
   # computed again and dropped.

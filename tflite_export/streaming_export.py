@@ -173,7 +173,7 @@ def streaming_step_fn(eval_graphdef: nnx.GraphDef, params: Any,
       recent = jnp.concatenate([audio_context, audio], axis=1)  # [1, K + S]
       new_frames = model.features(recent)[:, layout.extra_frames:]  # [1, m, .]
     buffer = jnp.concatenate([feature_buffer[:, m:], new_frames], axis=1)
-    logits = model.classify(buffer)
+    logits = model.decide(model.classify(buffer))
     probabilities = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
     return probabilities, recent[:, -k:], buffer
 

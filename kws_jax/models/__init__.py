@@ -19,8 +19,10 @@ from flax import nnx
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from kws_jax import features as features_lib
+from kws_jax import labels as labels_lib
 from kws_jax.models import bc_resnet
 from kws_jax.models import ds_cnn
 from kws_jax.models import tc_resnet
@@ -50,11 +52,20 @@ class KWSModel(nnx.Module):
 
   The front end has no parameters, so `nnx.split(model, nnx.Param,
   nnx.BatchStat)` holds only the backbone's state.
+
+  Attributes:
+    frontend: audio -> features.
+    backbone: features -> logits.
+    unknown_offset: added to the `_unknown_` logit when the model decides
+      (`decide`; `config.unknown_offset`), never in training's loss. A
+      constant of the graph definition, not a parameter.
   """
 
-  def __init__(self, frontend: features_lib.Frontend, backbone: nnx.Module):
+  def __init__(self, frontend: features_lib.Frontend, backbone: nnx.Module,
+               unknown_offset: float = 0.0):
     self.frontend = frontend
     self.backbone = backbone
+    self.unknown_offset = float(unknown_offset)
 
   def features(self, audio: jax.Array) -> jax.Array:
     """Audio float32 [B, L] in [-1, 1] -> features [B, frames, bins]."""
@@ -69,6 +80,22 @@ class KWSModel(nnx.Module):
                rngs: nnx.Rngs | None = None) -> jax.Array:
     """Audio float32 [B, L] -> logits [B, num_classes]."""
     return self.classify(self.features(audio), rngs=rngs)
+
+  def decide(self, logits: jax.Array) -> jax.Array:
+    """Logits [B, C] -> the logits the model's decision is made on.
+
+    `unknown_offset` added to `_unknown_`'s: words the model never heard
+    often score just under a command, and a small offset turns many of them
+    into `_unknown_` for a small loss of commands (README, "Words it never
+    heard"). The arg-max and the softmax of the result are the model's
+    answer everywhere it is scored or exported.
+    """
+    if not self.unknown_offset:
+      return logits
+    # A constant row, not a scatter (which TFLite's builtins lack).
+    offsets = np.zeros(logits.shape[-1], np.float32)
+    offsets[labels_lib.UNKNOWN_INDEX] = self.unknown_offset
+    return logits + offsets.astype(logits.dtype)
 
 
 def model_settings(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -86,7 +113,8 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int,
   Args:
     config: needs the front-end fields (sample_rate, clip_duration_ms,
       window_size_ms, window_stride_ms, feature_bin_count, preprocess),
-      `model_architecture` and `model` (the backbone's settings).
+      `model_architecture`, `model` (the backbone's settings) and
+      `unknown_offset`.
     num_classes: output classes (silence and unknown included).
     rngs: parameter initialisation keys.
 
@@ -101,7 +129,7 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int,
   input_shape = (features_lib.num_frames(config), frontend.feature_bin_count)
   backbone = MODELS[name](num_classes=num_classes, input_shape=input_shape,
                           rngs=rngs, **model_settings(config))
-  return KWSModel(frontend, backbone)
+  return KWSModel(frontend, backbone, config.unknown_offset)
 
 
 def abstract_model(config: ml_collections.ConfigDict,
@@ -118,12 +146,14 @@ def abstract_model(config: ml_collections.ConfigDict,
 
 
 def predict_fn(graphdef: nnx.GraphDef, *, probabilities: bool = False,
-               clip_audio: bool = False) -> Callable[..., jax.Array]:
+               clip_audio: bool = False,
+               decision: bool = True) -> Callable[..., jax.Array]:
   """Returns `f(params, batch_stats, audio float32 [B, L]) -> [B, C]`.
 
   The one way every caller (training's evaluation and teachers, scoring a
   checkpoint, export) runs a model: `nnx.merge`, the front end under the
-  name scope `FRONTEND_SCOPE`, the backbone.
+  name scope `FRONTEND_SCOPE`, the backbone, the decision
+  (`KWSModel.decide`).
 
   Args:
     graphdef: a `KWSModel` graph definition (eval mode to score).
@@ -131,6 +161,9 @@ def predict_fn(graphdef: nnx.GraphDef, *, probabilities: bool = False,
     clip_audio: clip the audio to [-1, 1] first (a no-op for valid audio).
       For int8 export: it gives the model input a first op that can be kept
       in float, so the raw audio is not quantized to 8 bits.
+    decision: apply the model's `unknown_offset`; False gives the network's
+      own logits (a teacher's targets, or measuring offsets,
+      experiments/unknown_offset.py).
   """
   def predict(params, batch_stats, audio):
     model = nnx.merge(graphdef, params, batch_stats)
@@ -139,6 +172,8 @@ def predict_fn(graphdef: nnx.GraphDef, *, probabilities: bool = False,
         audio = jnp.clip(audio, -1.0, 1.0)
       features = model.features(audio)
     logits = model.classify(features)
+    if decision:
+      logits = model.decide(logits)
     if probabilities:
       return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
     return logits
