@@ -56,7 +56,8 @@ _BEFORE = {'background_rms_min': 0.0, 'background_rms_max': 0.0,
            'generated_noise': False, 'unknown_word_balance': 0.0,
            'command_negatives': 0.0, 'unknown_percentage': 10.0,
            'synthetic_dir': '', 'synthetic_fraction': 0.0,
-           'synthetic_unknown': False}
+           'synthetic_unknown': False, 'dc_offset_noise': False,
+           'unknown_offset': 0.0}
 _LEVELS = {**_BEFORE, 'background_rms_min': 0.0001,
            'background_rms_max': 0.3, 'generated_noise': True}
 # The first try of the levels: a floor of 0.001 (a quiet room) left the
