@@ -229,7 +229,10 @@ def not_a_command(config: ml_collections.ConfigDict
   `_unknown_` at 25% of the words' draws; and synthetic speech in every
   class (20% of its draws): near words of each command, made-up words one
   sound from it and everyday words as `_unknown_`, the commands themselves
-  as positives. The default model (configs/tc_resnet.py) and the tutorial's
+  as positives. The model decides with `_unknown_`'s logit raised by 0.5
+  (experiments/unknown_offset.py: the largest offset that costs at most 1
+  point of validation command recall, 3 seeds of point 8; unseen words 67%
+  -> 73%). The default model (configs/tc_resnet.py) and the tutorial's
   (configs/conv.py) both take it.
   """
   config.background_rms_min = 0.0001
@@ -241,4 +244,5 @@ def not_a_command(config: ml_collections.ConfigDict
   config.synthetic_dir = SYNTHETIC_DIR
   config.synthetic_fraction = 0.2
   config.synthetic_unknown = True
+  config.unknown_offset = 0.5
   return config
