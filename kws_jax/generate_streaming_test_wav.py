@@ -20,6 +20,13 @@ come from a folder laid out like the official test-set archive instead
 (`_unknown_/`, one folder per word), and its `_silence_/` is the
 background (unless `--background_dir` names another); the log says which
 folder the background came from.
+
+`--speaker_group=i/k` takes the words of one speaker group alone: speakers
+(the part of a clip's name before `_nohash_`) are dealt into k disjoint
+groups by a hash of their id (`speech_commands_builder.speaker_group`), so a
+speaker is always in the same group. Streams of different groups hold
+different speakers: settings chosen on one can be checked on another
+(experiments/calibration_rule_check.sh).
 """
 
 import dataclasses
@@ -33,6 +40,7 @@ from absl import logging
 import numpy as np
 
 from kws_jax import audio_io
+from kws_jax import labels as labels_lib
 from kws_jax import speech_commands_builder
 from kws_jax.runtime import stream_scoring
 from kws_jax.runtime import streaming
@@ -60,8 +68,49 @@ def _audio_files(folder: str) -> list[str]:
           not name.startswith('.')]
 
 
+def _speaker_group_clips(clips: dict[str, list[str]],
+                         speaker_group: tuple[int, int]
+                         ) -> dict[str, list[str]]:
+  """The clips whose speaker is in group i of k (`speaker_group`).
+
+  Raises:
+    ValueError: a clip's name has no `_nohash_`, so no speaker to group by
+      (the message names the file).
+  """
+  index, num_groups = speaker_group
+  selected, speakers = {}, set()
+  for label, paths in clips.items():
+    selected[label] = []
+    for path in paths:
+      speaker = speech_commands_builder.speaker_id(path)
+      if speaker is None:
+        raise ValueError(
+            f'{audio_io.printable_path(path)} has no speaker in its name '
+            '(Speech Commands names clips <speaker>_nohash_<n>.wav), which '
+            '--speaker_group needs; rename the clips or leave out '
+            '--speaker_group.')
+      if speech_commands_builder.speaker_group(speaker, num_groups) == index:
+        selected[label].append(path)
+        speakers.add(speaker)
+  logging.info('Speaker group %d/%d: %d speakers, %d clips.', index,
+               num_groups, len(speakers),
+               sum(len(paths) for paths in selected.values()))
+  return selected
+
+
 def _check_found(clips: dict[str, list[str]], where: str,
-                 unknown_percentage: float) -> dict[str, list[str]]:
+                 unknown_percentage: float,
+                 speaker_group: tuple[int, int] | None
+                 ) -> dict[str, list[str]]:
+  """`clips` of `speaker_group` (all of them for None), each label found.
+
+  Raises:
+    ValueError: a label that is needed has no clip (the message names
+      `where` and the group), or see `_speaker_group_clips`.
+  """
+  if speaker_group:
+    clips = _speaker_group_clips(clips, speaker_group)
+    where = f'{where}, --speaker_group={speaker_group[0]}/{speaker_group[1]}'
   missing = [label for label, paths in clips.items()
              if not paths and (label != UNKNOWN_LABEL or
                                unknown_percentage > 0)]
@@ -75,7 +124,9 @@ def find_test_clips(data_dir: str, wanted_words: Sequence[str],
                     validation_percentage: float = 10,
                     testing_percentage: float = 10,
                     unknown_percentage: float = 30,
-                    split: str = 'testing') -> dict[str, list[str]]:
+                    split: str = 'testing',
+                    speaker_group: tuple[int, int] | None = None
+                    ) -> dict[str, list[str]]:
   """Lists one split's clips of a folder in Speech Commands layout.
 
   Args:
@@ -87,12 +138,15 @@ def find_test_clips(data_dir: str, wanted_words: Sequence[str],
     unknown_percentage: share of unknown words wanted; 0 allows none.
     split: 'testing' (the tutorial's stream) or 'validation' (a stream to
       choose streaming settings on, without touching the test words).
+    speaker_group: (i, k): only the clips of speaker group i of k
+      (`speech_commands_builder.speaker_group`); None takes every clip.
 
   Returns:
     {label: sorted paths} for each wanted word and `_unknown_`.
 
   Raises:
-    ValueError: a label has no clip in the split, or the split is unknown.
+    ValueError: a label has no clip in the split (and group), the split is
+      unknown, or a clip's name has no speaker while grouping.
   """
   if split not in SPLIT_LISTS:
     raise ValueError(f'--split={split}: use one of {", ".join(SPLIT_LISTS)}.')
@@ -129,19 +183,23 @@ def find_test_clips(data_dir: str, wanted_words: Sequence[str],
             testing_percentage) == split
       if in_test:
         clips[word if word in clips else UNKNOWN_LABEL].append(path)
-  return _check_found(clips, data_dir, unknown_percentage)
+  return _check_found(clips, data_dir, unknown_percentage, speaker_group)
 
 
 def find_test_dir_clips(test_dir: str, wanted_words: Sequence[str],
-                        unknown_percentage: float = 30
+                        unknown_percentage: float = 30,
+                        speaker_group: tuple[int, int] | None = None
                         ) -> dict[str, list[str]]:
   """Lists clips of a folder laid out like the official test-set archive.
+
+  `speaker_group` as for `find_test_clips`.
 
   Returns:
     {label: sorted paths} from `test_dir/<word>/` and `test_dir/_unknown_/`.
 
   Raises:
-    ValueError: a label has no clip.
+    ValueError: a label has no clip (in the group), or a clip's name has no
+      speaker while grouping.
   """
   if not os.path.isdir(test_dir):
     raise FileNotFoundError(f'--test_dir {test_dir} is not a folder.')
@@ -150,7 +208,7 @@ def find_test_dir_clips(test_dir: str, wanted_words: Sequence[str],
   clips = {}
   for label in [w.lower() for w in wanted_words] + [UNKNOWN_LABEL]:
     clips[label] = _audio_files(folders.get(label, ''))
-  return _check_found(clips, test_dir, unknown_percentage)
+  return _check_found(clips, test_dir, unknown_percentage, speaker_group)
 
 
 def mix_in_audio_sample(track: np.ndarray, track_offset: int,
@@ -341,6 +399,12 @@ def _define_flags() -> None:
   flags.DEFINE_enum('split', 'testing', list(SPLIT_LISTS),
                     'Which words of --data_dir: the test split, or the '
                     'validation split (to choose streaming settings on).')
+  flags.DEFINE_string('speaker_group', '',
+                      "'i/k': only the words of speaker group i of k "
+                      "(speakers dealt into k disjoint groups by a hash of "
+                      "the name's part before _nohash_), e.g. 1/2 and 2/2 "
+                      "for two halves of the speakers; '' takes every "
+                      'speaker.')
   flags.DEFINE_bool('noise_only', False,
                     'Background noise alone, no words (an empty ground '
                     'truth): a stream to count false alarms on.')
@@ -364,11 +428,14 @@ def run(*, data_dir: str | None, test_dir: str | None,
         output_labels_file: str, wanted_words: Sequence[str],
         settings: StreamSettings, validation_percentage: float = 10,
         testing_percentage: float = 10, seed: int = 0,
-        split: str = 'testing') -> list[tuple[str, float]]:
+        split: str = 'testing', speaker_group: str = ''
+        ) -> list[tuple[str, float]]:
   """Finds the clips, builds the stream and writes both files.
 
   `split` ('testing' or 'validation') picks the words of `data_dir`;
-  `--test_dir` is a test set whatever it says.
+  `--test_dir` is a test set whatever it says. `speaker_group` ('i/k', or
+  '' for every speaker) keeps the words of one speaker group (see
+  `find_test_clips`).
 
   Returns:
     The ground truth written.
@@ -388,15 +455,17 @@ def run(*, data_dir: str | None, test_dir: str | None,
   if test_dir and split != 'testing':
     raise ValueError(f'--split={split} takes words from --data_dir; '
                      '--test_dir is a test set.')
+  group = labels_lib.parse_part(speaker_group, '--speaker_group',
+                                'speaker group')
   if settings.noise_only:
     clips = {}
   elif test_dir:
     clips = find_test_dir_clips(test_dir, wanted_words,
-                                settings.unknown_percentage)
+                                settings.unknown_percentage, group)
   else:
     clips = find_test_clips(data_dir, wanted_words, validation_percentage,
                             testing_percentage, settings.unknown_percentage,
-                            split)
+                            split, group)
   for label, paths in clips.items():
     logging.info('%s: %d %s clips.', label, len(paths),
                  'test' if test_dir else split)
@@ -451,7 +520,8 @@ def _run_from_flags(f: flags.FlagValues) -> None:
           unknown_percentage=f.unknown_percentage,
           background_volume=f.background_volume, noise_only=f.noise_only),
       validation_percentage=f.validation_percentage,
-      testing_percentage=f.testing_percentage, seed=f.seed, split=f.split)
+      testing_percentage=f.testing_percentage, seed=f.seed, split=f.split,
+      speaker_group=f.speaker_group)
 
 
 if __name__ == '__main__':

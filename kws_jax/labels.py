@@ -2,7 +2,8 @@
 
 Every model's classes are `['_silence_', '_unknown_', *wanted_words]`: the
 two made-up classes first, at fixed indices, then the commands in the
-config's order. This module is plain Python (no NumPy, JAX or TensorFlow),
+config's order. `parse_part` reads the settings that name one part of k
+('i/k': an unknown-word fold, a speaker group). This module is plain Python (no NumPy, JAX or TensorFlow),
 so the data pipeline, the config checks and the tools can all share these
 definitions.
 """
@@ -40,11 +41,17 @@ def prepare_words_list(wanted_words: Sequence[str] | str) -> list[str]:
   return [SILENCE_LABEL, UNKNOWN_LABEL, *normalize_words(wanted_words)]
 
 
-def parse_unseen_fold(text: str) -> tuple[int, int] | None:
-  """`config.unseen_words_fold` as (i, k) with 1 <= i <= k, or None for ''.
+def parse_part(text: str, name: str, what: str) -> tuple[int, int] | None:
+  """An 'i/k' setting (part i of k, 1-based) as (i, k), or None for ''.
+
+  Args:
+    text: the setting's value.
+    name: the setting, for the message (e.g. '--speaker_group').
+    what: what a part is, for the message (e.g. 'speaker group').
 
   Raises:
-    ValueError: not of the form 'i/k' (the message names the field).
+    ValueError: not of the form 'i/k' with 1 <= i <= k and k >= 2 (the
+      message names the setting).
   """
   if not text:
     return None
@@ -52,9 +59,14 @@ def parse_unseen_fold(text: str) -> tuple[int, int] | None:
   if not match or not 1 <= int(match[1]) <= int(match[2]) or int(
       match[2]) < 2:
     raise ValueError(
-        f'config.unseen_words_fold={text!r} must be "i/k", fold i of k '
-        "unknown-word folds with 1 <= i <= k and k >= 2 (e.g. '1/3'), or ''.")
+        f'{name}={text!r} must be "i/k", {what} i of k with 1 <= i <= k '
+        "and k >= 2 (e.g. '1/3'), or ''.")
   return int(match[1]), int(match[2])
+
+
+def parse_unseen_fold(text: str) -> tuple[int, int] | None:
+  """`config.unseen_words_fold` as (i, k), or None for '' (`parse_part`)."""
+  return parse_part(text, 'config.unseen_words_fold', 'unknown-word fold')
 
 
 def unknown_word_folds(words: collections.Counter, num_folds: int

@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 from typing import Iterator
 
 from absl import logging
@@ -36,10 +35,28 @@ SPLIT_NAMES = {'training': 'train', 'validation': 'validation',
                'testing': 'test'}
 BACKGROUND_SPLIT = 'background'
 
-_NOHASH = re.compile(r'_nohash_.*$')
+_NOHASH = '_nohash_'
 # Reading is I/O and libsndfile bound and releases the GIL.
 _READ_THREADS = 4
 _READ_CHUNK = 256
+
+
+def speaker_id(filename: str) -> str | None:
+  """The speaker of a clip: its base name before `_nohash_`.
+
+  Speech Commands names its clips `<speaker>_nohash_<n>.wav`.
+
+  Returns:
+    The part before the first `_nohash_`, or None when there is none.
+  """
+  speaker, nohash, _ = os.path.basename(filename).partition(_NOHASH)
+  return speaker if nohash else None
+
+
+def _name_hash(name: str) -> int:
+  # surrogateescape: a name that is not UTF-8 hashes as its bytes on disk.
+  return int(hashlib.sha1(
+      name.encode('utf-8', 'surrogateescape')).hexdigest(), 16)
 
 
 def which_set(filename: str, validation_percentage: float,
@@ -47,8 +64,8 @@ def which_set(filename: str, validation_percentage: float,
   """Assigns a clip to 'training', 'validation' or 'testing' by name hash.
 
   The same split rule as the TensorFlow tutorial, so splits agree with it:
-  everything from `_nohash_` on is dropped from the base name, so all clips
-  of one speaker land in the same set.
+  the hash is of the speaker (`speaker_id`), so all clips of one speaker
+  land in the same set; a name without `_nohash_` hashes whole.
 
   Args:
     filename: a clip path; only its base name matters.
@@ -58,17 +75,24 @@ def which_set(filename: str, validation_percentage: float,
   Returns:
     'training', 'validation' or 'testing'.
   """
-  hash_name = _NOHASH.sub('', os.path.basename(filename))
-  # surrogateescape: a name that is not UTF-8 hashes as its bytes on disk.
-  hash_hex = hashlib.sha1(
-      hash_name.encode('utf-8', 'surrogateescape')).hexdigest()
-  percentage_hash = ((int(hash_hex, 16) % (MAX_NUM_WAVS_PER_CLASS + 1)) *
+  speaker = speaker_id(filename)
+  hash_name = os.path.basename(filename) if speaker is None else speaker
+  percentage_hash = ((_name_hash(hash_name) % (MAX_NUM_WAVS_PER_CLASS + 1)) *
                      (100.0 / MAX_NUM_WAVS_PER_CLASS))
   if percentage_hash < validation_percentage:
     return 'validation'
   if percentage_hash < testing_percentage + validation_percentage:
     return 'testing'
   return 'training'
+
+
+def speaker_group(speaker: str, num_groups: int) -> int:
+  """Which of `num_groups` disjoint speaker groups `speaker` is in, 1-based.
+
+  A hash of the speaker id (`speaker_id`), so a speaker is always in the
+  same group, whatever the other clips.
+  """
+  return _name_hash(speaker) % num_groups + 1
 
 
 @dataclasses.dataclass(frozen=True)

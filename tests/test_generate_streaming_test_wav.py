@@ -242,3 +242,131 @@ def test_test_dir_silence_is_preferred_to_a_data_dirs_noise(tmp_path, caplog):
             settings=_settings(), seed=1)
   assert (f'Background noise: 1 recordings from {test_dir / "_silence_"}'
           in caplog.text)
+
+
+def _speakers_dataset(root, num_speakers=24):
+  """Two clips a speaker for yes, no and bed, all in testing_list.txt."""
+  listed = []
+  for word in ('yes', 'no', 'bed'):
+    for i in range(num_speakers):
+      for n in range(2):
+        name = f'{i:08x}_nohash_{n}.wav'
+        fakes.write(str(root / word / name), np.zeros(10, np.float32), RATE)
+        listed.append(f'{word}/{name}')
+  (root / 'testing_list.txt').write_text('\n'.join(listed) + '\n')
+  return str(root)
+
+
+def _speakers(clips):
+  return {speech_commands_builder.speaker_id(p)
+          for paths in clips.values() for p in paths}
+
+
+@pytest.mark.parametrize('num_groups', [2, 3])
+def test_speaker_groups_are_disjoint_cover_everything_and_keep_speakers(
+    tmp_path, num_groups):
+  data_dir = _speakers_dataset(tmp_path)
+  every = gen.find_test_clips(data_dir, WANTED)
+  groups = [gen.find_test_clips(data_dir, WANTED,
+                                speaker_group=(i, num_groups))
+            for i in range(1, num_groups + 1)]
+  for label, paths in every.items():
+    # Each clip is in exactly one group.
+    assert sorted(p for group in groups for p in group[label]) == paths
+  # A speaker's clips, of every word, are all in one group.
+  speaker_sets = [_speakers(group) for group in groups]
+  assert sum(len(s) for s in speaker_sets) == len(_speakers(every)) == 24
+  assert all(speaker_sets)
+  assert groups == [gen.find_test_clips(data_dir, WANTED,
+                                        speaker_group=(i, num_groups))
+                    for i in range(1, num_groups + 1)]
+
+
+def test_a_speakers_group_depends_on_its_id_alone(tmp_path):
+  # The same speaker lands in the same group whatever else the data holds
+  # (a fixed hash of the id: these values are part of the streams' recipe).
+  assert [speech_commands_builder.speaker_group(f'{i:08x}', 2)
+          for i in range(8)] == [2, 2, 1, 1, 2, 1, 2, 1]
+  assert speech_commands_builder.speaker_id('no/0a1b_nohash_3.wav') == '0a1b'
+  assert speech_commands_builder.speaker_id('no/0a1b.wav') is None
+  large = gen.find_test_clips(_speakers_dataset(tmp_path / 'large'), WANTED,
+                              speaker_group=(1, 2))
+  small = gen.find_test_clips(_speakers_dataset(tmp_path / 'small', 5),
+                              WANTED, speaker_group=(1, 2))
+  assert _speakers(small) == {s for s in _speakers(large)
+                              if int(s, 16) < 5}
+
+
+def test_speaker_group_streams_log_their_speakers(tmp_path, caplog):
+  data_dir = _speakers_dataset(tmp_path)
+  wav, labels = str(tmp_path / 's.wav'), str(tmp_path / 's.txt')
+  with caplog.at_level(logging.INFO, logger='absl'):
+    gen.run(data_dir=data_dir, test_dir=None, background_dir=None,
+            output_audio_file=wav, output_labels_file=labels,
+            wanted_words=WANTED, settings=_settings(), seed=1,
+            speaker_group='2/3')
+  group = gen.find_test_clips(data_dir, WANTED, speaker_group=(2, 3))
+  assert (f'Speaker group 2/3: {len(_speakers(group))} speakers, '
+          f'{len(_speakers(group)) * 6} clips.') in caplog.text
+  assert len(stream_scoring.read_ground_truth(labels)) == 10
+
+
+@pytest.mark.parametrize('spec', ['3/2', '1/1', '0/2', 'half', '1/2/3'])
+def test_a_bad_speaker_group_is_refused(tmp_path, data_dir, spec):
+  with pytest.raises(ValueError, match=(
+      rf"--speaker_group='{spec}' must be \"i/k\", speaker group i of k")):
+    gen.run(data_dir=data_dir, test_dir=None, background_dir=None,
+            output_audio_file=str(tmp_path / 's.wav'),
+            output_labels_file=str(tmp_path / 's.txt'), wanted_words=WANTED,
+            settings=_settings(), speaker_group=spec)
+  assert not (tmp_path / 's.wav').exists()
+
+
+def test_speaker_groups_of_a_test_dir_and_names_without_a_speaker(tmp_path):
+  test_dir = tmp_path / 'test_set'
+  for i in range(12):
+    for word in ('yes', 'no', '_unknown_'):
+      fakes.write(str(test_dir / word / f's{i}_nohash_0.wav'),
+                  np.zeros(10, np.float32), RATE)
+  halves = [gen.find_test_dir_clips(str(test_dir), WANTED,
+                                    speaker_group=(i, 2)) for i in (1, 2)]
+  assert _speakers(halves[0]) | _speakers(halves[1]) == {
+      f's{i}' for i in range(12)}
+  assert not _speakers(halves[0]) & _speakers(halves[1])
+  # Without `_nohash_` there is no speaker to group by: the file is named.
+  fakes.write(str(test_dir / 'no' / 'recorded.wav'),
+              np.zeros(10, np.float32), RATE)
+  with pytest.raises(ValueError, match=r'recorded\.wav has no speaker in its '
+                     'name .* --speaker_group needs'):
+    gen.find_test_dir_clips(str(test_dir), WANTED, speaker_group=(1, 2))
+  # Every speaker is grouped only when asked to.
+  assert len(gen.find_test_dir_clips(str(test_dir), WANTED)['no']) == 13
+
+
+def test_a_group_without_clips_of_a_word_is_named(tmp_path):
+  # One speaker says 'no': the other group has no 'no'.
+  data_dir = _speakers_dataset(tmp_path, num_speakers=1)
+  group = speech_commands_builder.speaker_group('00000000', 2)
+  assert gen.find_test_clips(data_dir, WANTED, speaker_group=(group, 2))
+  other = 3 - group
+  with pytest.raises(ValueError, match=(
+      f'No test clips for yes, no, _unknown_ in {data_dir}, '
+      f'--speaker_group={other}/2; check --wanted_words')):
+    gen.find_test_clips(data_dir, WANTED, speaker_group=(other, 2))
+
+
+def test_command_line_speaker_group(tmp_path):
+  data_dir = _speakers_dataset(tmp_path)
+  command = [sys.executable, '-m', 'kws_jax.generate_streaming_test_wav',
+             f'--data_dir={data_dir}', '--test_duration_seconds=6',
+             f'--output_audio_file={tmp_path / "s.wav"}',
+             f'--output_labels_file={tmp_path / "s.txt"}',
+             '--sample_rate=8000', '--wanted_words=yes,no']
+  cwd = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  subprocess.run(command + ['--speaker_group=1/2'], check=True,
+                 capture_output=True, cwd=cwd)
+  assert len(stream_scoring.read_ground_truth(tmp_path / 's.txt')) == 2
+  result = subprocess.run(command + ['--speaker_group=2'],
+                          capture_output=True, text=True, cwd=cwd)
+  assert result.returncode == 1
+  assert result.stderr.startswith("Error: --speaker_group='2' must be")
