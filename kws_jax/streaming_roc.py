@@ -1,13 +1,19 @@
 r"""Sweeps the streaming settings and draws correct detections vs false alarms.
 
-Runs the model once over the stream, keeps the scores of every stride, then
-replays them through `RecognizeCommands` for each combination of
+Runs the model once over each stream, keeps the scores of every stride,
+then replays them through `RecognizeCommands` for each combination of
 `--thresholds`, `--suppression_ms` and `--average_window_ms`, scoring each
 against the ground truth as `test_streaming_accuracy` does:
 
   python -m kws_jax.streaming_roc --wav=/tmp/streaming_test.wav \
       --ground_truth=/tmp/streaming_test_labels.txt \
       --thresholds=0.3,0.4,0.5,0.6,0.7,0.8,0.9 --output_dir=/tmp/roc
+
+`--wav` and `--ground_truth` take several streams as comma lists, in the
+same order (e.g. streams of different speakers,
+`generate_streaming_test_wav --speaker_group`). Each setting is then scored
+on every stream, and the figures reported are the streams pooled: their
+counts summed, so percentages are of all their words.
 
 Writes `roc.csv` (one row per setting) and `roc.png`: the correct-detection
 rate (correct detections per ground-truth word, %) against false alarms
@@ -16,16 +22,23 @@ rate (correct detections per ground-truth word, %) against false alarms
 use (the model's calibrated ones, else the tutorial's, as the other tools
 take them; flags override) and the chosen one: within a false-alarm budget
 (`--max_false_alarm_percent`, wrong detections plus false positives as a
-share of the words, 3% by default), the setting with the most correct
-detections (`choose`). To calibrate a model, run it on a stream of
-*validation* words (`generate_streaming_test_wav --split=validation`) with
-`--write_smoothing`: the chosen settings go beside the model as
+share of the words, 3% by default) on *every* stream, the setting with the
+most correct detections (`choose`). The worst stream decides, so a choice
+made on several groups of speakers keeps to the budget for each group, not
+only for their pool. For both points the figures on each stream are
+printed, to show the spread.
+
+To calibrate a model, run it on streams of *validation* words
+(`generate_streaming_test_wav --split=validation`, one per speaker group)
+with `--write_smoothing`: the chosen settings go beside the model as
 `<stem>_smoothing.json`, which `test_streaming_accuracy`, `serve` and
-`listen` then use unless flags say otherwise.
+`listen` then use unless flags say otherwise
+(experiments/streaming_calibration.sh).
 """
 
 import csv
 import dataclasses
+import functools
 import itertools
 import os
 import sys
@@ -36,6 +49,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from kws_jax import audio_io
 from kws_jax import files
 from kws_jax import plotting
 from kws_jax.runtime import stream_scoring
@@ -52,16 +66,35 @@ CSV_FIELDS = ('average_window_ms', 'suppression_ms', 'detection_threshold',
               'matched_percent', 'correct_percent',
               'wrong_percent', 'false_positive_percent',
               'false_alarms_per_hour', 'mean_delay_ms',
-              'unknown_fired_percent', 'operating_point', 'chosen')
+              'unknown_fired_percent', 'worst_false_alarm_percent',
+              'operating_point', 'chosen')
 
 
 @dataclasses.dataclass(frozen=True)
 class RocPoint:
-  """One setting and how it scored."""
+  """One setting and how it scored.
+
+  Attributes:
+    settings: the `RecognizeCommands` settings.
+    streams: its statistics on each stream, in the order given.
+    operating_point: the settings in use.
+    chosen: the point `choose` picks.
+  """
   settings: streaming.SmoothingSettings
-  stats: stream_scoring.StreamingStats
+  streams: tuple[stream_scoring.StreamingStats, ...]
   operating_point: bool = False
   chosen: bool = False
+
+  @functools.cached_property
+  def stats(self) -> stream_scoring.StreamingStats:
+    """The streams pooled (`stream_scoring.pool`): the figures reported."""
+    return stream_scoring.pool(self.streams)
+
+  @property
+  def worst_false_alarm_percent(self) -> float:
+    """The largest false-alarm share of any one stream (% of its words);
+    NaN when a stream has no words."""
+    return float(np.max([s.false_alarm_percent for s in self.streams]))
 
   def row(self) -> dict[str, float | int | bool]:
     return {
@@ -82,27 +115,41 @@ class RocPoint:
         'false_alarms_per_hour': round(self.stats.false_alarms_per_hour, 4),
         'mean_delay_ms': round(self.stats.mean_delay_ms, 2),
         'unknown_fired_percent': round(self.stats.unknown_fired_percent, 4),
+        'worst_false_alarm_percent': round(self.worst_false_alarm_percent,
+                                           4),
         'operating_point': self.operating_point,
         'chosen': self.chosen,
     }
 
 
-def sweep(times_ms: np.ndarray, scores: np.ndarray, labels: Sequence[str],
-          ground_truth: Sequence[tuple[str, float]],
-          settings: Iterable[streaming.SmoothingSettings], *,
-          time_tolerance_ms: float, duration_ms: float,
-          operating_point: streaming.SmoothingSettings | None = None
-          ) -> list[RocPoint]:
-  """Scores each setting on cached per-stride scores.
+@dataclasses.dataclass(frozen=True, eq=False)
+class ScoredStream:
+  """A stream's model scores, computed once, and what they are scored on.
 
-  Args:
+  Attributes:
     times_ms: float [N], from `streaming.score_array`.
     scores: float [N, C], from `streaming.score_array`.
-    labels: class names.
     ground_truth: (label, time_ms) pairs.
+    duration_ms: audio length, ms.
+  """
+  times_ms: np.ndarray
+  scores: np.ndarray
+  ground_truth: Sequence[tuple[str, float]]
+  duration_ms: float
+
+
+def sweep(streams: Sequence[ScoredStream], labels: Sequence[str],
+          settings: Iterable[streaming.SmoothingSettings], *,
+          time_tolerance_ms: float,
+          operating_point: streaming.SmoothingSettings | None = None
+          ) -> list[RocPoint]:
+  """Scores each setting on every stream's cached per-stride scores.
+
+  Args:
+    streams: the streams, scored by the model.
+    labels: class names.
     settings: the settings to try.
     time_tolerance_ms: see `stream_scoring.streaming_accuracy`.
-    duration_ms: audio length, ms.
     operating_point: the setting to flag; added if not among `settings`.
 
   Returns:
@@ -113,12 +160,15 @@ def sweep(times_ms: np.ndarray, scores: np.ndarray, labels: Sequence[str],
     settings.append(operating_point)
   points = []
   for setting in settings:
-    detections = streaming.detect_from_scores(times_ms, scores, labels,
-                                              setting)
-    stats = stream_scoring.streaming_accuracy(
-        detections, ground_truth, time_tolerance_ms, duration_ms,
-        score_unknown=not setting.ignore_unknown)
-    points.append(RocPoint(setting, stats, setting == operating_point))
+    per_stream = []
+    for stream in streams:
+      detections = streaming.detect_from_scores(
+          stream.times_ms, stream.scores, labels, setting)
+      per_stream.append(stream_scoring.streaming_accuracy(
+          detections, stream.ground_truth, time_tolerance_ms,
+          stream.duration_ms, score_unknown=not setting.ignore_unknown))
+    points.append(RocPoint(setting, tuple(per_stream),
+                           setting == operating_point))
   return points
 
 
@@ -128,21 +178,25 @@ def choose(points: Sequence[RocPoint],
   """The setting an app should use: a false-alarm budget, then detections.
 
   Among the points whose false alarms (wrong detections plus false
-  positives) are at most `max_false_alarm_percent` of the words, the one
-  with the most correct detections; ties go to fewer false alarms, then to
-  the higher threshold. When no point keeps to the budget, the one with the
-  fewest false alarms (ties: more correct detections).
+  positives) are at most `max_false_alarm_percent` of the words on every
+  stream (the worst stream decides), the one with the most correct
+  detections over all streams; ties go to fewer false alarms, then to the
+  higher threshold. When no point keeps to the budget on every stream, the
+  one whose worst stream has the fewest false alarms (ties: more correct
+  detections). With one stream, the budget is that stream's.
   """
   if not points:
     raise ValueError('No points to choose from.')
   within = [p for p in points
-            if p.stats.false_alarm_percent <= max_false_alarm_percent + 1e-9]
+            if all(s.false_alarm_percent <= max_false_alarm_percent + 1e-9
+                   for s in p.streams)]
   if within:
     return max(within, key=lambda p: (
         round(p.stats.correct_percent, 6), -p.stats.num_false_alarms,
         p.settings.detection_threshold))
   return max(points, key=lambda p: (
-      -p.stats.num_false_alarms, round(p.stats.correct_percent, 6)))
+      -max(s.num_false_alarms for s in p.streams),
+      round(p.stats.correct_percent, 6)))
 
 
 def mark_chosen(points: Sequence[RocPoint],
@@ -209,17 +263,18 @@ def plot_roc(points: Sequence[RocPoint], path: str, title: str = '') -> None:
 
 
 def run(predict_fn: streaming.PredictFn, labels: Sequence[str],
-        audio: np.ndarray, ground_truth: Sequence[tuple[str, float]], *,
-        sample_rate: int, clip_duration_ms: float, clip_stride_ms: float,
+        streams: Sequence[tuple[np.ndarray, Sequence[tuple[str, float]]]],
+        *, sample_rate: int, clip_duration_ms: float, clip_stride_ms: float,
         thresholds: Sequence[float], suppressions_ms: Sequence[float],
         average_windows_ms: Sequence[float], minimum_count: int,
         in_use: streaming.SmoothingSettings, time_tolerance_ms: float,
         output_dir: str,
         max_false_alarm_percent: float = DEFAULT_MAX_FALSE_ALARM_PERCENT
         ) -> list[RocPoint]:
-  """Scores the stream once, sweeps the settings, writes CSV and plot.
+  """Scores each stream once, sweeps the settings, writes CSV and plot.
 
   Args:
+    streams: (audio float32 [T] at `sample_rate`, ground truth) per stream.
     in_use: the settings the tools would use now, marked (and scored even
       when not on the grid); every point takes its `ignore_unknown`.
 
@@ -228,18 +283,22 @@ def run(predict_fn: streaming.PredictFn, labels: Sequence[str],
   """
   if not thresholds or not suppressions_ms or not average_windows_ms:
     raise ValueError('Give at least one threshold, suppression and window.')
-  times_ms, scores = streaming.score_array(
-      predict_fn, audio, sample_rate, clip_duration_ms, clip_stride_ms)
-  logging.info('Scored %d clips.', times_ms.shape[0])
+  if not streams:
+    raise ValueError('Give at least one stream.')
+  scored = []
+  for audio, ground_truth in streams:
+    times_ms, scores = streaming.score_array(
+        predict_fn, audio, sample_rate, clip_duration_ms, clip_stride_ms)
+    logging.info('Scored %d clips.', times_ms.shape[0])
+    scored.append(ScoredStream(times_ms, scores, ground_truth,
+                               audio.shape[0] * 1000.0 / sample_rate))
   settings = [
       streaming.SmoothingSettings(window, threshold, suppression,
                                   minimum_count, in_use.ignore_unknown)
       for window, suppression, threshold in itertools.product(
           average_windows_ms, suppressions_ms, thresholds)]
   points = mark_chosen(sweep(
-      times_ms, scores, labels, ground_truth, settings,
-      time_tolerance_ms=time_tolerance_ms,
-      duration_ms=audio.shape[0] * 1000.0 / sample_rate,
+      scored, labels, settings, time_tolerance_ms=time_tolerance_ms,
       operating_point=in_use), max_false_alarm_percent)
   os.makedirs(output_dir, exist_ok=True)
   write_csv(points, os.path.join(output_dir, 'roc.csv'))
@@ -249,9 +308,13 @@ def run(predict_fn: streaming.PredictFn, labels: Sequence[str],
 
 def _define_flags() -> None:
   # Defined only when run as a program: the streaming tools share names.
-  flags.DEFINE_string('wav', None, 'Audio file to run the model over.')
-  flags.DEFINE_string('ground_truth', None,
-                      'File of "label, time_ms" lines for the audio.')
+  flags.DEFINE_list('wav', None,
+                    'Audio files to run the model over: one stream, or '
+                    'several (comma list) that each setting must keep to '
+                    'the false-alarm budget on.')
+  flags.DEFINE_list('ground_truth', None,
+                    'Files of "label, time_ms" lines, one per --wav stream, '
+                    'in the same order.')
   flags.DEFINE_string('graph', None,
                       'TFLite model; default: the shipped model.')
   flags.DEFINE_string('labels', None,
@@ -280,7 +343,8 @@ def _define_flags() -> None:
   flags.DEFINE_float('max_false_alarm_percent',
                      DEFAULT_MAX_FALSE_ALARM_PERCENT,
                      'False-alarm budget of the chosen point: wrong '
-                     'detections plus false positives, % of the words.')
+                     'detections plus false positives, % of the words, '
+                     'on every stream.')
   flags.DEFINE_bool('write_smoothing', False,
                     'Write the chosen settings beside the model as '
                     '<stem>_smoothing.json (run on a validation stream).')
@@ -302,14 +366,26 @@ def _floats(name: str, values: Sequence[str]) -> list[float]:
                          f'{",".join(values)!r}.') from e
 
 
+def _print_streams(point: RocPoint, names: Sequence[str]) -> None:
+  for name, stats in zip(names, point.streams):
+    print(f'  on {name}: {stats.summary()}')
+
+
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   f = flags.FLAGS
+  if len(f.wav) != len(f.ground_truth):
+    raise app.UsageError(
+        f'--wav names {len(f.wav)} streams but --ground_truth '
+        f'{len(f.ground_truth)} files; give one ground-truth file per '
+        'stream, in the same order.')
   try:
-    model, audio, ground_truth = stream_scoring.load_inputs(
-        f.graph, f.labels, f.clip_duration_ms, f.num_threads, f.wav,
-        f.ground_truth)
+    model = stream_scoring.load_checked_model(
+        f.graph, f.labels, f.clip_duration_ms, f.num_threads)
+    streams = [(audio_io.read_audio(wav, model.sample_rate),
+                stream_scoring.read_ground_truth(truth))
+               for wav, truth in zip(f.wav, f.ground_truth)]
   except (ValueError, OSError) as e:  # ModelError and AudioError included.
     # A missing or unreadable file: one line, not a traceback.
     print(f'Error: {e}', file=sys.stderr)
@@ -319,7 +395,7 @@ def main(argv: Sequence[str]) -> None:
       minimum_count=f.minimum_count, ignore_unknown=f.ignore_unknown)
   print(f'In use: {in_use.describe()} ({source}).')
   points = run(
-      model.predict_fn, model.labels, audio, ground_truth,
+      model.predict_fn, model.labels, streams,
       sample_rate=model.sample_rate, clip_duration_ms=model.clip_duration_ms,
       clip_stride_ms=f.clip_stride_ms,
       thresholds=_floats('thresholds', f.thresholds),
@@ -340,17 +416,23 @@ def main(argv: Sequence[str]) -> None:
   chosen = next(p for p in points if p.chosen)
   print(f'Chosen: {chosen.settings.describe()} ({chosen.stats.summary()}; '
         f'{chosen.stats.false_alarms_per_hour:.1f} false alarms/hour).')
+  _print_streams(chosen, f.wav)
+  operating = next(p for p in points if p.operating_point)
+  print(f'In use, {operating.settings.describe()}, on each stream:')
+  _print_streams(operating, f.wav)
   if f.write_smoothing:
     path = streaming.write_smoothing(model.model_path, chosen.settings, {
-        'chosen_on': os.path.abspath(f.wav),
-        'rule': 'most correct detections with wrong detections plus '
-                'false positives at most '
-                f'{f.max_false_alarm_percent:g}% of the words '
-                '(streaming_roc.choose)',
+        'chosen_on': [os.path.abspath(wav) for wav in f.wav],
+        'rule': 'most correct detections among the settings whose wrong '
+                'detections plus false positives are at most '
+                f'{f.max_false_alarm_percent:g}% of the words on every '
+                'stream (streaming_roc.choose)',
         'correct_percent': round(chosen.stats.correct_percent, 2),
         'wrong_percent': round(chosen.stats.wrong_percent, 2),
         'false_positive_percent': round(
             chosen.stats.false_positive_percent, 2),
+        'worst_false_alarm_percent': round(
+            chosen.worst_false_alarm_percent, 2),
         'false_alarms_per_hour': round(chosen.stats.false_alarms_per_hour, 1),
     })
     print(f'Wrote {path}: test_streaming_accuracy, serve and listen now use '

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -50,7 +51,7 @@ def test_sweep_scores_once_and_matches_direct_runs(tmp_path, stream):
   model = _NoisyToneModel(RATE)
   out = tmp_path / 'roc'
   points = streaming_roc.run(
-      model, fakes.LABELS, audio, truth, sample_rate=RATE,
+      model, fakes.LABELS, [(audio, truth)], sample_rate=RATE,
       clip_duration_ms=1000, clip_stride_ms=30,
       thresholds=[0.3, 0.5, 0.7, 0.9], suppressions_ms=[500, 1500],
       average_windows_ms=[300, 500], minimum_count=3,
@@ -89,12 +90,77 @@ def test_sweep_scores_once_and_matches_direct_runs(tmp_path, stream):
   assert (out / 'roc.png').stat().st_size > 10_000
 
 
+@pytest.fixture(scope='module')
+def second_stream(tmp_path_factory):
+  root = tmp_path_factory.mktemp('roc2')
+  data_dir = fakes.make_dataset(str(root), RATE)
+  wav, labels = str(root / 's2.wav'), str(root / 's2.txt')
+  gen.run(data_dir=data_dir, test_dir=None, background_dir=None,
+          output_audio_file=wav, output_labels_file=labels,
+          wanted_words=('yes', 'no'),
+          settings=gen.StreamSettings(sample_rate=RATE,
+                                      test_duration_seconds=21,
+                                      word_gap_ms=1000), seed=2)
+  return wav, labels
+
+
+def test_several_streams_are_scored_apart_and_reported_pooled(
+    tmp_path, stream, second_stream):
+  inputs = [(audio_io.read_audio(wav, RATE),
+             stream_scoring.read_ground_truth(labels))
+            for wav, labels in (stream, second_stream)]
+  model = _NoisyToneModel(RATE)
+  out = tmp_path / 'roc'
+  points = streaming_roc.run(
+      model, fakes.LABELS, inputs, sample_rate=RATE, clip_duration_ms=1000,
+      clip_stride_ms=30, thresholds=[0.3, 0.6, 0.9], suppressions_ms=[500],
+      average_windows_ms=[300, 500], minimum_count=3,
+      in_use=streaming.SmoothingSettings(300, 0.6, 500, 3),
+      time_tolerance_ms=750, output_dir=str(out))
+  # The model ran once per stride of each stream, not once per setting.
+  num_clips = [(audio.shape[0] - RATE) // int(0.03 * RATE) + 1
+               for audio, _ in inputs]
+  assert model.calls == sum(num_clips)
+  # Each stream's figures are what streaming that file alone gives (the
+  # stub's scores depend on its calls: the second stream's model has made
+  # the first stream's).
+  for point in points[::2]:
+    for (audio, truth), stats, calls in zip(inputs, point.streams,
+                                            (0, num_clips[0])):
+      alone = _NoisyToneModel(RATE)
+      alone.calls = calls
+      assert stats == stream_scoring.evaluate_stream(
+          alone, fakes.LABELS, audio, truth, sample_rate=RATE,
+          clip_duration_ms=1000, settings=point.settings)[1]
+  # The figures reported are the sums over the streams.
+  with open(out / 'roc.csv') as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == len(points) == 6
+  for point, row in zip(points, rows):
+    first, second = point.streams
+    for count in ('num_ground_truth', 'num_correct', 'num_wrong',
+                  'num_false_positives'):
+      assert int(row[count]) == getattr(first, count) + getattr(
+          second, count)
+    assert float(row['correct_percent']) == pytest.approx(
+        100 * (first.num_correct + second.num_correct) /
+        (first.num_ground_truth + second.num_ground_truth), abs=1e-4)
+    assert float(row['false_alarms_per_hour']) == pytest.approx(
+        (first.num_false_alarms + second.num_false_alarms) * 3_600_000 /
+        (30_000 + 21_000), abs=1e-3)
+    assert float(row['worst_false_alarm_percent']) == pytest.approx(
+        max(first.false_alarm_percent, second.false_alarm_percent), abs=1e-4)
+  assert len({(p.stats.num_correct, p.stats.num_false_alarms)
+              for p in points}) > 2
+  assert next(p for p in points if p.chosen) == streaming_roc.choose(points)
+
+
 def test_operating_point_outside_the_sweep_is_added(tmp_path, stream):
   wav, labels = stream
   audio = audio_io.read_audio(wav, RATE)
   points = streaming_roc.run(
-      fakes.ToneModel(RATE), fakes.LABELS, audio,
-      stream_scoring.read_ground_truth(labels), sample_rate=RATE,
+      fakes.ToneModel(RATE), fakes.LABELS,
+      [(audio, stream_scoring.read_ground_truth(labels))], sample_rate=RATE,
       clip_duration_ms=1000,
       clip_stride_ms=30, thresholds=[0.5, 0.9], suppressions_ms=[500],
       average_windows_ms=[500], minimum_count=3,
@@ -130,7 +196,7 @@ def test_choose_takes_the_most_detections_within_the_false_alarm_budget():
         num_wrong=wrong, num_false_positives=false_positives,
         duration_ms=600_000)
     return streaming_roc.RocPoint(
-        streaming.SmoothingSettings(500, threshold, 1500, 3), stats)
+        streaming.SmoothingSettings(500, threshold, 1500, 3), (stats,))
   low, middle, high = point(0.3, 95, 20, 5), point(0.6, 85, 2, 1), point(
       0.9, 60, 0, 0)
   # Within 3% of false alarms: middle (3%) has more detections than high.
@@ -144,6 +210,78 @@ def test_choose_takes_the_most_detections_within_the_false_alarm_budget():
   assert streaming_roc.choose([low, point(0.5, 90, 5, 0)]).stats.num_wrong == 5
   with pytest.raises(ValueError):
     streaming_roc.choose([])
+
+
+def _stats(correct, false_alarms, words=100):
+  return stream_scoring.StreamingStats(
+      num_ground_truth=words, num_matched=correct + false_alarms,
+      num_correct=correct, num_wrong=false_alarms, num_false_positives=0,
+      duration_ms=1_800_000)
+
+
+def test_choose_keeps_the_budget_on_every_stream():
+  def point(threshold, *streams):
+    return streaming_roc.RocPoint(
+        streaming.SmoothingSettings(500, threshold, 1500, 3),
+        tuple(_stats(*stream) for stream in streams))
+  # 0.5 keeps to 3% over the two streams pooled (6 of 200 words) only
+  # because the first stream's speakers make few false alarms: the
+  # second's make 5%. 0.6 keeps to 3% on each.
+  pooled_only = point(0.5, (90, 1), (90, 5))
+  each = point(0.6, (80, 2), (80, 3))
+  strict = point(0.9, (50, 0), (50, 0))
+  points = [pooled_only, each, strict]
+  assert pooled_only.stats.false_alarm_percent == 3.0
+  assert pooled_only.worst_false_alarm_percent == 5.0
+  # The pooled figures alone (one stream of all the words) would take 0.5.
+  as_one_stream = [streaming_roc.RocPoint(p.settings, (p.stats,))
+                   for p in points]
+  assert streaming_roc.choose(as_one_stream) is as_one_stream[0]
+  chosen = streaming_roc.choose(points)
+  assert chosen is each
+  assert all(s.false_alarm_percent <= 3.0 for s in chosen.streams)
+  # None keeps to the budget on both streams: the fewest false alarms on
+  # the worst stream wins (0.6: 4 against 5), although both make 6 pooled
+  # and 0.5 detects more.
+  assert streaming_roc.choose([point(0.5, (90, 1), (90, 5)),
+                               point(0.6, (80, 2), (80, 4))],
+                              2.0).settings.detection_threshold == 0.6
+  # Mark one point as chosen: the CSV row says so, with the worst stream.
+  marked = streaming_roc.mark_chosen(points)
+  assert [p.chosen for p in marked] == [False, True, False]
+  assert marked[1].row()['worst_false_alarm_percent'] == 3.0
+
+
+def test_command_line_with_two_streams(tmp_path, stream, second_stream):
+  (wav, labels), (wav2, labels2) = stream, second_stream
+  out = tmp_path / 'cli'
+  stdout = fakes.run_tool_with_tone_model(
+      'kws_jax.streaming_roc',
+      [f'--wav={wav},{wav2}', f'--ground_truth={labels},{labels2}',
+       f'--output_dir={out}', '--thresholds=0.5,0.9',
+       '--suppression_ms=500', '--average_window_ms=500'], RATE)
+  # One line a setting (pooled), then each stream for the chosen point and
+  # the point in use.
+  assert stdout.count('false alarms/hour') == 3 + 1
+  lines = stdout.splitlines()
+  chosen = next(i for i, line in enumerate(lines)
+                if line.startswith('Chosen: '))
+  assert lines[chosen + 1].startswith(f'  on {wav}: ')
+  assert lines[chosen + 2].startswith(f'  on {wav2}: ')
+  assert lines[chosen + 3] == (
+      'In use, window 500 ms, threshold 0.7, suppression 1500 ms, minimum '
+      'count 3, on each stream:')
+  assert lines[chosen + 5].startswith(f'  on {wav2}: ')
+  assert '% matched, ' in lines[chosen + 5]
+
+  with pytest.raises(subprocess.CalledProcessError) as error:
+    fakes.run_tool_with_tone_model(
+        'kws_jax.streaming_roc',
+        [f'--wav={wav},{wav2}', f'--ground_truth={labels}',
+         f'--output_dir={out}'], RATE)
+  assert ('--wav names 2 streams but --ground_truth 1 files; give one '
+          'ground-truth file per stream, in the same order.'
+          in error.value.stderr)
 
 
 def test_written_settings_are_used_by_the_tools_unless_flags_say_otherwise(
@@ -162,7 +300,7 @@ def test_written_settings_are_used_by_the_tools_unless_flags_say_otherwise(
   assert payload['average_window_ms'] == 300
   assert payload['suppression_ms'] == 400
   assert payload['detection_threshold'] in (0.5, 0.95)
-  assert payload['chosen_on'] == str(wav)
+  assert payload['chosen_on'] == [str(wav)]
   chosen = streaming.read_smoothing(model_path)
   assert chosen.average_window_ms == 300
 
@@ -200,8 +338,8 @@ def test_sweep_takes_each_settings_ignore_unknown():
   settings = [streaming.SmoothingSettings(100, 0.5, 1500, 1, ignore)
               for ignore in (False, True)]
   tutorial, commands = streaming_roc.sweep(
-      times, scores, labels, truth, settings, time_tolerance_ms=750,
-      duration_ms=3000)
+      [streaming_roc.ScoredStream(times, scores, truth, 3000)], labels,
+      settings, time_tolerance_ms=750)
   # The tutorial's recogniser: `_unknown_` is found, and suppresses yes.
   assert (tutorial.stats.num_ground_truth, tutorial.stats.num_correct) == (
       2, 1)

@@ -15,7 +15,9 @@ of the runtime.
 """
 
 import dataclasses
+import functools
 import math
+import operator
 import os
 from typing import Iterable, Sequence
 
@@ -73,6 +75,8 @@ def write_ground_truth(path: str | os.PathLike[str],
 @dataclasses.dataclass(frozen=True)
 class StreamingStats:
   """Detections scored against ground truth.
+
+  Every field adds up over streams (`pool`).
 
   Attributes:
     num_ground_truth: ground-truth words considered.
@@ -172,6 +176,24 @@ class StreamingStats:
             f'{self.correct_percent:.1f}% correctly, '
             f'{self.wrong_percent:.1f}% wrongly, '
             f'{self.false_positive_percent:.1f}% false positives')
+
+
+def pool(stats: Sequence[StreamingStats]) -> StreamingStats:
+  """Several streams' statistics as those of one: every field summed.
+
+  Counts and durations add up and the per-detection tuples follow each
+  other in stream order, so the percentages are of all the streams' words
+  and one stream's statistics pool to themselves.
+
+  Raises:
+    ValueError: `stats` is empty.
+  """
+  if not stats:
+    raise ValueError('No streams to pool.')
+  return StreamingStats(**{
+      field.name: functools.reduce(operator.add,
+                                   (getattr(s, field.name) for s in stats))
+      for field in dataclasses.fields(StreamingStats)})
 
 
 def streaming_accuracy(detections: Sequence[streaming.Detection],
