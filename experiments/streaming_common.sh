@@ -1,0 +1,38 @@
+# Sourced (not run) by streaming_calibration.sh and calibration_rule_check.sh:
+# how their streams are made, the settings streaming_roc tries, and reading
+# its choice, kept in one place so the rule check measures exactly the
+# calibration's rule. Needs $data (a Speech Commands folder) and $out.
+
+# stream NAME [generate_streaming_test_wav flags]: $out/NAME.wav and .txt.
+stream() {
+  local name=$1
+  shift
+  python -m kws_jax.generate_streaming_test_wav --data_dir="$data" \
+      --output_audio_file="$out/$name.wav" \
+      --output_labels_file="$out/$name.txt" "$@" 2>>"$out/generate.log"
+}
+
+# validation_half H: 30 minutes of the validation words of speaker half H
+# (1 or 2; the halves share no speaker), as $out/validation_H.wav and .txt.
+validation_half() {
+  stream "validation_$1" --split=validation --speaker_group="$1/2" \
+      --test_duration_seconds=1800 --seed="$1"
+}
+
+# The settings streaming_roc tries.
+roc_grid=(--thresholds=0.3,0.4,0.5,0.6,0.7,0.8,0.9
+          --average_window_ms=500,750,1000 --suppression_ms=750,1500
+          --minimum_count=3)
+
+# chosen_settings ROC_STDOUT: streaming_roc's chosen point as
+# test_streaming_accuracy flags, from its line "Chosen: window W ms,
+# threshold T, suppression S ms, minimum count C (...)".
+chosen_settings() {
+  local settings
+  settings=$(sed -nE 's/^Chosen: window ([0-9.]+) ms, threshold ([0-9.]+), suppression ([0-9.]+) ms, minimum count ([0-9]+).*/--average_window_ms=\1 --detection_threshold=\2 --suppression_ms=\3 --minimum_count=\4/p' "$1")
+  if [[ -z $settings ]]; then
+    echo "No 'Chosen:' line in $1; see the streaming_roc log beside it." >&2
+    return 1
+  fi
+  echo "$settings"
+}
