@@ -3,6 +3,13 @@
 # its choice, kept in one place so the rule check measures exactly the
 # calibration's rule. Needs $data (a Speech Commands folder) and $out.
 
+# streaming_roc takes its streams as a comma list, so a comma in the
+# output folder would split a path.
+if [[ $out == *,* ]]; then
+  echo "OUT ($out) has a comma, which would split the stream list; choose a folder without one." >&2
+  exit 2
+fi
+
 # stream NAME [generate_streaming_test_wav flags]: $out/NAME.wav and .txt.
 stream() {
   local name=$1

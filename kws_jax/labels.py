@@ -3,9 +3,9 @@
 Every model's classes are `['_silence_', '_unknown_', *wanted_words]`: the
 two made-up classes first, at fixed indices, then the commands in the
 config's order. `parse_part` reads the settings that name one part of k
-('i/k': an unknown-word fold, a speaker group). This module is plain Python (no NumPy, JAX or TensorFlow),
-so the data pipeline, the config checks and the tools can all share these
-definitions.
+('i/k': an unknown-word fold, a speaker group). This module is plain
+Python (no NumPy, JAX or TensorFlow), so the data pipeline, the config
+checks and the tools can all share these definitions.
 """
 
 import collections

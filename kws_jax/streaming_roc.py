@@ -182,8 +182,9 @@ def choose(points: Sequence[RocPoint],
   stream (the worst stream decides), the one with the most correct
   detections over all streams; ties go to fewer false alarms, then to the
   higher threshold. When no point keeps to the budget on every stream, the
-  one whose worst stream has the fewest false alarms (ties: more correct
-  detections). With one stream, the budget is that stream's.
+  one whose worst stream has the fewest false alarms, as a share of its
+  words (ties: more correct detections). With one stream, the budget is
+  that stream's. Every stream needs words to find (`run` checks).
   """
   if not points:
     raise ValueError('No points to choose from.')
@@ -195,7 +196,7 @@ def choose(points: Sequence[RocPoint],
         round(p.stats.correct_percent, 6), -p.stats.num_false_alarms,
         p.settings.detection_threshold))
   return max(points, key=lambda p: (
-      -max(s.num_false_alarms for s in p.streams),
+      -max(s.false_alarm_percent for s in p.streams),
       round(p.stats.correct_percent, 6)))
 
 
@@ -285,6 +286,14 @@ def run(predict_fn: streaming.PredictFn, labels: Sequence[str],
     raise ValueError('Give at least one threshold, suppression and window.')
   if not streams:
     raise ValueError('Give at least one stream.')
+  score_unknown = not in_use.ignore_unknown
+  for index, (_, ground_truth) in enumerate(streams):
+    if not any(score_unknown or label != stream_scoring.UNKNOWN_LABEL
+               for label, _ in ground_truth):
+      raise ValueError(
+          f'Stream {index + 1} has no words to find (noise alone, or only '
+          'non-command words with --ignore_unknown): the budget is a share '
+          'of the words; choose on streams with words.')
   scored = []
   for audio, ground_truth in streams:
     times_ms, scores = streaming.score_array(

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from experiments import negatives
 from kws_jax import config_files
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -82,3 +83,11 @@ def test_conv_takes_the_negatives_recipe_and_tutorial_leaves_it_out():
   assert conv.optimizer == tutorial.optimizer == 'gradient_descent'
   with pytest.raises(ValueError, match='tutorial'):
     config_files.load_config('configs/conv.py:8', root=REPO)
+
+
+def test_the_negatives_sweep_pins_the_recipe_it_compares():
+  """Its points are a history: a later default (the DC offset, the unknown
+  offset) must not leak into them."""
+  for name, recipe in negatives.RECIPES.items():
+    assert recipe['unknown_offset'] == 0.0, name
+    assert recipe['dc_offset_noise'] == (name >= '8'), name

@@ -237,19 +237,28 @@ def test_train_step_learns_from_its_teachers():
   batch = {'audio': rng.uniform(-0.3, 0.3, (8, 16000)).astype(np.float32),
            'label': np.arange(8, dtype=np.int32) % 4}
 
-  def loss(weight, teachers=()):
+  def loss(weight, teachers=(), student_def=train_def,
+           teacher_definition=teacher_def):
     state = train.new_train_state(params, batch_stats, tx, seed=0)
     step_config = config.copy_and_resolve_references()
     step_config.distill_weight = weight
     _, metrics = train.train_step(
-        state, batch, np.zeros(0, np.float32), teachers, graphdef=train_def,
+        state, batch, np.zeros(0, np.float32), teachers, graphdef=student_def,
         tx=tx, num_classes=4, config=step_config,
-        teacher_defs=(teacher_def,) if teachers else ())
+        teacher_defs=(teacher_definition,) if teachers else ())
     return float(metrics['cross_entropy'])
 
   teachers = ((teacher_params, teacher_stats),)
   assert loss(0.0, teachers) == pytest.approx(loss(0.0), rel=1e-6)
   assert abs(loss(1.0, teachers) - loss(0.0)) > 1e-3
+  # Student and teacher learn from logits, not from decisions: neither's
+  # unknown_offset moves the loss.
+  offset = config.copy_and_resolve_references()
+  offset.unknown_offset = 5.0
+  offset_train_def, offset_teacher_def, _, _ = train.create_model(offset, 4,
+                                                                 seed=0)
+  assert loss(1.0, teachers, offset_train_def, offset_teacher_def) == (
+      pytest.approx(loss(1.0, teachers), rel=1e-6))
 
 
 def test_training_distils_from_teachers(tiny_data_dir, tmp_path, caplog):

@@ -86,9 +86,9 @@ class KWSModel(nnx.Module):
 
     `unknown_offset` added to `_unknown_`'s: words the model never heard
     often score just under a command, and a small offset turns many of them
-    into `_unknown_` for a small loss of commands (README, "Words it never
-    heard"). The arg-max and the softmax of the result are the model's
-    answer everywhere it is scored or exported.
+    into `_unknown_` for a small loss of commands (README, "Deciding: an
+    offset for `_unknown_`"). The arg-max and the softmax of the result
+    are the model's answer everywhere it is scored or exported.
     """
     if not self.unknown_offset:
       return logits
