@@ -21,10 +21,10 @@
 #    suppressions: the chosen point has the most correct detections among
 #    those whose wrong detections and false positives stay within 3% of the
 #    words on *each* stream. The old rule chose on one stream, whose
-#    speakers decided it, at the edge of the budget (for the shipped model
-#    3.0% wrong on validation, 7.5% on a test stream); a choice that must
-#    hold for two disjoint groups of speakers depends less on any one
-#    group. calibration_rule_check.sh measures whether a rule's choice
+#    speakers decided it, at the edge of the budget (for the model shipped
+#    before, 3.0% wrong on validation, 7.5% on a test stream); a choice
+#    that must hold for two disjoint groups of speakers depends less on
+#    any one group. calibration_rule_check.sh measures whether a rule's choice
 #    holds on speakers it was not chosen on.
 # 2. Three 10-minute streams of test words: the tutorial's mix (30%
 #    non-command words), non-command words only, and background noise
