@@ -18,8 +18,8 @@ import streaming_fakes as fakes
 RATE = 8000
 
 
-@pytest.fixture(scope='module')
-def stream(tmp_path_factory):
+def _make_stream(tmp_path_factory, seconds: float, seed: int):
+  """(wav, ground truth) paths of a fake stream of yes and no."""
   root = tmp_path_factory.mktemp('roc')
   data_dir = fakes.make_dataset(str(root), RATE)
   wav, labels = str(root / 's.wav'), str(root / 's.txt')
@@ -27,9 +27,14 @@ def stream(tmp_path_factory):
           output_audio_file=wav, output_labels_file=labels,
           wanted_words=('yes', 'no'),
           settings=gen.StreamSettings(sample_rate=RATE,
-                                      test_duration_seconds=30,
-                                      word_gap_ms=1000), seed=1)
+                                      test_duration_seconds=seconds,
+                                      word_gap_ms=1000), seed=seed)
   return wav, labels
+
+
+@pytest.fixture(scope='module')
+def stream(tmp_path_factory):
+  return _make_stream(tmp_path_factory, 30, seed=1)
 
 
 class _NoisyToneModel(fakes.ToneModel):
@@ -92,16 +97,7 @@ def test_sweep_scores_once_and_matches_direct_runs(tmp_path, stream):
 
 @pytest.fixture(scope='module')
 def second_stream(tmp_path_factory):
-  root = tmp_path_factory.mktemp('roc2')
-  data_dir = fakes.make_dataset(str(root), RATE)
-  wav, labels = str(root / 's2.wav'), str(root / 's2.txt')
-  gen.run(data_dir=data_dir, test_dir=None, background_dir=None,
-          output_audio_file=wav, output_labels_file=labels,
-          wanted_words=('yes', 'no'),
-          settings=gen.StreamSettings(sample_rate=RATE,
-                                      test_duration_seconds=21,
-                                      word_gap_ms=1000), seed=2)
-  return wav, labels
+  return _make_stream(tmp_path_factory, 21, seed=2)
 
 
 def test_several_streams_are_scored_apart_and_reported_pooled(
