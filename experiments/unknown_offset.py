@@ -53,18 +53,23 @@ from kws_jax import log_lines
 from kws_jax import models
 from kws_jax import scoring
 
-_WORKDIRS = flags.DEFINE_list(
-    'workdirs', None, 'Training workdirs, one per seed, comma-separated; '
-    "each one's unseen-words folds are the folders '<workdir>,fold=*'.")
-_DATA_DIR = flags.DEFINE_string(
-    'data_dir', None, "The data folder; default: each model's config's.")
-_OFFSETS = flags.DEFINE_list(
-    'offsets', ['0', '0.25', '0.5', '0.75', '1', '1.25', '1.5', '2'],
-    'Offsets added to the _unknown_ logit (0 is always measured).')
-_BUDGET = flags.DEFINE_float(
-    'budget', 1.0, 'Validation command recall (points) the chosen offset may '
-    'cost against offset 0.')
-_OUT = flags.DEFINE_string('out', None, 'Also write the report here (.md).')
+
+def _define_flags() -> None:
+  # Defined only when run as a program: experiments/ensemble.py, which tests
+  # import beside this module, has flags of the same names.
+  flags.DEFINE_list(
+      'workdirs', None, 'Training workdirs, one per seed, comma-separated; '
+      "each one's unseen-words folds are the folders '<workdir>,fold=*'.")
+  flags.DEFINE_string(
+      'data_dir', None, "The data folder; default: each model's config's.")
+  flags.DEFINE_list(
+      'offsets', ['0', '0.25', '0.5', '0.75', '1', '1.25', '1.5', '2'],
+      'Offsets added to the _unknown_ logit (0 is always measured).')
+  flags.DEFINE_float(
+      'budget', 1.0, 'Validation command recall (points) the chosen offset '
+      'may cost against offset 0.')
+  flags.DEFINE_string('out', None, 'Also write the report here (.md).')
+
 
 COLUMNS = ('validation accuracy', 'validation commands', 'validation unknown',
            'validation silence', 'test accuracy', 'test commands',
@@ -335,20 +340,22 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   log_lines.install()
-  if not _WORKDIRS.value:
+  f = flags.FLAGS
+  if not f.workdirs:
     raise app.UsageError('--workdirs: name at least one training workdir.')
-  if _BUDGET.value < 0:
-    raise app.UsageError(f'--budget={_BUDGET.value}: give points >= 0.')
+  if f.budget < 0:
+    raise app.UsageError(f'--budget={f.budget}: give points >= 0.')
   try:
-    offsets = parse_offsets(_OFFSETS.value)
+    offsets = parse_offsets(f.offsets)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
-  per_seed, notes = measure(_WORKDIRS.value, _DATA_DIR.value, offsets)
-  text = report(per_seed, notes, offsets, _BUDGET.value)
+  per_seed, notes = measure(f.workdirs, f.data_dir, offsets)
+  text = report(per_seed, notes, offsets, f.budget)
   print(text, end='')
-  if _OUT.value:
-    files.write_atomic(_OUT.value, text)
+  if f.out:
+    files.write_atomic(f.out, text)
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)
