@@ -39,8 +39,6 @@ from typing import Callable, Sequence
 from absl import app
 from absl import flags
 from absl import logging
-import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -50,7 +48,6 @@ from kws_jax import files
 from kws_jax import input_pipeline
 from kws_jax import labels as labels_lib
 from kws_jax import log_lines
-from kws_jax import models
 from kws_jax import scoring
 
 
@@ -75,8 +72,6 @@ COLUMNS = ('validation accuracy', 'validation commands', 'validation unknown',
            'validation silence', 'test accuracy', 'test commands',
            'test unknown', 'unseen words', 'unseen clips')
 _CHOICE = 'validation commands'
-# Clips a JAX call takes; the last batch is padded so the model compiles once.
-_BATCH_SIZE = 64
 # Recall differences are ratios of clip counts: a cost of exactly the budget
 # must not be refused for a rounding error.
 _TOLERANCE = 1e-9
@@ -257,18 +252,13 @@ def log_probs_fn(restored: checkpoint.RestoredModel
                  ) -> Callable[[np.ndarray], np.ndarray]:
   """int16 audio [N, L] -> the network's log-probabilities [N, C], without
   the model's configured `unknown_offset`."""
-  predict = models.predict_fn(restored.eval_graphdef, decision=False)
-  run = jax.jit(lambda params, batch_stats, audio: jax.nn.log_softmax(
-      predict(params, batch_stats, audio).astype(jnp.float32), axis=-1))
+  predictor = scoring.CheckpointPredictor(restored, decision=False)
   def log_probs(audio: np.ndarray) -> np.ndarray:
-    out = [np.zeros((0, len(restored.labels)), np.float32)]
-    for start in range(0, len(audio), _BATCH_SIZE):
-      chunk = np.asarray(audio[start:start + _BATCH_SIZE],
-                         np.float32) / audio_io.PCM16_SCALE
-      padded = np.pad(chunk, ((0, _BATCH_SIZE - len(chunk)), (0, 0)))
-      out.append(np.asarray(run(restored.params, restored.batch_stats,
-                                padded))[:len(chunk)])
-    return np.concatenate(out)
+    probabilities = predictor.predict_batch(
+        np.asarray(audio, np.float32) / audio_io.PCM16_SCALE)
+    # A probability that underflowed to 0 is -inf: never the arg-max.
+    with np.errstate(divide='ignore'):
+      return np.log(probabilities)
   return log_probs
 
 

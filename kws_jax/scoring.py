@@ -55,13 +55,16 @@ class CheckpointPredictor(inference.Predictor):
     labels, sample_rate, clip_samples, config: as `Recognizer`'s.
   """
 
-  def __init__(self, restored: Any, batch_size: int = _BATCH_SIZE):
+  def __init__(self, restored: Any, batch_size: int = _BATCH_SIZE, *,
+               decision: bool = True):
     """Args:
 
       restored: a `checkpoint.RestoredModel`, or a path whose best
         checkpoint is restored (`checkpoint.restore_model`).
       batch_size: clips per JAX call; batches are padded to it, so the
         model is compiled once.
+      decision: with the model's `unknown_offset` (its answer); False gives
+        the network's own probabilities (`models.predict_fn`).
     """
     # JAX, Flax and orbax: only checkpoints need them; scoring a .tflite
     # model loads none of them.
@@ -78,7 +81,8 @@ class CheckpointPredictor(inference.Predictor):
         self.sample_rate, restored.config.clip_duration_ms)
     self.batch_size = batch_size
     self._predict = jax.jit(functools.partial(
-        models.predict_fn(restored.eval_graphdef, probabilities=True),
+        models.predict_fn(restored.eval_graphdef, probabilities=True,
+                          decision=decision),
         restored.params, restored.batch_stats))
 
   def predict_batch(self, audio: np.ndarray) -> np.ndarray:
