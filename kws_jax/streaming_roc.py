@@ -189,15 +189,13 @@ def choose(points: Sequence[RocPoint],
   if not points:
     raise ValueError('No points to choose from.')
   within = [p for p in points
-            if all(s.false_alarm_percent <= max_false_alarm_percent + 1e-9
-                   for s in p.streams)]
+            if p.worst_false_alarm_percent <= max_false_alarm_percent + 1e-9]
   if within:
     return max(within, key=lambda p: (
         round(p.stats.correct_percent, 6), -p.stats.num_false_alarms,
         p.settings.detection_threshold))
   return max(points, key=lambda p: (
-      -max(s.false_alarm_percent for s in p.streams),
-      round(p.stats.correct_percent, 6)))
+      -p.worst_false_alarm_percent, round(p.stats.correct_percent, 6)))
 
 
 def mark_chosen(points: Sequence[RocPoint],
