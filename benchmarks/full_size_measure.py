@@ -146,7 +146,8 @@ def _child_startup(args: dict[str, Any]) -> dict[str, Any]:
   step_fn = jax.jit(
       functools.partial(train.train_step, graphdef=train_def, tx=tx,
                         num_classes=len(data.labels), config=config),
-      donate_argnums=0)
+      donate_argnums=0,
+      compiler_options=config.train_compiler_options.to_dict() or None)
   batches = input_pipeline.train_iterator(data, config, start_step=1)
   batch = next(batches)
   first_batch = time.time()

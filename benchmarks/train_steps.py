@@ -4,6 +4,7 @@
 times them against the Keras twins.
 """
 
+import functools
 import os
 from typing import Callable
 
@@ -69,7 +70,9 @@ def make_train_step(config: ml_collections.ConfigDict, batch_size: int,
 
   # The batch is an argument, not a closed-over constant, so that XLA cannot
   # precompute the front end at compile time.
-  @jax.jit
+  @functools.partial(
+      jax.jit,
+      compiler_options=config.train_compiler_options.to_dict() or None)
   def train_step(params, batch_stats, opt_state, key, audio, label,
                  background):
     aug_key, dropout_key = jax.random.split(key)

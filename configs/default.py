@@ -83,6 +83,11 @@ def get_config() -> ml_collections.ConfigDict:
   # checkpoint if there is one (which also wins over start_checkpoint).
   config.start_checkpoint = ''
   config.check_nans = False
+  # XLA compiler options of the training step only (evaluation and export
+  # compile with XLA's defaults), e.g. {'xla_cpu_experimental_ynn_fusion_type':
+  # 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT'}, which configs/conv.py sets:
+  # what compiles fastest depends on the architecture, and on the CPU.
+  config.train_compiler_options = ml_collections.ConfigDict()
 
   # --- Recipe options beyond the tutorial (all off by default) ------------
   # Draw every wanted word equally often (scarce words such as on/off then

@@ -343,7 +343,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       functools.partial(train_step, graphdef=train_def, tx=tx,
                         num_classes=len(labels), config=config,
                         teacher_defs=teacher_defs),
-      donate_argnums=0)
+      donate_argnums=0,
+      compiler_options=config.train_compiler_options.to_dict() or None)
   predict = jax.jit(models.predict_fn(eval_def),
                     out_shardings=devices.replicated)
 

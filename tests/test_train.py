@@ -108,6 +108,17 @@ def test_check_nans_stops_with_the_step(tiny_data_dir, tmp_path):
     train.train_and_evaluate(config, str(tmp_path / 'nan'))
 
 
+def test_the_training_step_compiles_with_the_configs_xla_options(
+    tiny_data_dir, tmp_path):
+  """train_compiler_options reach the training step's compilation: XLA
+  reads (and here refuses) the value."""
+  config = _config(tiny_data_dir, tmp_path)
+  config.train_compiler_options.xla_cpu_experimental_ynn_fusion_type = (
+      'NOT_A_FUSION_TYPE')
+  with pytest.raises(Exception, match='xla_cpu_experimental_ynn_fusion_type'):
+    train.train_and_evaluate(config, str(tmp_path / 'bad_option'))
+
+
 def test_mismatched_schedule_fails_before_any_work(tmp_path):
   config = _config(tmp_path / 'missing', tmp_path,
                    how_many_training_steps='10,10,10')

@@ -10,18 +10,19 @@ has the layout of an `nnx.Conv` with `feature_group_count=channels`
 ([kh, kw, 1, C]), so the weights can be handed to a real depthwise conv
 (e.g. for TFLite's DEPTHWISE_CONV_2D) unchanged.
 
-`conv_general_dilated`, `max_pool` and `Dropout` exist for the same reason
-and are used by the tutorial's family (`models/tutorial.py`): the first is
-what its `nnx.Conv`s call, and gives stride-1 convolutions a gradient made
-of matrix products, which XLA's CPU backend runs several times faster than
-its own convolution gradients (see the docstrings).
+`max_pool` and `Dropout` exist for the same reason and are used by the
+tutorial's family (`models/tutorial.py`; see their docstrings). Its
+convolutions are plain `nnx.Conv`s: what made their gradients slow on a
+CPU was not XLA's convolution but the YNNPACK library XLA hands it to by
+default, which `configs/conv.py` turns off for the training step
+(`config.train_compiler_options`).
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-from typing import Any, Sequence
+from typing import Sequence
 
 from flax import nnx
 import jax
@@ -39,148 +40,6 @@ def _same_padding(size: int, kernel: int, stride: int,
 
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
-_NHWC = ('NHWC', 'HWIO', 'NHWC')
-
-
-def _pad_spatial(x: jax.Array, pads: Pads) -> jax.Array:
-  """Zero-pads (or, for negative pads, crops) the two spatial axes of NHWC."""
-  return lax.pad(x, jnp.zeros((), x.dtype),
-                 ((0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)))
-
-
-def _correlate(x: jax.Array, w: jax.Array, pads: Pads) -> jax.Array:
-  """Stride-1 correlation [B, H, W, Ci] * [kh, kw, Ci, Co] as one matmul.
-
-  Two equal formulations; the one that materialises fewer floats is used:
-  im2col (every tap a channel, one [.., kh*kw*Ci] x [kh*kw*Ci, Co] product)
-  when the taps are few (a 1-channel first layer), otherwise the width taps
-  as channels times a [kw*Ci, kh*Co] matrix, then a sum of kh row-shifted
-  slices of the product (a 64-channel layer: 3x fewer floats than im2col).
-  """
-  kh, kw, ci, co = w.shape
-  xp = _pad_spatial(x, pads)
-  hp, wp = xp.shape[1], xp.shape[2]
-  ho, wo = hp - kh + 1, wp - kw + 1
-  if kh * kw * ci * ho <= (kw * ci + kh * co) * hp:
-    patches = jnp.concatenate(
-        [xp[:, i:i + ho, j:j + wo] for i in range(kh) for j in range(kw)],
-        axis=-1)
-    return jnp.einsum('bhwk,kc->bhwc', patches, w.reshape(kh * kw * ci, co))
-  columns = jnp.concatenate([xp[:, :, j:j + wo] for j in range(kw)], axis=-1)
-  rows = jnp.einsum('bhwk,kc->bhwc', columns,
-                    w.transpose(1, 2, 0, 3).reshape(kw * ci, kh * co))
-  return sum(rows[:, i:i + ho, :, i * co:(i + 1) * co] for i in range(kh))
-
-
-def _kernel_gradient(x: jax.Array, g: jax.Array, kernel: tuple[int, int],
-                     pads: Pads) -> jax.Array:
-  """d(loss)/d(kernel) [kh, kw, Ci, Co] of `_conv2d`, g = d(loss)/d(output).
-
-  dW[i, j] = sum over b, h, w of x_pad[b, h + i, w + j]^T g[b, h, w]: one
-  matmul contracting the batch and positions, either over im2col patches of
-  x, or (fewer floats for wide layers) over x with its height taps as
-  channels against g placed at each of the kw width offsets.
-  """
-  kh, kw = kernel
-  ci, co = x.shape[-1], g.shape[-1]
-  xp = _pad_spatial(x, pads)
-  ho, wo = g.shape[1], g.shape[2]
-  wp = xp.shape[2]
-  if kh * kw * ci * wo <= (kh * ci + kw * co) * wp:
-    # Taps as the leading axis: for one input channel the patches are then
-    # already the [taps, positions] matrix of the product (no transpose).
-    patches = jnp.stack(
-        [xp[:, i:i + ho, j:j + wo] for i in range(kh) for j in range(kw)])
-    return jnp.einsum('tbhwi,bhwo->tio', patches, g).reshape(kh, kw, ci, co)
-  rows = jnp.concatenate([xp[:, i:i + ho] for i in range(kh)], axis=-1)
-  placed = jnp.concatenate(
-      [jnp.pad(g, ((0, 0), (0, 0), (j, wp - wo - j), (0, 0)))
-       for j in range(kw)], axis=-1)
-  dw = jnp.einsum('bhwk,bhwc->kc', rows, placed)
-  return dw.reshape(kh, ci, kw, co).transpose(0, 2, 1, 3)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _conv2d(x: jax.Array, w: jax.Array, pads: Pads) -> jax.Array:
-  """Stride-1 NHWC/HWIO convolution; XLA's own op outside differentiation,
-  so exported models keep a plain CONV_2D."""
-  return lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=_NHWC)
-
-
-def _conv2d_forward(x: jax.Array, w: jax.Array,
-                    pads: Pads) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-  return _conv2d(x, w, pads), (x, w)
-
-
-def _conv2d_backward(pads: Pads, residuals: tuple[jax.Array, jax.Array],
-                     g: jax.Array) -> tuple[jax.Array, jax.Array]:
-  x, w = residuals
-  kh, kw = w.shape[:2]
-  # The input gradient is the correlation of g with the kernel flipped in
-  # space and transposed in channels; stride 1 mirrors the padding.
-  flipped = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)
-  mirrored = ((kh - 1 - pads[0][0], kh - 1 - pads[0][1]),
-              (kw - 1 - pads[1][0], kw - 1 - pads[1][1]))
-  return (_correlate(g, flipped, mirrored),
-          _kernel_gradient(x, g, (kh, kw), pads))
-
-
-_conv2d.defvjp(_conv2d_forward, _conv2d_backward)
-
-
-def conv_general_dilated(lhs: jax.Array, rhs: jax.Array,
-                         window_strides: Sequence[int],
-                         padding: str | Sequence[tuple[int, int]],
-                         lhs_dilation: Sequence[int] | None = None,
-                         rhs_dilation: Sequence[int] | None = None,
-                         dimension_numbers: Any = None,
-                         feature_group_count: int = 1,
-                         precision: Any = None,
-                         **kwargs: Any) -> jax.Array:
-  """`lax.conv_general_dilated` with a fast gradient for stride-1 convs.
-
-  Pass it as `nnx.Conv(..., conv_general_dilated=conv_general_dilated)`:
-  parameters, checkpoints and the forward pass (the exported graph
-  included) stay those of a plain `nnx.Conv`. On the CPU backend, for 2-D
-  channels-last convolutions with stride 1, no dilation and no groups, the
-  gradient is computed with matrix products (`_correlate`,
-  `_kernel_gradient`); all other convolutions, and every convolution on
-  other backends, go to `lax.conv_general_dilated` unchanged. Being a
-  custom VJP, the fast path has no forward-mode derivative (`jax.jvp`,
-  `jax.hessian`); training needs only the reverse mode.
-
-  Why: XLA's CPU backend computes a convolution's kernel gradient as a
-  convolution over the batch, which it runs far below the CPU's matmul
-  speed. Measured on this project's 2-core CPU (AVX2), batch 100, the
-  tutorial `conv` model's second layer ([49, 20, 64] maps, 10x4x64x64
-  kernel): kernel gradient 9.6 s -> 0.7-1.0 s, input gradient 1.5 s ->
-  0.7-1.1 s; its first layer's kernel gradient 1.1 s -> 0.35 s (profiled
-  inside the training step). With `max_pool` and `Dropout` below, the
-  training step of `conv` goes from 11.8 s to 4.4-4.9 s, 3-16% slower than
-  the same network in TensorFlow was in three runs of
-  `python -m benchmarks.peer_speed` (2.8x slower before).
-  """
-  simple = (
-      jax.default_backend() == 'cpu' and lhs.ndim == 4 and
-      feature_group_count == 1 and
-      all(int(s) == 1 for s in window_strides) and
-      all(int(d) == 1 for d in (lhs_dilation or ())) and
-      all(int(d) == 1 for d in (rhs_dilation or ())) and
-      precision is None and all(v is None for v in kwargs.values()))
-  if simple:
-    simple = (lax.conv_dimension_numbers(lhs.shape, rhs.shape,
-                                         dimension_numbers) ==
-              lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC))
-  if not simple:
-    return lax.conv_general_dilated(
-        lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
-        rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-        feature_group_count=feature_group_count, precision=precision,
-        **kwargs)
-  if isinstance(padding, str):
-    padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], (1, 1),
-                                  padding)
-  return _conv2d(lhs, rhs, tuple((int(lo), int(hi)) for lo, hi in padding))
 
 
 def _pool_pads(shape: Sequence[int], window: tuple[int, int]) -> Pads:
@@ -234,17 +93,32 @@ def _max_pool_backward(window: tuple[int, int],
 max_pool.defvjp(_max_pool_forward, _max_pool_backward)
 
 
-class Dropout(nnx.Dropout):
-  """`nnx.Dropout` whose mask costs half the random numbers.
+def mask_bits(rate: float) -> int:
+  """Bits of one uniform that `Dropout` draws per element for `rate`.
 
-  nnx.Dropout draws one 32-bit word per element; here each word gives two
-  16-bit uniforms (the rate resolved to 1/65536, and the kept values scaled
-  by the keep probability that resolution gives). On the tutorial `conv`
-  model's [100, 98, 40, 64] map the mask goes from 0.71 s to 0.37 s a step
-  on this project's 2-core CPU. Eval mode, the rates 0 and 1, broadcast
-  masks and missing arguments take nnx.Dropout's own path (and its error
-  messages). The masks differ from nnx.Dropout's for the same key, so only
-  the tutorial family uses it: the other families' published figures were
+  The fewest of 1, 2, 4 and 8 that express the rate exactly (0.5: one bit,
+  0.25 or 0.75: two), else 16 (the rate resolved to 1/65536).
+  """
+  for bits in (1, 2, 4, 8):
+    if float(rate * (1 << bits)).is_integer():
+      return bits
+  return 16
+
+
+class Dropout(nnx.Dropout):
+  """`nnx.Dropout` whose mask costs as few random bits as its rate needs.
+
+  nnx.Dropout draws one 32-bit word per element; here each word is cut
+  into uniforms of `mask_bits(rate)` bits (one bit for the tutorial's 0.5,
+  16 for a rate like 0.1), and kept values are scaled by the keep
+  probability that resolution gives. On the tutorial `conv` model's
+  [100, 98, 40, 64] map the mask of rate 0.5 takes 27 ms where 16 bits a
+  value took 194 ms and nnx's 32 bits 319 ms (this project's 2-core
+  AVX-512 CPU, 2026-12-05); the whole `conv` training step goes from
+  0.91 s to 0.72 s. Eval mode, the rates 0 and 1, broadcast masks and
+  missing arguments take nnx.Dropout's own path (and its error messages).
+  The masks differ from nnx.Dropout's for the same key, so only the
+  tutorial family uses it: the other families' published figures were
   trained with nnx.Dropout, and keep it.
   """
 
@@ -264,14 +138,18 @@ class Dropout(nnx.Dropout):
       key = rngs
     else:
       key = rngs()
-    # Two uniforms per word along the last axis, so the batch axes of the
-    # mask are those of the input.
+    bits = mask_bits(self.rate)
+    levels, per_word = 1 << bits, 32 // bits
+    # The uniforms of a word lie along the last axis (lowest bits first),
+    # so the batch axes of the mask are those of the input.
     *lead, last = inputs.shape
-    words = jax.random.bits(key, (*lead, -(-last // 2)), jnp.uint32)
-    uniform = lax.bitcast_convert_type(words, jnp.uint16).reshape(*lead, -1)
-    threshold = min(round(self.rate * 65536), 65535)
-    keep = uniform[..., :last] >= jnp.uint16(threshold)
-    return jnp.where(keep, inputs / ((65536 - threshold) / 65536), 0.0)
+    words = jax.random.bits(key, (*lead, -(-last // per_word)), jnp.uint32)
+    shifts = jnp.arange(per_word, dtype=jnp.uint32) * bits
+    uniform = ((words[..., None] >> shifts) & jnp.uint32(levels - 1)
+               ).reshape(*lead, -1)[..., :last]
+    threshold = min(round(self.rate * levels), levels - 1)
+    keep = uniform >= jnp.uint32(threshold)
+    return jnp.where(keep, inputs / ((levels - threshold) / levels), 0.0)
 
 
 class DepthwiseConv(nnx.Module):

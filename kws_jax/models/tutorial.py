@@ -37,8 +37,7 @@ def _conv(in_features: int, out_features: int, kernel: tuple[int, int],
           rngs: nnx.Rngs) -> nnx.Conv:
   return nnx.Conv(in_features, out_features, kernel, strides, padding=padding,
                   kernel_init=_truncated_normal(stddev),
-                  bias_init=nnx.initializers.zeros,
-                  conv_general_dilated=layers.conv_general_dilated, rngs=rngs)
+                  bias_init=nnx.initializers.zeros, rngs=rngs)
 
 
 def _dense(in_features: int, out_features: int, stddev: float,
