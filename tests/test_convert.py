@@ -155,8 +155,15 @@ def test_int8_quantization(tiny_conv, tmp_path):
   assert result.parity_max_abs_diff < 0.05
   from ai_edge_litert.interpreter import Interpreter
   interpreter = Interpreter(model_path=result.model_path)
-  types = {op['op_name'] for op in interpreter._get_ops_details()}
-  assert {'RFFT2D', 'LOG', 'QUANTIZE', 'DEQUANTIZE'} <= types
+  ops = interpreter._get_ops_details()
+  types = {op['op_name'] for op in ops}
+  assert {'BATCH_MATMUL', 'LOG', 'QUANTIZE', 'DEQUANTIZE'} <= types
+  # The spectrum's matrix products stay float (the front end is not
+  # quantized), and no RFFT2D is left (features.DFTS).
+  details = interpreter.get_tensor_details()
+  assert 'RFFT2D' not in types
+  assert all(np.dtype(details[op['outputs'][0]]['dtype']) == np.float32
+             for op in ops if op['op_name'] == 'BATCH_MATMUL')
   assert np.dtype(interpreter.get_input_details()[0]['dtype']) == np.float32
 
 

@@ -68,6 +68,25 @@ def test_framing_matches_numpy(stride_ms):
   np.testing.assert_array_equal(np.asarray(frontend.frame(audio)), expected)
 
 
+@pytest.mark.parametrize('window_ms, stride_ms', [
+    (30.0, 10.0), (25.0, 10.0), (64.0, 32.0), (2.0, 1.0), (0.0625, 0.0625)])
+def test_both_dfts_give_the_same_spectrum(window_ms, stride_ms):
+  """'matrices' (two products, features.dft_matrices) equals the FFT for
+  windows that fill their FFT or not, down to a one-sample window."""
+  frontend = features.Frontend(window_size_ms=window_ms,
+                               window_stride_ms=stride_ms,
+                               feature_bin_count=1, preprocess='average')
+  audio = jnp.asarray(np.random.default_rng(3).uniform(-1, 1, (2, 4000)),
+                      jnp.float32)
+  fft = np.asarray(frontend.power_spectrum(audio))
+  matrices = np.asarray(frontend.power_spectrum(audio, 'matrices'))
+  assert matrices.shape == fft.shape
+  np.testing.assert_allclose(matrices, fft, rtol=0,
+                             atol=1e-6 * float(np.abs(fft).max()))
+  with pytest.raises(ValueError, match='dft must be one of'):
+    frontend.power_spectrum(audio, 'fast')
+
+
 def test_pure_tone_peaks_in_its_fft_bin():
   frontend = features.Frontend()
   assert frontend.fft_length == 512  # Next power of two above 480 samples.

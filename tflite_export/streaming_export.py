@@ -162,7 +162,8 @@ def streaming_step_fn(eval_graphdef: nnx.GraphDef, params: Any,
   `audio` float32 [1, S], `audio_context` [1, K], `feature_buffer`
   [1, F, bins] -> (probabilities [1, C], new context, new buffer). The
   parameters are closed over as host numpy constants, and the front end runs
-  under `tflite_model.FRONTEND_SCOPE`, as in `tflite_model.probabilities_fn`.
+  under `tflite_model.FRONTEND_SCOPE` with the spectrum as matrix products,
+  as in `tflite_model.probabilities_fn`.
   """
   params, batch_stats = jax.device_get((params, batch_stats))
   m, k = layout.frames_per_stride, layout.context_samples
@@ -171,7 +172,7 @@ def streaming_step_fn(eval_graphdef: nnx.GraphDef, params: Any,
     model = nnx.merge(eval_graphdef, params, batch_stats)
     with jax.named_scope(tflite_model.FRONTEND_SCOPE):
       recent = jnp.concatenate([audio_context, audio], axis=1)  # [1, K + S]
-      new_frames = model.features(recent)[:, layout.extra_frames:]  # [1, m, .]
+      new_frames = model.features(recent, 'matrices')[:, layout.extra_frames:]
     buffer = jnp.concatenate([feature_buffer[:, m:], new_frames], axis=1)
     logits = model.decide(model.classify(buffer))
     probabilities = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)

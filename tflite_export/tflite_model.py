@@ -136,9 +136,10 @@ def probabilities_fn(eval_graphdef: nnx.GraphDef, params: Any,
   """Returns `f(audio float32 [B, L]) -> probabilities float32 [B, C]`.
 
   `models.predict_fn` with the parameters bound as host numpy arrays, so
-  they become constants of the exported program. The front end runs under
-  the name scope `FRONTEND_SCOPE`, which names its ops in the TFLite model
-  (see `_front_end_nodes`).
+  they become constants of the exported program. The spectrum is computed
+  as matrix products (`features.DFTS`: TFLite's RFFT2D is slower). The
+  front end runs under the name scope `FRONTEND_SCOPE`, which names its ops
+  in the TFLite model (see `_front_end_nodes`).
 
   Args:
     eval_graphdef: a `models.KWSModel` graph definition in eval mode.
@@ -151,7 +152,8 @@ def probabilities_fn(eval_graphdef: nnx.GraphDef, params: Any,
   params, batch_stats = jax.device_get((params, batch_stats))
   return functools.partial(
       models.predict_fn(eval_graphdef, probabilities=True,
-                        clip_audio=clip_audio), params, batch_stats)
+                        clip_audio=clip_audio, dft='matrices'),
+      params, batch_stats)
 
 
 def _tensorflow() -> types.ModuleType:

@@ -67,9 +67,10 @@ class KWSModel(nnx.Module):
     self.backbone = backbone
     self.unknown_offset = float(unknown_offset)
 
-  def features(self, audio: jax.Array) -> jax.Array:
-    """Audio float32 [B, L] in [-1, 1] -> features [B, frames, bins]."""
-    return self.frontend(audio)
+  def features(self, audio: jax.Array, dft: str = 'fft') -> jax.Array:
+    """Audio float32 [B, L] in [-1, 1] -> features [B, frames, bins];
+    `dft` as `features.Frontend` takes it."""
+    return self.frontend(audio, dft)
 
   def classify(self, features: jax.Array, *,
                rngs: nnx.Rngs | None = None) -> jax.Array:
@@ -147,7 +148,8 @@ def abstract_model(config: ml_collections.ConfigDict,
 
 def predict_fn(graphdef: nnx.GraphDef, *, probabilities: bool = False,
                clip_audio: bool = False,
-               decision: bool = True) -> Callable[..., jax.Array]:
+               decision: bool = True,
+               dft: str = 'fft') -> Callable[..., jax.Array]:
   """Returns `f(params, batch_stats, audio float32 [B, L]) -> [B, C]`.
 
   The one way every caller (training's evaluation and teachers, scoring a
@@ -164,13 +166,15 @@ def predict_fn(graphdef: nnx.GraphDef, *, probabilities: bool = False,
     decision: apply the model's `unknown_offset`; False gives the network's
       own logits (a teacher's targets, or measuring offsets,
       experiments/unknown_offset.py).
+    dft: how the front end computes its spectrum (`features.DFTS`); the
+      TFLite exports take 'matrices'.
   """
   def predict(params, batch_stats, audio):
     model = nnx.merge(graphdef, params, batch_stats)
     with jax.named_scope(FRONTEND_SCOPE):
       if clip_audio:
         audio = jnp.clip(audio, -1.0, 1.0)
-      features = model.features(audio)
+      features = model.features(audio, dft)
     logits = model.classify(features)
     if decision:
       logits = model.decide(logits)
