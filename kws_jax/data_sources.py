@@ -18,6 +18,7 @@ batches (`input_pipeline`).
 import collections
 import contextlib
 import dataclasses
+import io
 import json
 import os
 import time
@@ -173,6 +174,14 @@ def _label_words(words: Sequence[str], labels: list[str]) -> np.ndarray:
                   np.int32)
 
 
+def _prepare(builder: tfds.core.DatasetBuilder) -> None:
+  """`builder.download_and_prepare()` without TFDS's progress bars and
+  printed banners in the training log (the project logs what it prepared
+  and how long it took; errors still raise)."""
+  tfds.disable_progress_bar()
+  with contextlib.redirect_stdout(io.StringIO()):
+    builder.download_and_prepare()
+
 
 def _prepared_builder(source_dir: str, config: ml_collections.ConfigDict
                       ) -> speech_commands_builder.SpeechCommandsLocal:
@@ -193,7 +202,7 @@ def _prepared_builder(source_dir: str, config: ml_collections.ConfigDict
   with lock:
     builder = speech_commands_builder.SpeechCommandsLocal(
         config=builder_config, data_dir=config.tfds_data_dir or None)
-    builder.download_and_prepare()
+    _prepare(builder)
   logging.info('Data prepared in %s (%.1f s).', builder.data_dir,
                time.time() - started)
   return builder
@@ -380,7 +389,7 @@ def _load_official(config: ml_collections.ConfigDict, labels: list[str],
         f"Wanted word(s) {', '.join(map(repr, extra))} are not in TFDS's "
         f'speech_commands, which has only {official}. Choose from those or '
         'use --config.data_source=local with data_dir/data_url.')
-  builder.download_and_prepare()
+  _prepare(builder)
   prepared = time.time()
   # Their ClassLabel index -> ours.
   mapping = np.array(

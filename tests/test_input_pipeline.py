@@ -124,6 +124,16 @@ def test_evaluation_is_the_same_every_run(tmp_path):
   assert len({row.tobytes() for row in silence}) == len(silence)
 
 
+def test_preparation_prints_no_progress_bars_or_banners(tiny_data_dir,
+                                                       tmp_path, capfd):
+  """The training log is the tutorial's: TFDS's bars and banners stay out."""
+  input_pipeline.create_datasets(_config(tiny_data_dir, tmp_path))
+  out, err = capfd.readouterr()
+  for noise in ('Generating', 'Shuffling', 'Downloading and preparing',
+                'Dataset speech_commands_local downloaded'):
+    assert noise not in out + err
+
+
 def test_second_load_uses_the_cache(tiny_data_dir, tmp_path, caplog):
   config = _config(tiny_data_dir, tmp_path)
   input_pipeline.create_datasets(config)
