@@ -181,35 +181,39 @@ def dft_split(fft_length: int) -> tuple[int, int]:
   return n1, fft_length // n1
 
 
-def dft_matrices(window_samples: int, fft_length: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
-  """The rfft of a zero-padded frame as two matrix products (`DFTS`).
+@functools.lru_cache(maxsize=32)
+def dft_matrices(window_samples: int, fft_length: int, bins: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The first `bins` of the rfft of a zero-padded frame, as two matrix
+  products and a twiddle (`DFTS`).
 
   One Cooley-Tukey split, fft_length = n1 * n2: sample n = n2 * a + b
-  (a < n1, b < n2) and bin k = c + n1 * d (c < n1), so that
-  X[c + n1 d] = sum_b W^(b (c + n1 d)) sum_a x[n2 a + b] w1^(a c), with
-  W = exp(-2 pi i / fft_length) and w1 = exp(-2 pi i / n1).
+  (a < n1, b < n2) and bin k = c + n1 * d (c < n1, d < D), so that
+  X[c + n1 d] = sum_b w2^(b d) [W^(b c) sum_a x[n2 a + b] w1^(a c)], with
+  W = exp(-2 pi i / fft_length), w1 = W^n2 and w2 = W^n1.
 
   Returns:
     first: float32 [A, 2 n1]: cos and -sin of 2 pi a c / n1 for the A rows a
       that hold samples (the rest is zero padding).
-    second: float32 [n1, 2 n2, 2 D], D = ceil((fft_length / 2 + 1) / n1):
-      for each c, multiplication by W^(b (c + n1 d)) summed over b, as a
+    twiddle: float32 [2, n1, n2]: cos and -sin of 2 pi b c / fft_length.
+    second: float32 [2 n2, 2 D], D = ceil(bins / n1): the n2-point DFT as a
       real matrix from (real, imaginary) parts to (real, imaginary) parts.
   """
   n1, n2 = dft_split(fft_length)
   rows = -(-window_samples // n2)
-  d_count = -(-(fft_length // 2 + 1) // n1)
+  d_count = -(-bins // n1)
   angle = 2 * np.pi * np.outer(np.arange(rows), np.arange(n1)) / n1
   first = np.concatenate([np.cos(angle), -np.sin(angle)], axis=1)
-  second = np.zeros((n1, 2 * n2, 2 * d_count))
-  b = np.arange(n2)[:, None]
-  for c in range(n1):
-    angle = 2 * np.pi * b * (c + n1 * np.arange(d_count)[None, :]) / fft_length
-    cos, sin = np.cos(angle), -np.sin(angle)
-    # (re + i im)(cos + i sin) = (re cos - im sin) + i (re sin + im cos).
-    second[c] = np.block([[cos, sin], [-sin, cos]])
-  return first.astype(np.float32), second.astype(np.float32)
+  angle = 2 * np.pi * np.outer(np.arange(n1), np.arange(n2)) / fft_length
+  twiddle = np.stack([np.cos(angle), -np.sin(angle)])
+  angle = 2 * np.pi * np.outer(np.arange(n2), np.arange(d_count)) / n2
+  cos, sin = np.cos(angle), -np.sin(angle)
+  # (re + i im)(cos + i sin) = (re cos - im sin) + i (re sin + im cos).
+  second = np.block([[cos, sin], [-sin, cos]])
+  matrices = tuple(m.astype(np.float32) for m in (first, twiddle, second))
+  for m in matrices:
+    m.setflags(write=False)  # Shared through the cache.
+  return matrices
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -228,13 +232,13 @@ class FrontendTables:
     projection: float32 [fft_length // 2 + 1, channels]: mel / pooling
       weights applied to the spectrum.
     dct: float32 [channels, feature_bin_count] for 'mfcc', else None.
-    dft_first, dft_second: `dft_matrices` (the spectrum as matrix products).
+    used_bins: spectrum bins the projection reads (1 + its last nonzero row;
+      'mfcc' stops at 4 kHz: 128 of 257 bins).
   """
   window: np.ndarray
   projection: np.ndarray
   dct: np.ndarray | None
-  dft_first: np.ndarray
-  dft_second: np.ndarray
+  used_bins: int
 
 
 @functools.lru_cache(maxsize=32)
@@ -259,12 +263,12 @@ def _build_tables(preprocess: str, sample_rate: int, window_samples: int,
                                            logmel_upper_hz)
   window = periodic_hann(window_samples).astype(np.float32)
   projection = projection.astype(np.float32)
-  first, second = dft_matrices(window_samples, fft_length)
-  for array in (window, projection, dct, first, second):
+  used_bins = int(np.flatnonzero(np.abs(projection).sum(axis=1)).max()) + 1
+  for array in (window, projection, dct):
     if array is not None:
       array.setflags(write=False)  # Shared through the cache.
   return FrontendTables(window=window, projection=projection, dct=dct,
-                        dft_first=first, dft_second=second)
+                        used_bins=used_bins)
 
 
 class Frontend(nnx.Module):
@@ -382,8 +386,10 @@ class Frontend(nnx.Module):
     # [B, frames, chunks_per_window, chunk] -> [B, frames, window].
     return jnp.stack(pieces, axis=2).reshape(batch, frames, window)
 
-  def power_spectrum(self, audio: jax.Array, dft: str = 'fft') -> jax.Array:
-    """Audio [B, L] -> |rfft|^2 [B, frames, fft_length // 2 + 1].
+  def power_spectrum(self, audio: jax.Array, dft: str = 'fft',
+                     bins: int | None = None) -> jax.Array:
+    """Audio [B, L] -> |rfft|^2 [B, frames, bins] (all fft_length // 2 + 1
+    bins by default, else the first `bins`).
 
     Each frame is multiplied by the periodic Hann window and zero-padded at
     the end to `fft_length` (the next power of two) before the transform,
@@ -392,35 +398,38 @@ class Frontend(nnx.Module):
     """
     if dft not in DFTS:
       raise ValueError(f'dft must be one of {DFTS}, got {dft!r}.')
+    bins = self.fft_length // 2 + 1 if bins is None else int(bins)
     frames = self.frame(audio.astype(jnp.float32)) * self.tables.window
     if dft == 'matrices':
-      return self._power_by_matrices(frames)
+      return self._power_by_matrices(frames, bins)
     pad = self.fft_length - self.window_samples
     if pad:
       frames = jnp.pad(frames, ((0, 0), (0, 0), (0, pad)))
     spectrum = jnp.fft.rfft(frames, axis=-1)
     # real^2 + imag^2 rather than abs(): both map to TFLite builtins, and this
-    # avoids the sqrt we would square again.
-    return jnp.square(spectrum.real) + jnp.square(spectrum.imag)
+    # avoids the sqrt we would square again. (TFLite cannot slice complex.)
+    return (jnp.square(spectrum.real) + jnp.square(spectrum.imag))[..., :bins]
 
-  def _power_by_matrices(self, frames: jax.Array) -> jax.Array:
-    """Windowed frames [B, F, window] -> |rfft|^2, as `dft_matrices` says."""
-    first, second = self.tables.dft_first, self.tables.dft_second
+  def _power_by_matrices(self, frames: jax.Array, bins: int) -> jax.Array:
+    """Windowed frames [B, F, window] -> |rfft|^2 [B, F, bins], as
+    `dft_matrices` says."""
+    first, twiddle, second = dft_matrices(self.window_samples,
+                                          self.fft_length, bins)
     n1, n2 = dft_split(self.fft_length)
-    rows, d_count = first.shape[0], second.shape[2] // 2
-    batch, num_frames, _ = frames.shape
+    rows, d_count = first.shape[0], second.shape[1] // 2
+    batch, num_frames, window = frames.shape
     r = batch * num_frames
-    x = jnp.pad(frames, ((0, 0), (0, 0), (0, rows * n2 - frames.shape[2])))
-    x = x.reshape(r, rows, n2)
-    inner = jnp.einsum('rab,ak->rkb', x, first)  # [R, (re, im) x c, b]
-    inner = inner.reshape(r, 2, n1, n2).transpose(2, 0, 1, 3).reshape(
-        n1, r, 2 * n2)  # [c, R, (re, im) x b]
-    outer = jnp.einsum('crb,cbm->crm', inner, second)  # [c, R, (re, im) x d]
+    x = jnp.pad(frames, ((0, 0), (0, 0), (0, rows * n2 - window)))
+    inner = jnp.einsum('rab,ak->rkb', x.reshape(r, rows, n2), first)
+    re, im = inner[:, :n1], inner[:, n1:]  # [R, c, b]
+    cos, sin = twiddle
+    turned = jnp.concatenate([re * cos - im * sin, re * sin + im * cos],
+                             axis=-1)  # [R, c, (re, im) x b]
+    outer = turned @ second  # [R, c, (re, im) x d]
     power = (jnp.square(outer[..., :d_count]) +
-             jnp.square(outer[..., d_count:]))  # [c, R, d]
-    bins = self.fft_length // 2 + 1
+             jnp.square(outer[..., d_count:]))  # [R, c, d]
     # Bin c + n1 d sits at d * n1 + c once d leads c.
-    return power.transpose(1, 2, 0).reshape(r, d_count * n1)[:, :bins].reshape(
+    return power.transpose(0, 2, 1).reshape(r, d_count * n1)[:, :bins].reshape(
         batch, num_frames, bins)
 
   def __call__(self, audio: jax.Array, dft: str = 'fft') -> jax.Array:
@@ -430,8 +439,9 @@ class Frontend(nnx.Module):
     """
     if audio.ndim != 2:
       raise ValueError(f'Expected audio [batch, samples], got {audio.shape}.')
-    power = self.power_spectrum(audio, dft)
-    projection = jnp.asarray(self.tables.projection)
+    # Only the bins the projection reads ('mfcc': up to 4 kHz).
+    power = self.power_spectrum(audio, dft, self.tables.used_bins)
+    projection = jnp.asarray(self.tables.projection[:self.tables.used_bins])
     if self.preprocess == 'average':
       return power @ projection
     if self.preprocess == 'logmel':

@@ -83,8 +83,26 @@ def test_both_dfts_give_the_same_spectrum(window_ms, stride_ms):
   assert matrices.shape == fft.shape
   np.testing.assert_allclose(matrices, fft, rtol=0,
                              atol=1e-6 * float(np.abs(fft).max()))
+  some = fft.shape[-1] // 2 + 1
+  np.testing.assert_allclose(
+      np.asarray(frontend.power_spectrum(audio, 'matrices', some)),
+      fft[..., :some], rtol=0, atol=1e-6 * float(np.abs(fft).max()))
   with pytest.raises(ValueError, match='dft must be one of'):
     frontend.power_spectrum(audio, 'fast')
+
+
+def test_features_read_only_the_bins_their_projection_uses():
+  """'mfcc' stops at 4 kHz: 128 of 257 bins, and the same features as
+  the whole spectrum times the whole projection."""
+  frontend = features.Frontend()
+  assert frontend.tables.used_bins == 128
+  assert not np.any(frontend.tables.projection[128:])
+  audio = _noise(batch=2, seed=4)
+  whole = np.sqrt(np.asarray(frontend.power_spectrum(jnp.asarray(audio))))
+  mel = np.log(np.maximum(whole @ frontend.tables.projection,
+                          frontend.mfcc_log_floor))
+  np.testing.assert_allclose(np.asarray(frontend(jnp.asarray(audio))),
+                             mel @ frontend.tables.dct, rtol=1e-5, atol=1e-4)
 
 
 def test_pure_tone_peaks_in_its_fft_bin():

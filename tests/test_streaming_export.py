@@ -21,6 +21,7 @@ import jax
 import numpy as np
 import pytest
 
+from kws_jax import features
 from kws_jax import models
 from kws_jax.runtime import inference
 from kws_jax.runtime import streaming
@@ -158,20 +159,22 @@ def test_streaming_tflite_matches_the_clip_model(architecture,
   assert diff < TFLITE_TOLERANCE
   assert jax_diff is None or jax_diff < PARITY_TOLERANCE
   # Builtin ops only, and the front end is incremental: the spectrum's
-  # products (features.dft_matrices; [c, frames, (re, im) x b] times a
-  # constant) see only the new frames.
+  # twiddle (features.dft_matrices; [frames, n1, n2] times a constant
+  # [1, n1, n2]) sees only the new frames.
   from ai_edge_litert.interpreter import Interpreter
   interpreter = Interpreter(model_path=exported[1].model_path)
   ops = interpreter._get_ops_details()
   assert not [op for op in ops if op['op_name'].startswith(('Flex', 'CUSTOM'))]
   assert 'RFFT2D' not in {op['op_name'] for op in ops}
   details = interpreter.get_tensor_details()
-  spectrum_inputs = [details[op['inputs'][0]]['shape'] for op in ops
-                     if op['op_name'] == 'BATCH_MATMUL' and
-                     len(details[op['inputs'][0]]['shape']) == 3]
-  assert spectrum_inputs and all(
-      s[1] == layout.frames_per_stride + layout.extra_frames
-      for s in spectrum_inputs)
+  split = features.dft_split(
+      features.Frontend.from_config(exported[3]).fft_length)
+  twiddled = [details[op['inputs'][0]]['shape'] for op in ops
+              if op['op_name'] == 'MUL' and
+              tuple(details[op['inputs'][1]]['shape']) == (1, *split)]
+  assert twiddled and all(
+      s[0] == layout.frames_per_stride + layout.extra_frames
+      for s in twiddled)
 
 
 def test_both_exports_decide_with_the_unknown_offset(tmp_path_factory):
