@@ -40,10 +40,11 @@ from kws_jax import audio_io
 PREPROCESS_TYPES = ('mfcc', 'average', 'logmel')
 # How `Frontend.power_spectrum` computes the spectrum; the two agree to
 # float32 rounding (tested). 'fft': `jnp.fft.rfft`, what XLA runs fastest
-# (a training batch: 24-28 ms against 53 ms). 'matrices': two matrix
-# products (`dft_matrices`), what TFLite runs fastest: its RFFT2D works in
-# double precision, and the 98 frames of a clip took 0.54 ms against 0.21 ms
-# (one thread, this project's AVX-512 CPU, 2026-12-05), so the exports use it.
+# (a training batch of 100 clips: 24-28 ms, against 53-72 ms as products).
+# 'matrices': two matrix products and a twiddle (`dft_matrices`), what
+# TFLite runs fastest: its RFFT2D works in double precision, and the 98
+# frames of a clip took 0.54 ms against 0.21-0.24 ms (one-off profiles, one
+# thread, this project's AVX-512 CPU, 2026-12-05), so the exports use it.
 DFTS = ('fft', 'matrices')
 
 # Above this many slices per frame, framing uses one constant gather instead.

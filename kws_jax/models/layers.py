@@ -112,11 +112,12 @@ class Dropout(nnx.Dropout):
   into uniforms of `mask_bits(rate)` bits (one bit for the tutorial's 0.5,
   16 for a rate like 0.1), and kept values are scaled by the keep
   probability that resolution gives. On the tutorial `conv` model's
-  [100, 98, 40, 64] map the mask of rate 0.5 takes 27 ms where 16 bits a
-  value took 194 ms and nnx's 32 bits 319 ms (this project's 2-core
-  AVX-512 CPU, 2026-12-05); the whole `conv` training step goes from
-  0.91 s to 0.72 s. Eval mode, the rates 0 and 1, broadcast masks and
-  missing arguments take nnx.Dropout's own path (and its error messages).
+  [100, 98, 40, 64] map the mask of rate 0.5 took 27 ms where 16 bits a
+  value took 194 ms and nnx's 32 bits 319 ms (one-off profile, this
+  project's 2-core AVX-512 CPU, 2026-12-05); the `conv` training step of
+  benchmarks/train_steps.py went from 0.91 s to 0.76-0.78 s. Eval mode,
+  the rates 0 and 1, broadcast masks and missing arguments take
+  nnx.Dropout's own path (and its error messages).
   The masks differ from nnx.Dropout's for the same key, so only the
   tutorial family uses it: the other families' published figures were
   trained with nnx.Dropout, and keep it.
