@@ -7,9 +7,10 @@ label smoothing, random gain), so the table compares architectures on the
 same data with the same budget. The negatives (`configs/default.py`'s
 `not_a_command`, which configs/tc_resnet.py and configs/conv.py take) stay
 off for every point: the table was measured before them, and with them
-only those two would have them. On a 2-core CPU the tutorial's conv takes
-about 10 h at that budget, bc_resnet about 1 h (see the README's speed
-table); `--only` picks the others:
+only those two would have them. On the 2-core CPU of 2026-12-05 the
+tutorial's conv takes about an hour at that budget, bc_resnet about 1.5 h
+(see the README's speed table); `--only` picks the others (a regular
+expression searched in each point's name: '^config=conv$' is conv alone):
 
   python -m experiments.sweep --sweep=experiments/architectures.py \
       --workdir=/tmp/sweeps/architectures --parallel=2 \
