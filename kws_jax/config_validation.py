@@ -318,7 +318,9 @@ def check_before_training(config: ml_collections.ConfigDict,
 
   Run by training after `validate_config` and before any data is loaded:
   the model is built abstractly (no parameters are drawn), so settings in
-  `config.model` that its constructor refuses fail here; the data folder
+  `config.model` that its constructor refuses fail here; XLA compiles a
+  tiny program with `train_compiler_options`, so options it refuses fail
+  here too; the data folder
   must exist when there is no archive to unpack into it, and a
   `synthetic_dir` must exist. (`validate_config` stays free of such checks:
   it also reads configs stored with checkpoints, whose data may be
@@ -342,6 +344,17 @@ def check_before_training(config: ml_collections.ConfigDict,
         f'config.model={models.model_settings(config)} does not fit '
         f'config.model_architecture={config.model_architecture!r} with this '
         f'front end: {e}') from e
+
+  options = config.train_compiler_options.to_dict()
+  if options:
+    import jax  # pylint: disable=g-import-not-at-top
+    try:  # XLA reads the options when it compiles; a tiny program suffices.
+      jax.jit(lambda x: x + 1, compiler_options=options).lower(0.0).compile()
+    except Exception as e:  # pylint: disable=broad-except
+      raise ConfigError(
+          f'config.train_compiler_options={options}: XLA refuses them: '
+          f'{str(e).splitlines()[0]} (drop the option, or see configs/conv.py '
+          'for one that works).') from e
 
   if config.data_source == 'local':
     _check_data_source(config)

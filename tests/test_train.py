@@ -109,14 +109,31 @@ def test_check_nans_stops_with_the_step(tiny_data_dir, tmp_path):
 
 
 def test_the_training_step_compiles_with_the_configs_xla_options(
-    tiny_data_dir, tmp_path):
-  """train_compiler_options reach the training step's compilation: XLA
-  reads (and here refuses) the value."""
+    tiny_data_dir, tmp_path, monkeypatch):
+  """train_compiler_options reach the training step's compilation, and
+  options XLA refuses fail before any work, naming the field."""
   config = _config(tiny_data_dir, tmp_path)
   config.train_compiler_options.xla_cpu_experimental_ynn_fusion_type = (
       'NOT_A_FUSION_TYPE')
-  with pytest.raises(Exception, match='xla_cpu_experimental_ynn_fusion_type'):
+  with pytest.raises(config_validation.ConfigError,
+                     match='train_compiler_options.*not a valid enum'):
     train.train_and_evaluate(config, str(tmp_path / 'bad_option'))
+  assert not (tmp_path / 'bad_option').exists()
+  # A valid option reaches the step's jax.jit.
+  seen = []
+  real_jit = jax.jit
+
+  def jit(fun, **kwargs):
+    seen.append(kwargs.get('compiler_options'))
+    return real_jit(fun, **kwargs)
+
+  monkeypatch.setattr(train.jax, 'jit', jit)
+  good = _config(tiny_data_dir, tmp_path)
+  good.train_compiler_options.xla_cpu_experimental_ynn_fusion_type = (
+      'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT')
+  train.train_and_evaluate(good, str(tmp_path / 'good_option'))
+  assert {'xla_cpu_experimental_ynn_fusion_type':
+          'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT'} in seen
 
 
 def test_mismatched_schedule_fails_before_any_work(tmp_path):
