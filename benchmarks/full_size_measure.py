@@ -147,7 +147,7 @@ def _child_startup(args: dict[str, Any]) -> dict[str, Any]:
       functools.partial(train.train_step, graphdef=train_def, tx=tx,
                         num_classes=len(data.labels), config=config),
       donate_argnums=0,
-      compiler_options=config.train_compiler_options.to_dict() or None)
+      compiler_options=train.compiler_options(config))
   batches = input_pipeline.train_iterator(data, config, start_step=1)
   batch = next(batches)
   first_batch = time.time()

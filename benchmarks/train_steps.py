@@ -20,6 +20,7 @@ from kws_jax import audio_io
 from kws_jax import augment
 from kws_jax import config_files
 from kws_jax import models
+from kws_jax import train
 
 
 def load_config(name: str) -> tuple[ml_collections.ConfigDict, str]:
@@ -70,9 +71,7 @@ def make_train_step(config: ml_collections.ConfigDict, batch_size: int,
 
   # The batch is an argument, not a closed-over constant, so that XLA cannot
   # precompute the front end at compile time.
-  @functools.partial(
-      jax.jit,
-      compiler_options=config.train_compiler_options.to_dict() or None)
+  @functools.partial(jax.jit, compiler_options=train.compiler_options(config))
   def train_step(params, batch_stats, opt_state, key, audio, label,
                  background):
     aug_key, dropout_key = jax.random.split(key)

@@ -86,6 +86,13 @@ def ema_decay_at(decay: float, step: jax.Array, *,
   return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
+def compiler_options(config: ml_collections.ConfigDict
+                     ) -> dict[str, object] | None:
+  """The training step's XLA options (`config.train_compiler_options`), as
+  `jax.jit` takes them; None for XLA's defaults."""
+  return config.train_compiler_options.to_dict() or None
+
+
 def make_optimizer(config: ml_collections.ConfigDict,
                    schedule: config_validation.Schedule
                    ) -> optax.GradientTransformation:
@@ -344,7 +351,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                         num_classes=len(labels), config=config,
                         teacher_defs=teacher_defs),
       donate_argnums=0,
-      compiler_options=config.train_compiler_options.to_dict() or None)
+      compiler_options=compiler_options(config))
   predict = jax.jit(models.predict_fn(eval_def),
                     out_shardings=devices.replicated)
 
