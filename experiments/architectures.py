@@ -46,5 +46,7 @@ def sweep(add):
   for name in ARCHITECTURES:
     if name == 'ds_cnn':  # 10 MFCCs: masks of up to 7 would hide most.
       add(config=f'configs/{name}.py', freq_mask_bins=2)
+    elif name == 'tc_resnet':  # The paper's width, the default when this ran.
+      add(config='configs/tc_resnet.py:8')
     else:
       add(config=f'configs/{name}.py')

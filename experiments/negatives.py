@@ -43,7 +43,8 @@ them, and point 9 on one with the two-sound words too:
 what has finished.)
 """
 
-BASE_CONFIG = 'configs/tc_resnet.py'
+# The paper's TC-ResNet8 (width 1), the default model when this ran.
+BASE_CONFIG = 'configs/tc_resnet.py:8'
 
 SHARED = {'log_step_interval': 100}
 

@@ -17,7 +17,8 @@ Make the synthetic clips first (eSpeak NG + Flite + Piper voices, offline):
       --override=synthetic_dir=/tmp/synth
 """
 
-BASE_CONFIG = 'configs/tc_resnet.py'
+# The paper's TC-ResNet8 (width 1), the default model when this ran.
+BASE_CONFIG = 'configs/tc_resnet.py:8'
 
 SHARED = {'wanted_words': 'bed,cat,happy', 'log_step_interval': 100}
 

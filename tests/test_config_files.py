@@ -21,15 +21,21 @@ def test_split_spec(spec, expected):
 
 def test_load_config_passes_the_arg_to_get_config():
   path = os.path.join(REPO, 'configs', 'tc_resnet.py')
-  plain = config_files.load_config(path)
+  default = config_files.load_config(path)
+  paper = config_files.load_config(path + ':8')
   wide = config_files.load_config(path + ':14-1.5')
-  assert plain.model_architecture == wide.model_architecture == 'tc_resnet'
-  assert (plain.model.blocks_per_stage, plain.model.width_multiplier) == (
+  assert default.model_architecture == wide.model_architecture == 'tc_resnet'
+  # The default model is TC-ResNet8-1.2; ':8' is the paper's width.
+  assert (default.model.blocks_per_stage, default.model.width_multiplier) == (
+      1, 1.2)
+  assert (paper.model.blocks_per_stage, paper.model.width_multiplier) == (
       1, 1.0)
   assert (wide.model.blocks_per_stage, wide.model.width_multiplier) == (
       2, 1.5)
   with pytest.raises(ValueError, match='depth must be 8 or 14'):
     config_files.load_config(path + ':9')
+  with pytest.raises(ValueError, match=r"width after the dash .*'8-wide'"):
+    config_files.load_config(path + ':8-wide')
 
 
 def test_relative_paths_are_found_from_the_root(tmp_path, monkeypatch):

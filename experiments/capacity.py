@@ -1,0 +1,30 @@
+r"""Capacity: the default recipe on wider TC-ResNet8s. Does a larger model
+recognise unseen speakers and words better? Widths 1 (the paper's
+TC-ResNet8, 65k parameters, the default until 2026-12-05), 1.2 (91k,
+inside the shipped model's 100k budget; the default since) and 1.5
+(144k), three seeds each, each also on the three unseen-words folds.
+
+  experiments/synthesize_negatives.sh /tmp/kws_synth
+  python -m experiments.sweep --sweep=experiments/capacity.py \
+      --workdir=/tmp/sweeps/capacity --parallel=2 \
+      --override=data_url=../shared/data/speech_commands_dev.tar.gz \
+      --override=data_dir=/tmp/kws_data
+
+(`--only='_s.$'` runs the nine models without their folds; `summary.md`
+has the unseen words of the points whose folds ran.)
+"""
+
+BASE_CONFIG = 'configs/tc_resnet.py'
+
+SHARED = {'log_step_interval': 100}
+
+UNSEEN_WORDS_FOLDS = 3
+
+WIDTHS = (1.0, 1.2, 1.5)
+
+
+def sweep(add):
+  for seed in (0, 1, 2):
+    for width in WIDTHS:
+      add(point_name=f'w{width:g}_s{seed}', seed=seed,
+          **{'model.width_multiplier': width})
