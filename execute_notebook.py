@@ -444,8 +444,6 @@ def main(argv: list[str]) -> None:
              'which is missing; pass --data_url or --data_dir.')
   output_dir = os.path.abspath(f.output_dir)
   os.makedirs(output_dir, exist_ok=True)
-  # Quieter TensorFlow C++ logging in the kernels (they inherit it).
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
   started = time.time()
   for path in paths:
     outcome = run_notebook(

@@ -73,6 +73,7 @@ class Checkpoints:
     ])
     options = ocp.CheckpointManagerOptions(
         preservation_policy=policy, create=not read_only, read_only=read_only,
+        save_interval_steps=0 if read_only else 1,
         enable_async_checkpointing=not read_only)
     self._manager = ocp.CheckpointManager(
         self.directory, options=options,

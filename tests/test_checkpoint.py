@@ -82,3 +82,14 @@ def test_stored_parameter_shapes_match_the_model(workdir):
                                  read_only=True)
   assert ckpts.param_shapes(3) == checkpoint.param_shapes(saved[3][0])
   assert 'backbone/conv/kernel' in ckpts.param_shapes(3)
+
+
+def test_opening_read_only_sets_no_save_interval_for_orbax_to_undo(
+    workdir, caplog):
+  workdir, _ = workdir
+  with caplog.at_level('WARNING'):
+    ckpts = checkpoint.Checkpoints(str(workdir / 'checkpoints'),
+                                   read_only=True)
+  assert ckpts.all_steps()
+  assert not [r for r in caplog.records if 'save_interval_steps' in
+              r.getMessage()]

@@ -2,6 +2,8 @@
 
 import logging as std_logging
 import os
+import subprocess
+import sys
 
 from absl import logging
 import pytest
@@ -14,8 +16,8 @@ _OWN = os.path.join(os.path.dirname(os.path.dirname(_HERE)), 'kws_jax',
 _ORBAX = '/usr/lib/python3/site-packages/orbax/checkpoint/checkpoint_manager.py'
 
 
-def _record(pathname, level):
-  return std_logging.LogRecord('absl', level, pathname, 1, 'message', (), None)
+def _record(pathname, level, message='message'):
+  return std_logging.LogRecord('absl', level, pathname, 1, message, (), None)
 
 
 @pytest.fixture
@@ -37,9 +39,39 @@ def test_other_libraries_info_lines_are_dropped_their_warnings_kept(verbosity):
                           std_logging.INFO))
 
 
+def test_expected_library_notices_are_dropped_at_their_source_only(
+    verbosity):
+  verbosity(logging.INFO)
+  keep = log_lines.OwnInfoOnly().filter
+  read_only = 'Given directory is read only=%s'
+  assert not keep(_record(_ORBAX, std_logging.WARNING, read_only))
+  assert keep(_record(_ORBAX, std_logging.WARNING, 'Something else'))
+  # The same words from another module are someone else's warning.
+  assert keep(_record(_OWN, std_logging.WARNING, read_only))
+  for ending, start in log_lines.EXPECTED_NOTICES:
+    path = '/site-packages/' + ending
+    assert not keep(_record(path, std_logging.WARNING, start + ' (details)'))
+
+
 def test_verbosity_1_brings_every_line_back(verbosity):
   verbosity(logging.DEBUG)  # --verbosity=1
   assert log_lines.OwnInfoOnly().filter(_record(_ORBAX, std_logging.INFO))
+  ending, start = log_lines.EXPECTED_NOTICES[0]
+  assert log_lines.OwnInfoOnly().filter(
+      _record('/x/' + ending, std_logging.WARNING, start))
+
+
+def test_importing_tensorflow_after_the_package_prints_no_cpp_notices():
+  env = {k: v for k, v in os.environ.items()
+         if k not in ('TF_ENABLE_ONEDNN_OPTS', 'TF_CPP_MIN_LOG_LEVEL')}
+  done = subprocess.run(
+      [sys.executable, '-c',
+       'import kws_jax.data_sources, tensorflow; print("imported")'],
+      env=env, capture_output=True, text=True, check=True,
+      cwd=os.path.dirname(os.path.dirname(_HERE)))
+  assert 'imported' in done.stdout
+  assert 'oneDNN' not in done.stderr
+  assert 'absl::InitializeLog' not in done.stderr
 
 
 def test_install_adds_one_filter_to_absls_handler():
