@@ -19,7 +19,9 @@ speed.
 # The paper's TC-ResNet8 (width 1), the default model when this ran.
 BASE_CONFIG = 'configs/tc_resnet.py:8'
 
-SHARED = {'log_step_interval': 100}
+# 4000 steps, the default schedule when this ran.
+SHARED = {'how_many_training_steps': '2500,1000,500',
+          'log_step_interval': 100}
 
 
 def sweep(add):

@@ -20,7 +20,10 @@ Make the synthetic clips first (eSpeak NG + Flite + Piper voices, offline):
 # The paper's TC-ResNet8 (width 1), the default model when this ran.
 BASE_CONFIG = 'configs/tc_resnet.py:8'
 
-SHARED = {'wanted_words': 'bed,cat,happy', 'log_step_interval': 100}
+# 4000 steps, the default schedule when this ran.
+SHARED = {'wanted_words': 'bed,cat,happy',
+          'how_many_training_steps': '2500,1000,500',
+          'log_step_interval': 100}
 
 RECALL_WORDS = ('bed', 'cat', 'happy')
 
