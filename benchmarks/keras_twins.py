@@ -17,13 +17,6 @@ tutorial's default), `tc_resnet`, `ds_cnn` and `bc_resnet`.
 
 from __future__ import annotations
 
-import os
-
-# The twins are TensorFlow at its fastest on a CPU: with its oneDNN kernels,
-# which `kws_jax` turns off for itself. Set before TensorFlow is imported.
-os.environ['TF_ENABLE_ONEDNN_OPTS'] = '1'
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 from typing import Callable
 
 import keras

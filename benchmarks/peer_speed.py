@@ -25,6 +25,13 @@ Usage:
 from __future__ import annotations
 
 import os
+
+# TensorFlow at its fastest on a CPU: with its oneDNN kernels, which
+# `kws_jax` turns off for itself (unless the environment says otherwise).
+# Set before TensorFlow is imported (by keras_twins, below).
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import statistics
 import time
 from typing import Callable

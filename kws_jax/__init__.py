@@ -6,8 +6,10 @@ turned on, TensorFlow prints a notice about them from C++ at import, before
 any log level applies, at the top of every tool's log. They are off, and
 TensorFlow's C++ INFO lines (which CPU instructions it was built for) are
 hidden, unless the environment says otherwise (e.g.
-`TF_ENABLE_ONEDNN_OPTS=1`, as `benchmarks/keras_twins.py` sets it, where
-TensorFlow trains; `TF_CPP_MIN_LOG_LEVEL=0`).
+`TF_ENABLE_ONEDNN_OPTS=1`, as `benchmarks/peer_speed.py` sets it, where
+TensorFlow trains; `TF_CPP_MIN_LOG_LEVEL=0`). TensorFlow reads them when it
+is first imported, so this holds for a whole process that imports this
+package first.
 """
 
 import os
