@@ -76,13 +76,14 @@ def test_conv_takes_the_negatives_recipe_and_tutorial_leaves_it_out():
   tc_resnet = config_files.load_config('configs/tc_resnet.py', root=REPO)
   negatives = ('background_rms_min', 'background_rms_max', 'generated_noise',
                'dc_offset_noise', 'unknown_word_balance', 'unknown_percentage',
-               'synthetic_dir', 'synthetic_fraction', 'synthetic_unknown',
-               'unknown_offset')
+               'synthetic_dir', 'synthetic_fraction', 'synthetic_unknown')
   for field in negatives:
     assert conv[field] == tc_resnet[field], field
   assert conv.dc_offset_noise and conv.synthetic_dir
   assert not tutorial.dc_offset_noise and not tutorial.synthetic_dir
+  # The offset is each recipe's own (the offset rule on its seeds).
   assert conv.unknown_offset == 0.5 and tutorial.unknown_offset == 0.0
+  assert tc_resnet.unknown_offset == 0.75
   assert tutorial.unknown_percentage == 10.0
   # The rest of conv is the tutorial's recipe.
   assert conv.how_many_training_steps == tutorial.how_many_training_steps
