@@ -14,6 +14,12 @@ import ml_collections
 
 from configs import default
 
+# What the default model trained and decided with until the evening of
+# 2026-12-05 (4000 steps, `not_a_command`'s offset); the sweeps of that time
+# pin it, so that their tables stay reproducible.
+UNTIL_2026_12_05 = {'how_many_training_steps': '2500,1000,500',
+                    'unknown_offset': 0.5}
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """Args: arg: '8', '14', '8-1.5', '14-1.5', ...; None means '8-1.2'."""

@@ -18,12 +18,13 @@ schedule since 2026-12-05.
 has the unseen words of the points whose folds ran.)
 """
 
+from configs import tc_resnet
+
 BASE_CONFIG = 'configs/tc_resnet.py'
 
-# 4000 steps (the default schedule when this ran) but for the 'x2' points;
-# every point decides with the offset of then.
-SHARED = {'how_many_training_steps': '2500,1000,500', 'unknown_offset': 0.5,
-          'log_step_interval': 100}
+# The schedule and offset of the default model when this ran (the 'x2'
+# points set their 8000 steps).
+SHARED = {**tc_resnet.UNTIL_2026_12_05, 'log_step_interval': 100}
 
 UNSEEN_WORDS_FOLDS = 3
 

@@ -16,12 +16,13 @@ speed.
       --override=distill_from=/tmp/sweeps/seeds/seed=0,/tmp/sweeps/seeds/seed=1,/tmp/sweeps/seeds/seed=2
 """
 
+from configs import tc_resnet
+
 # The paper's TC-ResNet8 (width 1), the default model when this ran.
 BASE_CONFIG = 'configs/tc_resnet.py:8'
 
-# 4000 steps, the default schedule when this ran.
-SHARED = {'how_many_training_steps': '2500,1000,500',
-          'log_step_interval': 100}
+# The schedule and offset of the default model when this ran.
+SHARED = {**tc_resnet.UNTIL_2026_12_05, 'log_step_interval': 100}
 
 
 def sweep(add):

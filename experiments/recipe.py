@@ -13,12 +13,13 @@ results).
       --override=data_url=../shared/data/speech_commands_dev.tar.gz
 """
 
+from configs import tc_resnet
+
 # The paper's TC-ResNet8 (width 1), the default model when this ran.
 BASE_CONFIG = 'configs/tc_resnet.py:8'
 
-# 4000 steps, the default schedule when this ran.
-SHARED = {'how_many_training_steps': '2500,1000,500',
-          'log_step_interval': 100}
+# The schedule and offset of the default model when this ran.
+SHARED = {**tc_resnet.UNTIL_2026_12_05, 'log_step_interval': 100}
 
 _NONE = {'balance_classes': False, 'time_masks': 0, 'time_mask_ms': 0.0,
          'freq_masks': 0, 'freq_mask_bins': 0, 'label_smoothing': 0.0,

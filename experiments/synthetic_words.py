@@ -17,12 +17,13 @@ Make the synthetic clips first (eSpeak NG + Flite + Piper voices, offline):
       --override=synthetic_dir=/tmp/synth
 """
 
+from configs import tc_resnet
+
 # The paper's TC-ResNet8 (width 1), the default model when this ran.
 BASE_CONFIG = 'configs/tc_resnet.py:8'
 
-# 4000 steps, the default schedule when this ran.
-SHARED = {'wanted_words': 'bed,cat,happy',
-          'how_many_training_steps': '2500,1000,500',
+# The schedule and offset of the default model when this ran.
+SHARED = {'wanted_words': 'bed,cat,happy', **tc_resnet.UNTIL_2026_12_05,
           'log_step_interval': 100}
 
 RECALL_WORDS = ('bed', 'cat', 'happy')

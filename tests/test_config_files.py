@@ -5,6 +5,7 @@ import os
 import pytest
 
 from experiments import negatives
+from experiments import sweep
 from kws_jax import config_files
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -98,3 +99,17 @@ def test_the_negatives_sweep_pins_the_recipe_it_compares():
   for name, recipe in negatives.RECIPES.items():
     assert recipe['unknown_offset'] == 0.0, name
     assert recipe['dc_offset_noise'] == (name >= '8'), name
+
+
+@pytest.mark.parametrize('name', ['capacity', 'distillation', 'negatives',
+                                  'recipe', 'scarce_words', 'synthetic_words'])
+def test_the_sweeps_of_4000_steps_pin_the_schedule_and_offset_of_then(name):
+  """The default's 8000 steps and offset 0.75 must not leak into them."""
+  _, shared, points, _ = sweep.load_sweep(
+      os.path.join(REPO, 'experiments', f'{name}.py'))
+  assert shared['how_many_training_steps'] == '2500,1000,500'
+  assert shared['unknown_offset'] == 0.5
+  base = config_files.load_config('configs/tc_resnet.py', root=REPO)
+  assert base.how_many_training_steps != shared['how_many_training_steps']
+  assert base.unknown_offset != shared['unknown_offset']
+  assert points
