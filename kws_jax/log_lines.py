@@ -54,15 +54,19 @@ class OwnInfoOnly(std_logging.Filter):
     if logging.get_verbosity() >= 1:
       return True
     if record.levelno >= std_logging.WARNING:
-      return not _expected(record)
+      return expected_notice(record) is None
     return os.path.realpath(record.pathname).startswith(_PROJECT_DIRS)
 
 
-def _expected(record: std_logging.LogRecord) -> bool:
+def expected_notice(record: std_logging.LogRecord
+                    ) -> tuple[str, str] | None:
+  """The entry of `EXPECTED_NOTICES` that `record` is, if any."""
   path = record.pathname.replace(os.sep, '/')
   message = str(record.msg)
-  return any(path.endswith(ending) and message.startswith(start)
-             for ending, start in EXPECTED_NOTICES)
+  for ending, start in EXPECTED_NOTICES:
+    if path.endswith(ending) and message.startswith(start):
+      return ending, start
+  return None
 
 
 def install() -> None:
