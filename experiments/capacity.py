@@ -6,7 +6,8 @@ inside the shipped model's 100k budget; the default since) and 1.5
 unseen-words folds; and width 1.2 with twice the steps (8000: with the
 synthetic speech the training set grew from 8.8k to 19.9k clips, so 4000
 steps are 20 epochs, not 45), named 'w1.2_x2_s<seed>': the default
-schedule since 2026-12-05.
+schedule since 2026-12-05; and width 1.5 with the same 8000 steps
+('w1.5_x2_s<seed>'), the candidate for a second, more accurate model.
 
   experiments/synthesize_negatives.sh /tmp/kws_synth
   python -m experiments.sweep --sweep=experiments/capacity.py \
@@ -36,7 +37,8 @@ def sweep(add):
     for width in WIDTHS:
       add(point_name=f'w{width:g}_s{seed}', seed=seed,
           **{'model.width_multiplier': width})
-  for seed in (0, 1, 2):
-    add(point_name=f'w1.2_x2_s{seed}', seed=seed,
-        how_many_training_steps='5000,2000,1000',
-        **{'model.width_multiplier': 1.2})
+  for width in (1.2, 1.5):
+    for seed in (0, 1, 2):
+      add(point_name=f'w{width:g}_x2_s{seed}', seed=seed,
+          how_many_training_steps='5000,2000,1000',
+          **{'model.width_multiplier': width})
