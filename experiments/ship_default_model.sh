@@ -5,11 +5,20 @@
 # a 10-minute stream from the test split, the ROC and speed. Everything
 # lands in $OUT; the model in kws_jax/shipped/.
 #
-#   experiments/ship_default_model.sh WORKDIR DATA_DIR [OUT]
+#   experiments/ship_default_model.sh WORKDIR DATA_DIR [OUT [UNSEEN_POINT]]
+#
+# UNSEEN_POINT: a workdir of the same recipe whose unseen-words folds ran
+# beside it (e.g. /tmp/sweeps/capacity/w1.2_x2_s0): the settings must then
+# also keep the non-command words its fold models never heard from firing
+# (streaming_calibration.sh --unseen_words).
 set -euo pipefail
 workdir=$1
 data_dir=$2
 out=${3:-/tmp/kws_ship}
+unseen=()
+if [[ -n ${4:-} ]]; then
+  unseen=(--unseen_words="$4")
+fi
 cd "$(dirname "$0")/.."
 mkdir -p "$out" kws_jax/shipped
 
@@ -24,7 +33,7 @@ python -m kws_jax.evaluate --model=kws_jax/shipped/model.tflite \
 # The streaming settings, chosen on validation words; the streaming model
 # gives the clip model's scores, so it takes the same ones.
 experiments/streaming_calibration.sh kws_jax/shipped/model.tflite \
-    "$data_dir" "$out/calibration" --write
+    "$data_dir" "$out/calibration" --write "${unseen[@]}"
 cp kws_jax/shipped/model_smoothing.json \
     kws_jax/shipped/model_streaming_smoothing.json
 python -m kws_jax.generate_streaming_test_wav --data_dir="$data_dir" \

@@ -3,7 +3,7 @@
 # on test words, in the streams the README reports:
 #
 #   experiments/streaming_calibration.sh MODEL DATA_DIR OUT [--write]
-#       [--ignore_unknown]
+#       [--ignore_unknown] [--unseen_words=POINT] [--max_unseen_fired=P]
 #
 # MODEL: a .tflite file. DATA_DIR: an unpacked Speech Commands folder (with
 # its split lists), e.g. /tmp/kws_data. OUT: where the streams, the ROC and
@@ -13,6 +13,13 @@
 # (_unknown_ never reported; docs/streaming.md); the report's "tutorial"
 # rows stay the tutorial's recogniser and scoring, so their percentages are
 # of all words, the chosen rows' of the command words.
+# --unseen_words=POINT: POINT is a training workdir of MODEL's recipe whose
+# unseen-words folds ran beside it (POINT,fold=1_k ... POINT,fold=k_k, as
+# experiments.sweep names them); each fold's model is exported, and the
+# streams of the words it never heard (validation words to choose on, test
+# words to report) tell how often talk outside the vocabulary fires a
+# command. The chosen point must then keep that share within P% (default
+# 1, streaming_roc's --max_unseen_fired_percent).
 #
 # 1. Two 30-minute streams of validation words (30% non-command words),
 #    one from each half of the validation speakers
@@ -25,13 +32,17 @@
 #    before, 3.0% wrong on validation, 7.5% on a test stream); a choice
 #    that must hold for two disjoint groups of speakers depends less on
 #    any one group. calibration_rule_check.sh measures whether a rule's choice
-#    holds on speakers it was not chosen on.
+#    holds on speakers it was not chosen on. With --unseen_words, also a
+#    20-minute stream per fold of that fold's validation non-command words,
+#    scored by the fold's model, within P% pooled over the folds.
 # 2. Three 10-minute streams of test words: the tutorial's mix (30%
 #    non-command words), non-command words only, and background noise
 #    alone; each scored with the tutorial's settings and the chosen ones.
+#    With --unseen_words, also a 10-minute stream per fold of that fold's
+#    test non-command words, scored by the fold's model.
 set -euo pipefail
 if [[ $# -lt 3 ]]; then
-  sed -n '2,31p' "$0"
+  sed -n '2,46p' "$0"
   exit 2
 fi
 model=$(realpath "$1")
@@ -40,10 +51,14 @@ out=$(realpath -m "$3")
 shift 3
 write=
 ignore_unknown=false
+unseen_point=
+max_unseen_fired=1
 for option in "$@"; do
   case $option in
     --write) write=--write ;;
     --ignore_unknown) ignore_unknown=true ;;
+    --unseen_words=*) unseen_point=$(realpath -m "${option#*=}") ;;
+    --max_unseen_fired=*) max_unseen_fired=${option#*=} ;;
     *) echo "Unknown option $option; see the usage above." >&2; exit 2 ;;
   esac
 done
@@ -57,6 +72,25 @@ roc_flags=(--graph="$model"
            --ground_truth="$out/validation_1.txt,$out/validation_2.txt"
            --output_dir="$out/roc" "${roc_grid[@]}"
            --ignore_unknown="$ignore_unknown")
+folds=0
+if [[ -n $unseen_point ]]; then
+  folds=$(unseen_fold_count "$unseen_point")
+  wavs=() truths=() graphs=()
+  for i in $(seq "$folds"); do
+    unseen_fold_model "$unseen_point" "$i" "$folds"
+    stream "unseen_validation_$i" --split=validation \
+        --unseen_words_fold="$i/$folds" --unknown_percentage=100 \
+        --test_duration_seconds=1200 --seed="$((10 + i))"
+    wavs+=("$out/unseen_validation_$i.wav")
+    truths+=("$out/unseen_validation_$i.txt")
+    graphs+=("$out/unseen_fold_$i.tflite")
+  done
+  join() { local IFS=,; echo "$*"; }
+  roc_flags+=(--unseen_words_wav="$(join "${wavs[@]}")"
+              --unseen_words_ground_truth="$(join "${truths[@]}")"
+              --unseen_words_graph="$(join "${graphs[@]}")"
+              --max_unseen_fired_percent="$max_unseen_fired")
+fi
 if [[ $write == --write ]]; then
   roc_flags+=(--write_smoothing)
 fi
@@ -68,12 +102,20 @@ picked=($(chosen_settings "$out/roc.txt") --ignore_unknown="$ignore_unknown")
 stream mixed --seed=0
 stream non_command --seed=0 --unknown_percentage=100
 stream noise --seed=0 --noise_only
-for name in mixed non_command noise; do
+names=(mixed non_command noise)
+for i in $(seq "$folds"); do
+  stream "unseen_$i" --seed="$i" --unseen_words_fold="$i/$folds" \
+      --unknown_percentage=100
+  names+=("unseen_$i")
+done
+for name in "${names[@]}"; do
+  graph=$model
+  if [[ $name == unseen_* ]]; then graph=$out/unseen_fold_${name#unseen_}.tflite; fi
   for point in tutorial chosen; do
     if [[ $point == tutorial ]]; then settings=("${tutorial[@]}");
     else settings=("${picked[@]}"); fi
     echo "== $name stream, $point settings"
-    python -m kws_jax.test_streaming_accuracy --graph="$model" \
+    python -m kws_jax.test_streaming_accuracy --graph="$graph" \
         --wav="$out/$name.wav" --ground_truth="$out/$name.txt" \
         "${settings[@]}" 2>>"$out/accuracy.log"
   done

@@ -27,8 +27,15 @@ groups by a hash of their id (`speech_commands_builder.speaker_group`), so a
 speaker is always in the same group. Streams of different groups hold
 different speakers: settings chosen on one can be checked on another
 (experiments/calibration_rule_check.sh).
+
+`--unseen_words_fold=i/k` keeps, of the non-command words, only those of
+fold i of k, dealt as training's `config.unseen_words_fold` deals them: with
+`--unknown_percentage=100` a stream of words that fold's model never heard,
+to measure how often words outside its vocabulary fire a command
+(experiments/unseen_word_streams.sh).
 """
 
+import collections
 import dataclasses
 import os
 import sys
@@ -125,7 +132,8 @@ def find_test_clips(data_dir: str, wanted_words: Sequence[str],
                     testing_percentage: float = 10,
                     unknown_percentage: float = 30,
                     split: str = 'testing',
-                    speaker_group: tuple[int, int] | None = None
+                    speaker_group: tuple[int, int] | None = None,
+                    unseen_words_fold: tuple[int, int] | None = None
                     ) -> dict[str, list[str]]:
   """Lists one split's clips of a folder in Speech Commands layout.
 
@@ -140,6 +148,11 @@ def find_test_clips(data_dir: str, wanted_words: Sequence[str],
       choose streaming settings on, without touching the test words).
     speaker_group: (i, k): only the clips of speaker group i of k
       (`speech_commands_builder.speaker_group`); None takes every clip.
+    unseen_words_fold: (i, k): `_unknown_` holds only the words of fold i
+      of k, dealt as training's `config.unseen_words_fold` deals them
+      (`labels.unknown_word_folds` over every split's clips), so a stream
+      can hold only non-command words that fold's model never heard; None
+      takes every non-command word.
 
   Returns:
     {label: sorted paths} for each wanted word and `_unknown_`.
@@ -168,11 +181,16 @@ def find_test_clips(data_dir: str, wanted_words: Sequence[str],
   wanted = [w.lower() for w in wanted_words]
   clips = {word: [] for word in wanted}
   clips[UNKNOWN_LABEL] = []
+  unknown_counts = collections.Counter()  # Every split's, as training's.
+  unknown_words = {}  # Each non-command clip's word, by path.
   for folder in sorted(os.listdir(data_dir)):
     if folder.startswith(('_', '.')):
       continue
     word = folder.lower()
     for path in _audio_files(os.path.join(data_dir, folder)):
+      if word not in clips:
+        unknown_counts[folder] += 1
+        unknown_words[path] = folder
       name = os.path.basename(path)
       if testing is not None:
         in_test = speech_commands_builder.split_list_key(
@@ -183,6 +201,19 @@ def find_test_clips(data_dir: str, wanted_words: Sequence[str],
             testing_percentage) == split
       if in_test:
         clips[word if word in clips else UNKNOWN_LABEL].append(path)
+  if unseen_words_fold:
+    index, num_folds = unseen_words_fold
+    if len(unknown_counts) < num_folds:
+      raise ValueError(
+          f'--unseen_words_fold={index}/{num_folds}: {data_dir} has '
+          f'{len(unknown_counts)} non-command words, fewer than {num_folds} '
+          'folds.')
+    fold = set(labels_lib.unknown_word_folds(unknown_counts,
+                                             num_folds)[index - 1])
+    logging.info('Unseen-words fold %d of %d: non-command words %s.', index,
+                 num_folds, ', '.join(sorted(fold)))
+    clips[UNKNOWN_LABEL] = [p for p in clips[UNKNOWN_LABEL]
+                            if unknown_words[p] in fold]
   return _check_found(clips, data_dir, unknown_percentage, speaker_group)
 
 
@@ -405,6 +436,13 @@ def _define_flags() -> None:
                       "the name's part before _nohash_), e.g. 1/2 and 2/2 "
                       "for two halves of the speakers; '' takes every "
                       'speaker.')
+  flags.DEFINE_string('unseen_words_fold', '',
+                      "'i/k': the non-command words are only those of "
+                      "unseen-words fold i of k, dealt as training's "
+                      'config.unseen_words_fold deals them: with '
+                      '--unknown_percentage=100, a stream of words the '
+                      "fold's model never heard; '' takes every "
+                      'non-command word.')
   flags.DEFINE_bool('noise_only', False,
                     'Background noise alone, no words (an empty ground '
                     'truth): a stream to count false alarms on.')
@@ -428,14 +466,15 @@ def run(*, data_dir: str | None, test_dir: str | None,
         output_labels_file: str, wanted_words: Sequence[str],
         settings: StreamSettings, validation_percentage: float = 10,
         testing_percentage: float = 10, seed: int = 0,
-        split: str = 'testing', speaker_group: str = ''
-        ) -> list[tuple[str, float]]:
+        split: str = 'testing', speaker_group: str = '',
+        unseen_words_fold: str = '') -> list[tuple[str, float]]:
   """Finds the clips, builds the stream and writes both files.
 
   `split` ('testing' or 'validation') picks the words of `data_dir`;
   `--test_dir` is a test set whatever it says. `speaker_group` ('i/k', or
-  '' for every speaker) keeps the words of one speaker group (see
-  `find_test_clips`).
+  '' for every speaker) keeps the words of one speaker group, and
+  `unseen_words_fold` ('i/k', or '') the non-command words of one
+  unseen-words fold (see `find_test_clips`).
 
   Returns:
     The ground truth written.
@@ -457,6 +496,12 @@ def run(*, data_dir: str | None, test_dir: str | None,
                      '--test_dir is a test set.')
   group = labels_lib.parse_part(speaker_group, '--speaker_group',
                                 'speaker group')
+  fold = labels_lib.parse_part(unseen_words_fold, '--unseen_words_fold',
+                               'unknown-word fold')
+  if fold and test_dir:
+    raise ValueError('--unseen_words_fold deals the words of --data_dir as '
+                     'training does; --test_dir has no words to deal (its '
+                     '_unknown_ is one folder).')
   if settings.noise_only:
     clips = {}
   elif test_dir:
@@ -465,7 +510,7 @@ def run(*, data_dir: str | None, test_dir: str | None,
   else:
     clips = find_test_clips(data_dir, wanted_words, validation_percentage,
                             testing_percentage, settings.unknown_percentage,
-                            split, group)
+                            split, group, fold)
   for label, paths in clips.items():
     logging.info('%s: %d %s clips.', label, len(paths),
                  'test' if test_dir else split)
@@ -521,7 +566,7 @@ def _run_from_flags(f: flags.FlagValues) -> None:
           background_volume=f.background_volume, noise_only=f.noise_only),
       validation_percentage=f.validation_percentage,
       testing_percentage=f.testing_percentage, seed=f.seed, split=f.split,
-      speaker_group=f.speaker_group)
+      speaker_group=f.speaker_group, unseen_words_fold=f.unseen_words_fold)
 
 
 if __name__ == '__main__':

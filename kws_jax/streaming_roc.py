@@ -28,6 +28,18 @@ made on several groups of speakers keeps to the budget for each group, not
 only for their pool. For both points the figures on each stream are
 printed, to show the spread.
 
+Streams of non-command words tell how often talk that holds no command
+fires one; but the model has heard the data's non-command words, and a
+user's are any words. `--unseen_words_wav` (with `--unseen_words_ground_truth`
+and `--unseen_words_graph`, one per stream) takes streams of words that
+their own model never heard: an unseen-words fold's left-out words
+(`generate_streaming_test_wav --unseen_words_fold=i/k
+--unknown_percentage=100`), each scored by the model trained without them
+(`--config.unseen_words_fold=i/k`, the same recipe). Each setting is scored
+on them too, pooled over the folds, and the chosen point must also keep the
+share of those words that fire a command within
+`--max_unseen_fired_percent` (1% by default, the streaming issue's target).
+
 To calibrate a model, run it on streams of *validation* words
 (`generate_streaming_test_wav --split=validation`, one per speaker group)
 with `--write_smoothing`: the chosen settings go beside the model as
@@ -59,6 +71,9 @@ DEFAULT_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # The false alarms an app may make, % of the words spoken: the streaming
 # issue's targets (at most 3% wrong detections and 3% false positives).
 DEFAULT_MAX_FALSE_ALARM_PERCENT = 3.0
+# The share of non-command words (ones the model never heard) that may fire
+# a command, %: the streaming issue's target.
+DEFAULT_MAX_UNSEEN_FIRED_PERCENT = 1.0
 
 CSV_FIELDS = ('average_window_ms', 'suppression_ms', 'detection_threshold',
               'minimum_count', 'ignore_unknown', 'num_ground_truth',
@@ -67,7 +82,7 @@ CSV_FIELDS = ('average_window_ms', 'suppression_ms', 'detection_threshold',
               'wrong_percent', 'false_positive_percent',
               'false_alarms_per_hour', 'mean_delay_ms',
               'unknown_fired_percent', 'worst_false_alarm_percent',
-              'operating_point', 'chosen')
+              'unseen_fired_percent', 'operating_point', 'chosen')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,11 +92,14 @@ class RocPoint:
   Attributes:
     settings: the `RecognizeCommands` settings.
     streams: its statistics on each stream, in the order given.
+    unseen: its statistics on each stream of unseen non-command words
+      (each scored by the model that never heard them); () without them.
     operating_point: the settings in use.
     chosen: the point `choose` picks.
   """
   settings: streaming.SmoothingSettings
   streams: tuple[stream_scoring.StreamingStats, ...]
+  unseen: tuple[stream_scoring.StreamingStats, ...] = ()
   operating_point: bool = False
   chosen: bool = False
 
@@ -95,6 +113,14 @@ class RocPoint:
     """The largest false-alarm share of any one stream (% of its words);
     NaN when a stream has no words."""
     return float(np.max([s.false_alarm_percent for s in self.streams]))
+
+  @property
+  def unseen_fired_percent(self) -> float:
+    """Share of the unseen non-command words that fired a command, over
+    all their streams (%); NaN without them."""
+    if not self.unseen:
+      return float('nan')
+    return stream_scoring.pool(self.unseen).unknown_fired_percent
 
   def row(self) -> dict[str, float | int | bool]:
     return {
@@ -117,6 +143,7 @@ class RocPoint:
         'unknown_fired_percent': round(self.stats.unknown_fired_percent, 4),
         'worst_false_alarm_percent': round(self.worst_false_alarm_percent,
                                            4),
+        'unseen_fired_percent': round(self.unseen_fired_percent, 4),
         'operating_point': self.operating_point,
         'chosen': self.chosen,
     }
@@ -141,16 +168,18 @@ class ScoredStream:
 def sweep(streams: Sequence[ScoredStream], labels: Sequence[str],
           settings: Iterable[streaming.SmoothingSettings], *,
           time_tolerance_ms: float,
-          operating_point: streaming.SmoothingSettings | None = None
-          ) -> list[RocPoint]:
+          operating_point: streaming.SmoothingSettings | None = None,
+          unseen: Sequence[ScoredStream] = ()) -> list[RocPoint]:
   """Scores each setting on every stream's cached per-stride scores.
 
   Args:
     streams: the streams, scored by the model.
-    labels: class names.
+    labels: class names (of every model).
     settings: the settings to try.
     time_tolerance_ms: see `stream_scoring.streaming_accuracy`.
     operating_point: the setting to flag; added if not among `settings`.
+    unseen: streams of non-command words, each scored by a model that
+      never heard them (`RocPoint.unseen`).
 
   Returns:
     One point per setting, in order (the operating point last if added).
@@ -158,51 +187,65 @@ def sweep(streams: Sequence[ScoredStream], labels: Sequence[str],
   settings = list(settings)
   if operating_point is not None and operating_point not in settings:
     settings.append(operating_point)
-  points = []
-  for setting in settings:
-    per_stream = []
-    for stream in streams:
-      detections = streaming.detect_from_scores(
-          stream.times_ms, stream.scores, labels, setting)
-      per_stream.append(stream_scoring.streaming_accuracy(
-          detections, stream.ground_truth, time_tolerance_ms,
-          stream.duration_ms, score_unknown=not setting.ignore_unknown))
-    points.append(RocPoint(setting, tuple(per_stream),
-                           setting == operating_point))
-  return points
+
+  def score(setting, stream):
+    detections = streaming.detect_from_scores(
+        stream.times_ms, stream.scores, labels, setting)
+    return stream_scoring.streaming_accuracy(
+        detections, stream.ground_truth, time_tolerance_ms,
+        stream.duration_ms, score_unknown=not setting.ignore_unknown)
+
+  return [RocPoint(setting, tuple(score(setting, s) for s in streams),
+                   tuple(score(setting, s) for s in unseen),
+                   setting == operating_point)
+          for setting in settings]
 
 
 def choose(points: Sequence[RocPoint],
-           max_false_alarm_percent: float = DEFAULT_MAX_FALSE_ALARM_PERCENT
+           max_false_alarm_percent: float = DEFAULT_MAX_FALSE_ALARM_PERCENT,
+           max_unseen_fired_percent: float = DEFAULT_MAX_UNSEEN_FIRED_PERCENT
            ) -> RocPoint:
-  """The setting an app should use: a false-alarm budget, then detections.
+  """The setting an app should use: false-alarm budgets, then detections.
 
   Among the points whose false alarms (wrong detections plus false
   positives) are at most `max_false_alarm_percent` of the words on every
-  stream (the worst stream decides), the one with the most correct
-  detections over all streams; ties go to fewer false alarms, then to the
-  higher threshold. When no point keeps to the budget on every stream, the
-  one whose worst stream has the fewest false alarms, as a share of its
-  words (ties: more correct detections). With one stream, the budget is
-  that stream's. Every stream needs words to find (`run` checks).
+  stream (the worst stream decides) and, where the points were scored on
+  unseen non-command words (`RocPoint.unseen`), whose share of those words
+  that fire a command is at most `max_unseen_fired_percent`, the one with
+  the most correct detections over all streams; ties go to fewer false
+  alarms, then to the higher threshold. When no point keeps to both
+  budgets: of those within the false-alarm budget, the one that fires at
+  the fewest unseen words (ties: more correct detections); when none is
+  within that either, the one whose worst stream has the fewest false
+  alarms, as a share of its words (ties: more correct detections). With
+  one stream, the budget is that stream's. Every stream needs words to
+  find (`run` checks).
   """
   if not points:
     raise ValueError('No points to choose from.')
   within = [p for p in points
             if p.worst_false_alarm_percent <= max_false_alarm_percent + 1e-9]
-  if within:
-    return max(within, key=lambda p: (
+  quiet = [p for p in within
+           if not p.unseen or
+           p.unseen_fired_percent <= max_unseen_fired_percent + 1e-9]
+  if quiet:
+    return max(quiet, key=lambda p: (
         round(p.stats.correct_percent, 6), -p.stats.num_false_alarms,
         p.settings.detection_threshold))
+  if within:
+    return max(within, key=lambda p: (
+        -p.unseen_fired_percent, round(p.stats.correct_percent, 6)))
   return max(points, key=lambda p: (
       -p.worst_false_alarm_percent, round(p.stats.correct_percent, 6)))
 
 
 def mark_chosen(points: Sequence[RocPoint],
                 max_false_alarm_percent: float = (
-                    DEFAULT_MAX_FALSE_ALARM_PERCENT)) -> list[RocPoint]:
+                    DEFAULT_MAX_FALSE_ALARM_PERCENT),
+                max_unseen_fired_percent: float = (
+                    DEFAULT_MAX_UNSEEN_FIRED_PERCENT)) -> list[RocPoint]:
   """`points` with the chosen one (`choose`) flagged."""
-  best = choose(points, max_false_alarm_percent)
+  best = choose(points, max_false_alarm_percent, max_unseen_fired_percent)
   return [dataclasses.replace(p, chosen=p is best) for p in points]
 
 
@@ -268,7 +311,10 @@ def run(predict_fn: streaming.PredictFn, labels: Sequence[str],
         average_windows_ms: Sequence[float], minimum_count: int,
         in_use: streaming.SmoothingSettings, time_tolerance_ms: float,
         output_dir: str,
-        max_false_alarm_percent: float = DEFAULT_MAX_FALSE_ALARM_PERCENT
+        max_false_alarm_percent: float = DEFAULT_MAX_FALSE_ALARM_PERCENT,
+        unseen_words: Sequence[tuple[streaming.PredictFn, np.ndarray,
+                                     Sequence[tuple[str, float]]]] = (),
+        max_unseen_fired_percent: float = DEFAULT_MAX_UNSEEN_FIRED_PERCENT
         ) -> list[RocPoint]:
   """Scores each stream once, sweeps the settings, writes CSV and plot.
 
@@ -276,6 +322,8 @@ def run(predict_fn: streaming.PredictFn, labels: Sequence[str],
     streams: (audio float32 [T] at `sample_rate`, ground truth) per stream.
     in_use: the settings the tools would use now, marked (and scored even
       when not on the grid); every point takes its `ignore_unknown`.
+    unseen_words: (predict_fn, audio, ground truth) per stream of
+      non-command words that its model (with `labels`) never heard.
 
   Returns:
     The points written, the chosen one flagged (`choose`).
@@ -292,13 +340,23 @@ def run(predict_fn: streaming.PredictFn, labels: Sequence[str],
           f'Stream {index + 1} has no words to find (noise alone, or only '
           'non-command words with --ignore_unknown): the budget is a share '
           'of the words; choose on streams with words.')
-  scored = []
-  for audio, ground_truth in streams:
+  for index, (_, _, ground_truth) in enumerate(unseen_words):
+    if not any(label == stream_scoring.UNKNOWN_LABEL
+               for label, _ in ground_truth):
+      raise ValueError(
+          f'Unseen-words stream {index + 1} has no non-command word: make it '
+          'with generate_streaming_test_wav --unseen_words_fold=i/k '
+          '--unknown_percentage=100.')
+
+  def score(predict, audio, ground_truth):
     times_ms, scores = streaming.score_array(
-        predict_fn, audio, sample_rate, clip_duration_ms, clip_stride_ms)
+        predict, audio, sample_rate, clip_duration_ms, clip_stride_ms)
     logging.info('Scored %d clips.', times_ms.shape[0])
-    scored.append(ScoredStream(times_ms, scores, ground_truth,
-                               audio.shape[0] * 1000.0 / sample_rate))
+    return ScoredStream(times_ms, scores, ground_truth,
+                        audio.shape[0] * 1000.0 / sample_rate)
+
+  scored = [score(predict_fn, *stream) for stream in streams]
+  scored_unseen = [score(*stream) for stream in unseen_words]
   settings = [
       streaming.SmoothingSettings(window, threshold, suppression,
                                   minimum_count, in_use.ignore_unknown)
@@ -306,7 +364,8 @@ def run(predict_fn: streaming.PredictFn, labels: Sequence[str],
           average_windows_ms, suppressions_ms, thresholds)]
   points = mark_chosen(sweep(
       scored, labels, settings, time_tolerance_ms=time_tolerance_ms,
-      operating_point=in_use), max_false_alarm_percent)
+      operating_point=in_use, unseen=scored_unseen),
+      max_false_alarm_percent, max_unseen_fired_percent)
   os.makedirs(output_dir, exist_ok=True)
   write_csv(points, os.path.join(output_dir, 'roc.csv'))
   plot_roc(points, os.path.join(output_dir, 'roc.png'))
@@ -352,6 +411,23 @@ def _define_flags() -> None:
                      'False-alarm budget of the chosen point: wrong '
                      'detections plus false positives, % of the words, '
                      'on every stream.')
+  flags.DEFINE_list('unseen_words_wav', [],
+                    'Streams of non-command words that their own model '
+                    '(--unseen_words_graph) never heard, e.g. '
+                    'generate_streaming_test_wav --unseen_words_fold=i/k '
+                    '--unknown_percentage=100 for fold i\'s model: the '
+                    'chosen point must keep the share of them that fire a '
+                    'command within --max_unseen_fired_percent.')
+  flags.DEFINE_list('unseen_words_ground_truth', [],
+                    'Ground truth of each --unseen_words_wav stream.')
+  flags.DEFINE_list('unseen_words_graph', [],
+                    'TFLite model of each --unseen_words_wav stream: one '
+                    'trained without its words (same labels as --graph).')
+  flags.DEFINE_float('max_unseen_fired_percent',
+                     DEFAULT_MAX_UNSEEN_FIRED_PERCENT,
+                     'Budget of the chosen point on --unseen_words_wav: '
+                     'non-command words that fire a command, % of them, '
+                     'over all those streams.')
   flags.DEFINE_bool('write_smoothing', False,
                     'Write the chosen settings beside the model as '
                     '<stem>_smoothing.json (run on a validation stream).')
@@ -373,9 +449,51 @@ def _floats(name: str, values: Sequence[str]) -> list[float]:
                          f'{",".join(values)!r}.') from e
 
 
-def _print_streams(point: RocPoint, names: Sequence[str]) -> None:
+def _print_streams(point: RocPoint, names: Sequence[str],
+                   unseen_names: Sequence[str]) -> None:
   for name, stats in zip(names, point.streams):
     print(f'  on {name}: {stats.summary()}')
+  for name, stats in zip(unseen_names, point.unseen):
+    print(f'  on {name}: {stats.num_unknown_fired} of '
+          f'{stats.num_unknown_words} unseen non-command words fired a '
+          f'command ({stats.unknown_fired_percent:.1f}%)')
+
+
+def _unseen_note(point: RocPoint) -> str:
+  if not point.unseen:
+    return ''
+  return (f'; {point.unseen_fired_percent:.1f}% of unseen non-command words '
+          'fired a command')
+
+
+def _load_unseen(f: flags.FlagValues, model: streaming.LoadedModel
+                 ) -> list[tuple[streaming.PredictFn, np.ndarray,
+                                 list[tuple[str, float]]]]:
+  """The --unseen_words_* streams with their models (checked)."""
+  counts = {len(f.unseen_words_wav), len(f.unseen_words_ground_truth),
+            len(f.unseen_words_graph)}
+  if len(counts) > 1:
+    raise app.UsageError(
+        f'--unseen_words_wav names {len(f.unseen_words_wav)} streams, '
+        f'--unseen_words_ground_truth {len(f.unseen_words_ground_truth)} '
+        f'files and --unseen_words_graph {len(f.unseen_words_graph)} '
+        'models; give one of each per stream, in the same order.')
+  unseen = []
+  for wav, truth, graph in zip(f.unseen_words_wav,
+                               f.unseen_words_ground_truth,
+                               f.unseen_words_graph):
+    other = stream_scoring.load_checked_model(
+        graph, None, f.clip_duration_ms, f.num_threads)
+    if (list(other.labels) != list(model.labels) or
+        other.sample_rate != model.sample_rate):
+      raise ValueError(
+          f'--unseen_words_graph {graph} has other labels or another sample '
+          f'rate than --graph {model.model_path}: it must be the same '
+          'recipe, trained without the stream\'s words.')
+    unseen.append((other.predict_fn,
+                   audio_io.read_audio(wav, model.sample_rate),
+                   stream_scoring.read_ground_truth(truth)))
+  return unseen
 
 
 def main(argv: Sequence[str]) -> None:
@@ -393,6 +511,7 @@ def main(argv: Sequence[str]) -> None:
     streams = [(audio_io.read_audio(wav, model.sample_rate),
                 stream_scoring.read_ground_truth(truth))
                for wav, truth in zip(f.wav, f.ground_truth)]
+    unseen = _load_unseen(f, model)
   except (ValueError, OSError) as e:  # ModelError and AudioError included.
     # A missing or unreadable file: one line, not a traceback.
     print(f'Error: {e}', file=sys.stderr)
@@ -410,7 +529,9 @@ def main(argv: Sequence[str]) -> None:
       average_windows_ms=_floats('average_window_ms', f.average_window_ms),
       minimum_count=in_use.minimum_count, in_use=in_use,
       time_tolerance_ms=f.time_tolerance_ms, output_dir=f.output_dir,
-      max_false_alarm_percent=f.max_false_alarm_percent)
+      max_false_alarm_percent=f.max_false_alarm_percent,
+      unseen_words=unseen,
+      max_unseen_fired_percent=f.max_unseen_fired_percent)
   for point in points:
     marks = (('  <- in use' if point.operating_point else '') +
              ('  <- chosen' if point.chosen else ''))
@@ -418,22 +539,33 @@ def main(argv: Sequence[str]) -> None:
           f'{point.settings.suppression_ms:g} ms, threshold '
           f'{point.settings.detection_threshold:g}: '
           f'{point.stats.summary()}; '
-          f'{point.stats.false_alarms_per_hour:.1f} false alarms/hour{marks}')
+          f'{point.stats.false_alarms_per_hour:.1f} false alarms/hour'
+          f'{_unseen_note(point)}{marks}')
   print(f'Wrote {os.path.join(f.output_dir, "roc.csv")} and roc.png.')
   chosen = next(p for p in points if p.chosen)
   print(f'Chosen: {chosen.settings.describe()} ({chosen.stats.summary()}; '
-        f'{chosen.stats.false_alarms_per_hour:.1f} false alarms/hour).')
-  _print_streams(chosen, f.wav)
+        f'{chosen.stats.false_alarms_per_hour:.1f} false alarms/hour'
+        f'{_unseen_note(chosen)}).')
+  _print_streams(chosen, f.wav, f.unseen_words_wav)
   operating = next(p for p in points if p.operating_point)
   print(f'In use, {operating.settings.describe()}, on each stream:')
-  _print_streams(operating, f.wav)
+  _print_streams(operating, f.wav, f.unseen_words_wav)
   if f.write_smoothing:
+    rule = ('most correct detections among the settings whose wrong '
+            'detections plus false positives are at most '
+            f'{f.max_false_alarm_percent:g}% of the words on every stream')
+    unseen_details = {}
+    if unseen:
+      rule += (' and which fire a command at most at '
+               f'{f.max_unseen_fired_percent:g}% of the non-command words '
+               'their models never heard')
+      unseen_details = {
+          'unseen_words_chosen_on': [os.path.abspath(wav)
+                                     for wav in f.unseen_words_wav],
+          'unseen_fired_percent': round(chosen.unseen_fired_percent, 2)}
     path = streaming.write_smoothing(model.model_path, chosen.settings, {
         'chosen_on': [os.path.abspath(wav) for wav in f.wav],
-        'rule': 'most correct detections among the settings whose wrong '
-                'detections plus false positives are at most '
-                f'{f.max_false_alarm_percent:g}% of the words on every '
-                'stream (streaming_roc.choose)',
+        'rule': rule + ' (streaming_roc.choose)',
         'correct_percent': round(chosen.stats.correct_percent, 2),
         'wrong_percent': round(chosen.stats.wrong_percent, 2),
         'false_positive_percent': round(
@@ -441,6 +573,7 @@ def main(argv: Sequence[str]) -> None:
         'worst_false_alarm_percent': round(
             chosen.worst_false_alarm_percent, 2),
         'false_alarms_per_hour': round(chosen.stats.false_alarms_per_hour, 1),
+        **unseen_details,
     })
     print(f'Wrote {path}: test_streaming_accuracy, serve and listen now use '
           'these settings with this model.')

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 
@@ -370,3 +371,41 @@ def test_command_line_speaker_group(tmp_path):
                           capture_output=True, text=True, cwd=cwd)
   assert result.returncode == 1
   assert result.stderr.startswith("Error: --speaker_group='2' must be")
+
+
+def test_unseen_words_fold_keeps_the_folds_words(tmp_path, data_dir):
+  # Dealt as training deals them, by clip count over every split: without
+  # one of bed's training clips, cat (4 clips) is dealt first, although
+  # the test split holds two of each and bed comes first by name.
+  fewer = tmp_path / 'data'
+  shutil.copytree(data_dir, fewer)
+  (fewer / 'bed' / '00000001_nohash_0.flac').unlink()
+  every = gen.find_test_clips(str(fewer), WANTED)
+  folds = [gen.find_test_clips(str(fewer), WANTED, unseen_words_fold=(i, 2))
+           for i in (1, 2)]
+  words = [{os.path.basename(os.path.dirname(p)) for p in f['_unknown_']}
+           for f in folds]
+  assert words == [{'cat'}, {'bed'}]
+  assert sorted(folds[0]['_unknown_'] + folds[1]['_unknown_']) == sorted(
+      every['_unknown_'])
+  # The commands stay as they are.
+  assert all(f['yes'] == every['yes'] for f in folds)
+  with pytest.raises(ValueError, match='has 2 non-command words, fewer '
+                     'than 3 folds'):
+    gen.find_test_clips(str(fewer), WANTED, unseen_words_fold=(1, 3))
+
+
+def test_unseen_words_fold_stream_and_its_errors(tmp_path, data_dir):
+  wav, labels = str(tmp_path / 's.wav'), str(tmp_path / 's.txt')
+  common = dict(background_dir=None, output_audio_file=wav,
+                output_labels_file=labels, wanted_words=WANTED,
+                settings=_settings(unknown_percentage=100))
+  truth = gen.run(data_dir=data_dir, test_dir=None, unseen_words_fold='2/2',
+                  **common)
+  assert truth and {label for label, _ in truth} == {'_unknown_'}
+  with pytest.raises(ValueError, match="--unseen_words_fold='1/1' must be"):
+    gen.run(data_dir=data_dir, test_dir=None, unseen_words_fold='1/1',
+            **common)
+  with pytest.raises(ValueError, match='--test_dir has no words to deal'):
+    gen.run(data_dir=None, test_dir=data_dir, unseen_words_fold='1/2',
+            **common)

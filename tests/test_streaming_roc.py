@@ -18,9 +18,10 @@ import streaming_fakes as fakes
 RATE = 8000
 
 
-def _make_stream(tmp_path_factory, seconds: float, seed: int):
-  """(wav, ground truth) paths of a fake stream of yes and no."""
-  root = tmp_path_factory.mktemp('roc')
+def _write_stream(root, seconds: float, seed: int = 0,
+                  unseen_words_fold: str = '', **settings):
+  """(wav, ground truth) paths of a fake stream of yes, no and non-command
+  words, made in `root`."""
   data_dir = fakes.make_dataset(str(root), RATE)
   wav, labels = str(root / 's.wav'), str(root / 's.txt')
   gen.run(data_dir=data_dir, test_dir=None, background_dir=None,
@@ -28,8 +29,13 @@ def _make_stream(tmp_path_factory, seconds: float, seed: int):
           wanted_words=('yes', 'no'),
           settings=gen.StreamSettings(sample_rate=RATE,
                                       test_duration_seconds=seconds,
-                                      word_gap_ms=1000), seed=seed)
+                                      word_gap_ms=1000, **settings),
+          seed=seed, unseen_words_fold=unseen_words_fold)
   return wav, labels
+
+
+def _make_stream(tmp_path_factory, seconds: float, seed: int):
+  return _write_stream(tmp_path_factory.mktemp('roc'), seconds, seed)
 
 
 @pytest.fixture(scope='module')
@@ -376,3 +382,118 @@ def test_a_settings_file_says_yes_or_no_with_json_booleans(tmp_path):
        'suppression_ms': 750, 'minimum_count': 3, 'ignore_unknown': 'false'}))
   with pytest.raises(ValueError, match='ignore_unknown must be true or false'):
     streaming.read_smoothing(model_path)
+
+
+def _unseen(fired, words=400):
+  return stream_scoring.StreamingStats(
+      num_ground_truth=words, num_matched=fired, num_correct=0,
+      num_wrong=fired, num_false_positives=0, duration_ms=1_200_000,
+      num_unknown_words=words, num_unknown_fired=fired)
+
+
+def test_choose_keeps_the_unseen_words_budget_pooled_over_the_folds():
+  def point(threshold, correct, false_alarms, *fired):
+    return streaming_roc.RocPoint(
+        streaming.SmoothingSettings(500, threshold, 1500, 3),
+        (_stats(correct, false_alarms),), tuple(_unseen(f) for f in fired))
+  # 0.7 keeps to 3% of false alarms but fires at 3% of the words its
+  # models never heard; 0.9 fires at 1% over both folds (8 of 800), though
+  # at 2% on one of them: the folds' words are pooled, not each fold held
+  # to the budget.
+  loose = point(0.7, 80, 3, 4, 20)
+  quiet = point(0.9, 60, 0, 0, 8)
+  assert loose.unseen_fired_percent == 3.0
+  assert quiet.unseen_fired_percent == 1.0
+  assert streaming_roc.choose([loose, quiet]) is quiet
+  assert streaming_roc.choose([loose, quiet], 3.0, 3.0) is loose
+  # Points scored without unseen streams take the false-alarm budget alone.
+  plain = [streaming_roc.RocPoint(p.settings, p.streams)
+           for p in (loose, quiet)]
+  assert np.isnan(plain[0].unseen_fired_percent)
+  assert streaming_roc.choose(plain) is plain[0]
+  # None within both budgets: of those within the false-alarm budget, the
+  # one that fires least at unseen words; the rest as before.
+  louder = point(0.8, 70, 1, 10, 10)
+  assert streaming_roc.choose([loose, louder], 3.0, 0.5) is louder
+  assert streaming_roc.choose([point(0.5, 90, 9, 0)], 3.0, 0.5).settings \
+      .detection_threshold == 0.5
+  assert streaming_roc.mark_chosen([loose, quiet])[1].row()[
+      'unseen_fired_percent'] == 1.0
+
+
+def test_unseen_words_streams_on_the_command_line(tmp_path, stream):
+  wav, labels = stream
+  unseen_wav, unseen_labels = _write_stream(
+      tmp_path, 20, unseen_words_fold='1/2', unknown_percentage=100)
+  model_path = tmp_path / 'my_model.tflite'
+  stdout = fakes.run_tool_with_tone_model(
+      'kws_jax.streaming_roc',
+      [f'--wav={wav}', f'--ground_truth={labels}',
+       f'--output_dir={tmp_path / "roc"}', '--thresholds=0.5,0.9',
+       '--suppression_ms=500', '--average_window_ms=500',
+       f'--unseen_words_wav={unseen_wav}',
+       f'--unseen_words_ground_truth={unseen_labels}',
+       f'--unseen_words_graph={model_path}', '--write_smoothing'], RATE,
+      model_path=str(model_path))
+  # The stub hears bed and cat as `_unknown_`: none fires a command.
+  words = len(stream_scoring.read_ground_truth(unseen_labels))
+  assert (f'  on {unseen_wav}: 0 of {words} unseen non-command words fired '
+          'a command (0.0%)') in stdout
+  assert '; 0.0% of unseen non-command words fired a command' in stdout
+  payload = json.loads((tmp_path / 'my_model_smoothing.json').read_text())
+  assert payload['unseen_fired_percent'] == 0.0
+  assert payload['unseen_words_chosen_on'] == [unseen_wav]
+  assert 'non-command words their models never heard' in payload['rule']
+  with open(tmp_path / 'roc' / 'roc.csv', newline='') as f:
+    assert {row['unseen_fired_percent'] for row in csv.DictReader(f)} == {
+        '0.0'}
+  with pytest.raises(subprocess.CalledProcessError) as error:
+    fakes.run_tool_with_tone_model(
+        'kws_jax.streaming_roc',
+        [f'--wav={wav}', f'--ground_truth={labels}',
+         f'--output_dir={tmp_path / "roc2"}',
+         f'--unseen_words_wav={unseen_wav},{unseen_wav}',
+         f'--unseen_words_ground_truth={unseen_labels}',
+         f'--unseen_words_graph={model_path}'], RATE)
+  assert ('--unseen_words_wav names 2 streams, --unseen_words_ground_truth 1 '
+          'files and --unseen_words_graph 1 models' in error.value.stderr)
+
+
+def test_an_unseen_words_stream_needs_non_command_words(tmp_path, stream):
+  wav, labels = stream
+  audio = audio_io.read_audio(wav, RATE)
+  truth = stream_scoring.read_ground_truth(labels)
+  commands = [(label, t) for label, t in truth if label != '_unknown_']
+  with pytest.raises(ValueError, match='Unseen-words stream 1 has no '
+                     'non-command word'):
+    streaming_roc.run(
+        fakes.ToneModel(RATE), fakes.LABELS, [(audio, truth)],
+        sample_rate=RATE, clip_duration_ms=1000, clip_stride_ms=30,
+        thresholds=[0.5], suppressions_ms=[500], average_windows_ms=[500],
+        minimum_count=3, in_use=streaming.SmoothingSettings(),
+        time_tolerance_ms=750, output_dir=str(tmp_path),
+        unseen_words=[(fakes.ToneModel(RATE), audio, commands)])
+
+
+def test_calibration_finds_a_points_unseen_words_folds(tmp_path):
+  # streaming_calibration.sh --unseen_words=POINT takes the folds that
+  # experiments.sweep runs beside POINT: POINT,fold=i_k for i = 1..k.
+  def fold_count(point):
+    return subprocess.run(
+        ['bash', '-c', f'out={tmp_path} data={tmp_path}; '
+         'source experiments/streaming_common.sh; unseen_fold_count "$0"',
+         str(point)], capture_output=True, text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  point = tmp_path / 'w1.2_s0'
+  point.mkdir()
+  missing = fold_count(point)
+  assert missing.returncode != 0
+  assert f'No unseen-words folds beside {point}' in missing.stderr
+  for i in (1, 3):
+    (tmp_path / f'w1.2_s0,fold={i}_3').mkdir()
+  gap = fold_count(point)
+  assert gap.returncode != 0
+  assert f'Fold 2 of 3 is missing: no {point},fold=2_3.' in gap.stderr
+  (tmp_path / 'w1.2_s0,fold=2_3').mkdir()
+  found = fold_count(point)
+  assert (found.returncode, found.stdout) == (0, '3\n')
