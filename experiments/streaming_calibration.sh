@@ -42,7 +42,7 @@
 #    test non-command words, scored by the fold's model.
 set -euo pipefail
 if [[ $# -lt 3 ]]; then
-  sed -n '2,46p' "$0"
+  sed -n '2,42p' "$0"
   exit 2
 fi
 model=$(realpath "$1")
