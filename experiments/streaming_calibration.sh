@@ -65,6 +65,11 @@ done
 cd "$(dirname "$0")/.."
 source experiments/streaming_common.sh
 mkdir -p "$out"
+# A point without its folds fails here, before any stream is made.
+folds=0
+if [[ -n $unseen_point ]]; then
+  folds=$(unseen_fold_count "$unseen_point")
+fi
 validation_half 1
 validation_half 2
 roc_flags=(--graph="$model"
@@ -72,9 +77,7 @@ roc_flags=(--graph="$model"
            --ground_truth="$out/validation_1.txt,$out/validation_2.txt"
            --output_dir="$out/roc" "${roc_grid[@]}"
            --ignore_unknown="$ignore_unknown")
-folds=0
 if [[ -n $unseen_point ]]; then
-  folds=$(unseen_fold_count "$unseen_point")
   wavs=() truths=() graphs=()
   for i in $(seq "$folds"); do
     unseen_fold_model "$unseen_point" "$i" "$folds"
