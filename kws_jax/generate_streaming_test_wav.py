@@ -32,7 +32,7 @@ different speakers: settings chosen on one can be checked on another
 fold i of k, dealt as training's `config.unseen_words_fold` deals them: with
 `--unknown_percentage=100` a stream of words that fold's model never heard,
 to measure how often words outside its vocabulary fire a command
-(experiments/unseen_word_streams.sh).
+(experiments/streaming_calibration.sh --unseen_words).
 """
 
 import collections
@@ -182,15 +182,14 @@ def find_test_clips(data_dir: str, wanted_words: Sequence[str],
   clips = {word: [] for word in wanted}
   clips[UNKNOWN_LABEL] = []
   unknown_counts = collections.Counter()  # Every split's, as training's.
-  unknown_words = {}  # Each non-command clip's word, by path.
   for folder in sorted(os.listdir(data_dir)):
     if folder.startswith(('_', '.')):
       continue
     word = folder.lower()
-    for path in _audio_files(os.path.join(data_dir, folder)):
-      if word not in clips:
-        unknown_counts[folder] += 1
-        unknown_words[path] = folder
+    paths = _audio_files(os.path.join(data_dir, folder))
+    if paths and word not in clips:
+      unknown_counts[folder] = len(paths)
+    for path in paths:
       name = os.path.basename(path)
       if testing is not None:
         in_test = speech_commands_builder.split_list_key(
@@ -213,7 +212,7 @@ def find_test_clips(data_dir: str, wanted_words: Sequence[str],
     logging.info('Unseen-words fold %d of %d: non-command words %s.', index,
                  num_folds, ', '.join(sorted(fold)))
     clips[UNKNOWN_LABEL] = [p for p in clips[UNKNOWN_LABEL]
-                            if unknown_words[p] in fold]
+                            if os.path.basename(os.path.dirname(p)) in fold]
   return _check_found(clips, data_dir, unknown_percentage, speaker_group)
 
 
