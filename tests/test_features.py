@@ -56,16 +56,19 @@ def test_frames_follow_the_ms_settings(window_ms, stride_ms, bins):
   assert out.shape == (2, expected, bins)
 
 
+@pytest.mark.parametrize('dft', features.DFTS)
 @pytest.mark.parametrize('stride_ms', [10.0, 7.5, 10.0625])
-def test_framing_matches_numpy(stride_ms):
-  """Strided slices (10, 7.5 ms strides) and the gather fallback (161)."""
+def test_framing_matches_numpy(stride_ms, dft):
+  """Contiguous slices by one gather ('fft'); strided slices (10, 7.5 ms
+  strides) and the constant-index gather fallback (161) for 'matrices'."""
   frontend = features.Frontend(window_size_ms=30.0, window_stride_ms=stride_ms)
   audio = _noise(batch=3, samples=4000)
   window, stride = frontend.window_samples, frontend.stride_samples
   frames = 1 + (4000 - window) // stride
   expected = np.stack([audio[:, t * stride:t * stride + window]
                        for t in range(frames)], axis=1)
-  np.testing.assert_array_equal(np.asarray(frontend.frame(audio)), expected)
+  np.testing.assert_array_equal(np.asarray(frontend.frame(audio, dft)),
+                                expected)
 
 
 @pytest.mark.parametrize('window_ms, stride_ms', [
@@ -89,6 +92,21 @@ def test_both_dfts_give_the_same_spectrum(window_ms, stride_ms):
       fft[..., :some], rtol=0, atol=1e-6 * float(np.abs(fft).max()))
   with pytest.raises(ValueError, match='dft must be one of'):
     frontend.power_spectrum(audio, 'fast')
+
+
+def test_fft_in_parts_equals_one_transform(monkeypatch):
+  """'fft' transforms whole clips `_FFT_FRAMES` frames at a time: the
+  same numbers, bit for bit, as one rfft of every frame, a short last part
+  included."""
+  monkeypatch.setattr(features, '_FFT_FRAMES', 17)  # Parts of 2 clips.
+  frontend = features.Frontend()
+  audio = jnp.asarray(_noise(batch=3, samples=1600, seed=5))  # 3 x 8 frames.
+  frames = np.asarray(frontend.frame(audio)) * frontend.tables.window
+  spectrum = np.asarray(jnp.fft.rfft(jnp.asarray(frames), n=512, axis=-1))
+  whole = np.square(spectrum.real) + np.square(spectrum.imag)
+  np.testing.assert_array_equal(np.asarray(frontend.power_spectrum(audio)),
+                                whole)
+  assert frontend.power_spectrum(audio[:0]).shape == (0, 8, 257)
 
 
 def test_features_read_only_the_bins_their_projection_uses():
