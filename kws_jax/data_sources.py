@@ -146,11 +146,11 @@ def _leave_out_unseen_fold(raw: dict[str, Clips], synthetic: Clips,
       w for r in raw.values() for w, l in zip(r.words, r.label)
       if l == labels_lib.UNKNOWN_INDEX)
   index, num_folds = fold
-  if len(counts) < num_folds:
-    raise DataError(
-        f'config.unseen_words_fold={config.unseen_words_fold!r}: the data has '
-        f'{len(counts)} unknown words, fewer than {num_folds} folds.')
-  left_out = set(labels_lib.unknown_word_folds(counts, num_folds)[index - 1])
+  try:
+    left_out = labels_lib.unknown_word_fold(counts, fold,
+                                            'config.unseen_words_fold')
+  except ValueError as e:
+    raise DataError(str(e)) from None
   logging.info('Unseen-words fold %d of %d: leaving out %s (%d clips).',
                index, num_folds, ', '.join(sorted(left_out)),
                sum(counts[w] for w in left_out))

@@ -202,13 +202,8 @@ def find_test_clips(data_dir: str, wanted_words: Sequence[str],
         clips[word if word in clips else UNKNOWN_LABEL].append(path)
   if unseen_words_fold:
     index, num_folds = unseen_words_fold
-    if len(unknown_counts) < num_folds:
-      raise ValueError(
-          f'--unseen_words_fold={index}/{num_folds}: {data_dir} has '
-          f'{len(unknown_counts)} non-command words, fewer than {num_folds} '
-          'folds.')
-    fold = set(labels_lib.unknown_word_folds(unknown_counts,
-                                             num_folds)[index - 1])
+    fold = labels_lib.unknown_word_fold(unknown_counts, unseen_words_fold,
+                                        '--unseen_words_fold', data_dir)
     logging.info('Unseen-words fold %d of %d: non-command words %s.', index,
                  num_folds, ', '.join(sorted(fold)))
     clips[UNKNOWN_LABEL] = [p for p in clips[UNKNOWN_LABEL]

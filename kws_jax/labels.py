@@ -79,3 +79,18 @@ def unknown_word_folds(words: collections.Counter, num_folds: int
   """
   ordered = sorted(words, key=lambda w: (-words[w], w))
   return [ordered[i::num_folds] for i in range(num_folds)]
+
+
+def unknown_word_fold(words: collections.Counter, fold: tuple[int, int],
+                      setting: str, data: str = 'the data') -> set[str]:
+  """The words of fold i of k, `fold` = (i, k), of `unknown_word_folds`.
+
+  Raises ValueError, naming `setting` (the flag or config field that asked
+  for the fold) and `data`, when `words` are fewer than the folds.
+  """
+  index, num_folds = fold
+  if len(words) < num_folds:
+    raise ValueError(
+        f'{setting}={index}/{num_folds}: {data} has {len(words)} unknown '
+        f'(non-command) words, fewer than {num_folds} folds.')
+  return set(unknown_word_folds(words, num_folds)[index - 1])

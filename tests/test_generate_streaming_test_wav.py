@@ -390,8 +390,8 @@ def test_unseen_words_fold_keeps_the_folds_words(tmp_path, data_dir):
       every['_unknown_'])
   # The commands stay as they are.
   assert all(f['yes'] == every['yes'] for f in folds)
-  with pytest.raises(ValueError, match='has 2 non-command words, fewer '
-                     'than 3 folds'):
+  with pytest.raises(ValueError, match=r'--unseen_words_fold=1/3: .* has 2 '
+                     r'unknown \(non-command\) words, fewer than 3 folds'):
     gen.find_test_clips(str(fewer), WANTED, unseen_words_fold=(1, 3))
 
 
