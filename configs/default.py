@@ -180,6 +180,11 @@ def get_config() -> ml_collections.ConfigDict:
   # clip: the clip reversed, its word's first or last 30-50% alone, or the
   # first half of one command's word joined to the second half of another's.
   config.command_negatives = 0.0
+  # Share of the other `_unknown_` draws replaced by a negative made the same
+  # way from two recorded non-command clips (reversed, a first or last part,
+  # or halves of two different words joined): new sound sequences in real
+  # voices that are no command.
+  config.unknown_negatives = 0.0
   # Share of command draws replaced by a stream's window that holds only
   # part of the word (10-60% of its energy, arriving at the window's end or
   # leaving at its start), labelled `_unknown_`: what a recogniser running

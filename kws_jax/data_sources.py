@@ -39,6 +39,8 @@ from kws_jax import tf_setup
 
 # The word splits, by TFDS split name.
 SPLITS = ('train', 'validation', 'test')
+# Starts the name of every synthetic clip (`Clips.names`).
+SYNTHETIC_PREFIX = 'synthetic/'
 # Clips decoded at a time when loading prepared data.
 _LOAD_CHUNK = 1024
 # Beside each prepared TFDS dataset: its splits as sorted arrays, so later
@@ -240,7 +242,7 @@ def _load_synthetic(config: ml_collections.ConfigDict, labels: list[str],
                'as _unknown_' if config.synthetic_unknown else 'left out')
   return Clips(np.asarray(audio[keep]),
               _label_words([words[i] for i in keep], labels),
-              [f'synthetic/{names[i]}' for i in keep],
+              [f'{SYNTHETIC_PREFIX}{names[i]}' for i in keep],
               [words[i] for i in keep])
 
 

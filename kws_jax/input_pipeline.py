@@ -24,7 +24,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import math
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from absl import logging
 import ml_collections
@@ -37,9 +37,9 @@ from kws_jax import noise
 from kws_jax import partial_words
 
 _UNKNOWN_STREAM, _SILENCE_STREAM = 0, 1
-# The training batches' streams for `config.command_negatives` and
-# `config.stream_windows`.
-_NEGATIVES_STREAM, _STREAM_WINDOWS_STREAM = 1, 2
+# The training batches' streams for `config.command_negatives`,
+# `config.stream_windows` and `config.unknown_negatives`.
+_NEGATIVES_STREAM, _STREAM_WINDOWS_STREAM, _UNKNOWN_NEGATIVES_STREAM = 1, 2, 3
 # Batches prepared ahead of the training step.
 _PREFETCH = 4
 # Rows copied at a time when the training split takes some of the clips.
@@ -359,7 +359,10 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
   `(config.seed, step)`; this process gets its contiguous slice. With
   `config.command_negatives`, that share of the `_unknown_` draws is
   replaced by a negative made from a command clip
-  (`partial_words.command_negative`). With `config.stream_windows`, that
+  (`partial_words.command_negative`); with `config.unknown_negatives`,
+  that share of the other `_unknown_` draws by one made the same way from
+  recorded non-command clips (not synthetic ones, whose near words' halves
+  could join into a command). With `config.stream_windows`, that
   share of the command draws becomes a window that holds only part of its
   word, as a stream's windows do while a word enters or leaves
   (`partial_words.stream_window`), labelled `_unknown_`. Batches are
@@ -368,7 +371,8 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
 
   Args:
     datasets: from `create_datasets`.
-    config: uses batch_size, seed, command_negatives and stream_windows.
+    config: uses batch_size, seed, command_negatives, unknown_negatives and
+      stream_windows.
     start_step: the first step to yield.
     process_index: this process, in [0, process_count).
     process_count: processes sharing each global batch.
@@ -398,27 +402,52 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
   commands = np.flatnonzero((split.label > labels_lib.UNKNOWN_INDEX) &
                             (split.weight > 0))
   negatives = config.command_negatives if len(commands) else 0.0
+  # Recorded non-command clips that training draws, and their words (the
+  # folder in a recorded clip's name).
+  unknowns = np.array([
+      i for i in np.flatnonzero((split.label == labels_lib.UNKNOWN_INDEX) &
+                                (split.weight > 0))
+      if not split.names[i].startswith(data_sources.SYNTHETIC_PREFIX)], int)
+  unknown_negatives = config.unknown_negatives if len(unknowns) else 0.0
+  word_of = {i: split.names[i].split('/')[0] for i in unknowns}
   windows = config.stream_windows
+
+  def replace_with_negatives(audio: np.ndarray, replace: np.ndarray,
+                             sources: np.ndarray, rng: np.random.Generator,
+                             key: Callable[[int], Any]) -> None:
+    """Rows of this process's `audio` where `replace` (whole batch) holds
+    become `command_negative`s of two clips drawn from `sources`, which
+    join halves when the clips' `key`s (their words) differ."""
+    pairs = sources[rng.integers(0, len(sources), (batch_size, 2))]
+    seeds = rng.integers(0, 2**31, batch_size)
+    for row in np.flatnonzero(replace[first:first + local]):
+      pair = pairs[first + row]
+      audio[row] = partial_words.command_negative(
+          np.random.default_rng(seeds[first + row]),
+          split.audio[pair[0]], split.audio[pair[1]],
+          key(pair[0]) != key(pair[1]))
 
   def batch_for(step: int) -> dict[str, np.ndarray]:
     uniform = np.random.default_rng([config.seed, step]).random(batch_size)
     indices = np.minimum(np.searchsorted(cdf, uniform, side='right'),
                          len(cdf) - 1)
     audio = split.audio[indices[first:first + local]].astype(np.float32)
+    replaced = np.zeros(batch_size, bool)
     if negatives:
       # Drawn for the whole batch, so every process agrees; a stream of its
       # own, so the draws above are those of runs without negatives.
       rng = np.random.default_rng([config.seed, step, _NEGATIVES_STREAM])
-      replace = (split.label[indices] == labels_lib.UNKNOWN_INDEX) & (
+      replaced = (split.label[indices] == labels_lib.UNKNOWN_INDEX) & (
           rng.random(batch_size) < negatives)
-      sources = commands[rng.integers(0, len(commands), (batch_size, 2))]
-      seeds = rng.integers(0, 2**31, batch_size)
-      for row in np.flatnonzero(replace[first:first + local]):
-        pair = sources[first + row]
-        audio[row] = partial_words.command_negative(
-            np.random.default_rng(seeds[first + row]),
-            split.audio[pair[0]], split.audio[pair[1]],
-            split.label[pair[0]] != split.label[pair[1]])
+      replace_with_negatives(audio, replaced, commands, rng,
+                             lambda i: split.label[i])
+    if unknown_negatives:
+      rng = np.random.default_rng(
+          [config.seed, step, _UNKNOWN_NEGATIVES_STREAM])
+      replace_with_negatives(
+          audio, (split.label[indices] == labels_lib.UNKNOWN_INDEX) &
+          ~replaced & (rng.random(batch_size) < unknown_negatives),
+          unknowns, rng, word_of.get)
     label = split.label[indices[first:first + local]]
     if windows:
       # As for the negatives: whole-batch draws, a stream of their own.

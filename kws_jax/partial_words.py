@@ -1,13 +1,16 @@
-"""Non-command clips cut from command clips, for training `_unknown_`.
+"""Non-command clips cut from recorded words, for training `_unknown_`.
 
 A model that hears only whole commands and other words learns to answer a
 command from any part of it. These make the parts it must not answer:
 `command_negative` (a command reversed, cut short, or joined from halves of
-two commands) and `stream_window` (a stream's window that holds only the
-start or end of a word, as when a word enters or leaves it). Each keeps the
-recording's voice, room and level, so only the word tells it from a
-command. NumPy only; `input_pipeline.train_iterator` applies them to
-`config.command_negatives` and `config.stream_windows` of the draws.
+two commands; made the same way from recorded non-command words, new
+sound sequences that are no command) and `stream_window` (a stream's
+window that holds only the start or end of a word, as when a word enters
+or leaves it). Each keeps the recording's voice, room and level, so only
+the word tells it from a command. NumPy only;
+`input_pipeline.train_iterator` applies them to
+`config.command_negatives`, `config.unknown_negatives` and
+`config.stream_windows` of the draws.
 """
 
 import numpy as np
@@ -40,12 +43,13 @@ def word_extent(clip: np.ndarray, frame: int) -> tuple[int, int]:
 
 def command_negative(rng: np.random.Generator, clip: np.ndarray,
                      other: np.ndarray, other_differs: bool) -> np.ndarray:
-  """A non-command made from command clips: float32 in int16 units.
+  """A non-command made from two clips (of commands, or of non-command
+  words): float32 in int16 units.
 
   One of, equally often: `clip` reversed; the first or the last
   `_PART_OF_WORD` of its word alone (the rest of the clip silent), where
   it was; or the first half of its word followed by the second half of
-  `other`'s word (`other_differs`: a different command; else the reversal),
+  `other`'s word (`other_differs`: a different word; else the reversal),
   centred. Each keeps the recording's voice, room and level, so only the
   word itself tells it from a command.
   """

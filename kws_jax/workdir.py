@@ -30,7 +30,8 @@ LATER_FIELDS = {
     'background_rms_min': 0.0, 'background_rms_max': 0.0,
     'background_min_snr_db': 5.0, 'generated_noise': False,
     'dc_offset_noise': False, 'unknown_word_balance': 0.0,
-    'command_negatives': 0.0, 'unseen_words_fold': '', 'stream_windows': 0.0,
+    'command_negatives': 0.0, 'unknown_negatives': 0.0,
+    'unseen_words_fold': '', 'stream_windows': 0.0,
     'unknown_offset': 0.0, 'train_compiler_options': {},
     # Settings that were fixed in the code before they were fields.
     'momentum': 0.9, 'nesterov': True, 'ema_warmup': True,

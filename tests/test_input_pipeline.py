@@ -429,6 +429,7 @@ def test_clips_of_weight_zero_are_never_drawn():
       summary={}, unseen_words=empty, silence_stress=empty)
   config = ml_collections.ConfigDict({'batch_size': 400, 'seed': 0,
                                       'command_negatives': 0.0,
+                                      'unknown_negatives': 0.0,
                                       'stream_windows': 0.0})
   run = input_pipeline.train_iterator(data, config)
   rows = np.concatenate([np.round(next(run)['audio'][:, 0] * 32768)
@@ -488,6 +489,54 @@ def test_command_negatives_replace_unknown_draws_only(tmp_path):
     own = np.abs(np.fft.rfft(mixed['audio'][row]))
     peak = np.argmax(own)
     assert spectra[peak] > 0.1 * spectra.max()
+
+
+def test_unknown_negatives_are_made_of_recorded_unknown_words(tmp_path):
+  """`unknown_negatives` replaces unknown draws (not those the command
+  negatives took) by negatives of two recorded non-command clips: never
+  of commands or of synthetic clips, halves of two words joined too."""
+  real = make_speech_commands_dir(tmp_path / 'real',
+                                  words=('yes', 'no', 'cat', 'dog'))
+  # Synthetic unknown words, with the tones of yes and no (300, 550 Hz).
+  synthetic = make_speech_commands_dir(tmp_path / 'synth',
+                                       words=('bed', 'town'),
+                                       clips_per_word=6)
+  (synthetic / 'validation_list.txt').write_text('')
+  (synthetic / 'testing_list.txt').write_text('')
+  config = _config(real, tmp_path, unknown_percentage=100.0, batch_size=400,
+                   synthetic_dir=str(synthetic), synthetic_fraction=0.25,
+                   synthetic_unknown=True)
+  data = input_pipeline.create_datasets(config)
+  plain = next(input_pipeline.train_iterator(data, config, start_step=3))
+  config.command_negatives = 0.3
+  commands_only = next(input_pipeline.train_iterator(data, config,
+                                                     start_step=3))
+  config.unknown_negatives = 0.5
+  mixed = next(input_pipeline.train_iterator(data, config, start_step=3))
+  again = next(input_pipeline.train_iterator(data, config, start_step=3))
+  np.testing.assert_array_equal(mixed['audio'], again['audio'])
+  np.testing.assert_array_equal(mixed['label'], plain['label'])
+  by_commands = np.any(commands_only['audio'] != plain['audio'], axis=1)
+  changed = np.any(mixed['audio'] != commands_only['audio'], axis=1)
+  unknown = plain['label'] == 1
+  # The command negatives stay as they were; about half of the other
+  # unknown draws change, and nothing else.
+  np.testing.assert_array_equal(mixed['audio'][by_commands],
+                                commands_only['audio'][by_commands])
+  assert not np.any(changed & (~unknown | by_commands))
+  assert np.mean(changed[unknown & ~by_commands]) == pytest.approx(
+      0.5, abs=0.12)
+  # Each is made of cat (800 Hz) and dog (1050 Hz): its loudest bin is one
+  # of theirs, and some hold both (halves of the two words joined).
+  both = 0
+  for row in np.flatnonzero(changed):
+    spectrum = np.abs(np.fft.rfft(mixed['audio'][row], n=16000))
+    assert min(abs(np.argmax(spectrum) - hz) for hz in (800, 1050)) <= 5
+    assert spectrum[295:305].max() < 0.1 * spectrum.max()  # No yes, bed.
+    assert spectrum[545:555].max() < 0.1 * spectrum.max()  # No no, town.
+    both += min(spectrum[795:805].max(), spectrum[1045:1055].max()) > (
+        0.2 * spectrum.max())
+  assert both >= 3
 
 
 def test_stream_windows_turn_some_command_draws_into_partial_words(
