@@ -2,7 +2,8 @@
 
 The front end is the first layer of every exported model, so it only uses
 operations that jax2tf + the TFLite converter map to TFLite builtins: strided
-slices and reshapes for framing, `rfft`, elementwise math, `matmul` with
+slices and reshapes (or a gather) for framing, `rfft` or matrix products for
+the spectrum (`DFTS`), elementwise math, `matmul` with
 constant matrices and `log`. Every constant (window, mel and DCT matrices) is
 computed once in numpy when the `Frontend` is built.
 
