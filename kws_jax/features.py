@@ -429,7 +429,7 @@ class Frontend(nnx.Module):
     if dft == 'matrices':
       return self._power_by_matrices(
           self.frame(audio, dft) * self.tables.window, bins)
-    clips = max(1, _FFT_FRAMES // max(1, self.num_frames(audio.shape[1])))
+    clips = max(1, _FFT_FRAMES // self.num_frames(audio.shape[1]))
     pad = ((0, 0), (0, 0), (0, self.fft_length - self.window_samples))
     power = []
     for start in range(0, max(audio.shape[0], 1), clips):

@@ -402,12 +402,13 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
   commands = np.flatnonzero((split.label > labels_lib.UNKNOWN_INDEX) &
                             (split.weight > 0))
   negatives = config.command_negatives if len(commands) else 0.0
-  # Recorded non-command clips that training draws, and their words (the
-  # folder in a recorded clip's name).
+  # Recorded non-command clips that training draws (only looked for when
+  # asked), and their words (the folder in a recorded clip's name).
   unknowns = np.array([
       i for i in np.flatnonzero((split.label == labels_lib.UNKNOWN_INDEX) &
                                 (split.weight > 0))
-      if not split.names[i].startswith(data_sources.SYNTHETIC_PREFIX)], int)
+      if not split.names[i].startswith(data_sources.SYNTHETIC_PREFIX)
+  ] if config.unknown_negatives else [], int)
   unknown_negatives = config.unknown_negatives if len(unknowns) else 0.0
   word_of = {i: split.names[i].split('/')[0] for i in unknowns}
   windows = config.stream_windows
