@@ -19,11 +19,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     raise ValueError(f"conv config: the argument may be 'tutorial', got "
                      f'{arg!r}.')
   config = default.get_config()
-  # XLA hands convolutions to the YNNPACK library by default; it computes
-  # this model's kernel gradients (a convolution over the batch) slowly.
-  # Without it the training step of benchmarks/train_steps.py took 0.91 s
-  # instead of 1.45 s (batch 100, 2-core AVX-512 CPU, 2026-12-05; the
-  # second conv's forward and backward 0.29-0.43 s instead of 0.74-0.83 s).
-  config.train_compiler_options.xla_cpu_experimental_ynn_fusion_type = (
-      'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT')
+  # oneDNN's convolutions (those TensorFlow runs on a CPU) in the training
+  # step: see kws_jax/models/layers.py's Conv for the measured gain.
+  config.train_convolutions = 'onednn'
   return config if arg == 'tutorial' else default.not_a_command(config)

@@ -85,9 +85,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.check_nans = False
   # XLA compiler options of the training step only (evaluation and export
   # compile with XLA's defaults), e.g. {'xla_cpu_experimental_ynn_fusion_type':
-  # 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT'}, which configs/conv.py sets:
-  # what compiles fastest depends on the architecture, and on the CPU.
+  # 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT'} (YNNPACK for matrix products only,
+  # which configs/conv.py set before it took oneDNN's convolutions): what
+  # compiles fastest depends on the architecture, and on the CPU.
   config.train_compiler_options = ml_collections.ConfigDict()
+  # The library that runs the model's convolutions in the training step:
+  # 'xla' (XLA's own) or 'onednn' (oneDNN's, built on first use with the
+  # C++ compiler; CPU only, XLA's elsewhere; see kws_jax/models/onednn.py),
+  # which configs/conv.py sets. Evaluation and the exports use XLA's.
+  config.train_convolutions = 'xla'
 
   # --- Recipe options beyond the tutorial (all off by default) ------------
   # Draw every wanted word equally often (scarce words such as on/off then

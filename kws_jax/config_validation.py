@@ -145,6 +145,11 @@ def validate_config(
   if config.data_source not in _DATA_SOURCES:
     raise ConfigError(f'config.data_source={config.data_source!r}; choose one '
                       f'of {_DATA_SOURCES}.')
+  from kws_jax.models import layers  # pylint: disable=g-import-not-at-top
+  if config.train_convolutions not in layers.CONVOLUTION_LIBRARIES:
+    raise ConfigError(
+        f'config.train_convolutions={config.train_convolutions!r}; choose '
+        f'one of {layers.CONVOLUTION_LIBRARIES}.')
 
   for field in ('batch_size', 'eval_step_interval', 'save_step_interval',
                 'sample_rate', 'clip_duration_ms', 'window_size_ms',
@@ -320,7 +325,8 @@ def check_before_training(config: ml_collections.ConfigDict,
   the model is built abstractly (no parameters are drawn), so settings in
   `config.model` that its constructor refuses fail here; XLA compiles a
   tiny program with `train_compiler_options`, so options it refuses fail
-  here too; the data folder
+  here too, and oneDNN's convolutions are built if
+  `train_convolutions` asks for them; the data folder
   must exist when there is no archive to unpack into it, and a
   `synthetic_dir` must exist. (`validate_config` stays free of such checks:
   it also reads configs stored with checkpoints, whose data may be
@@ -353,8 +359,15 @@ def check_before_training(config: ml_collections.ConfigDict,
     except Exception as e:  # pylint: disable=broad-except
       raise ConfigError(
           f'config.train_compiler_options={options}: XLA refuses them: '
-          f'{str(e).splitlines()[0]} (drop the option, or see configs/conv.py '
-          'for one that works).') from e
+          f'{str(e).splitlines()[0]} (drop the option, or see '
+          'configs/default.py for one that works).') from e
+
+  if config.train_convolutions == 'onednn':
+    from kws_jax.models import onednn  # pylint: disable=g-import-not-at-top
+    try:  # Built now (about 5 s the first time), not at the first step.
+      onednn.register()
+    except onednn.OnednnUnavailable as e:
+      raise ConfigError(f"config.train_convolutions='onednn': {e}") from e
 
   if config.data_source == 'local':
     _check_data_source(config)

@@ -37,6 +37,7 @@ from kws_jax import input_pipeline
 from kws_jax import labels as labels_lib
 from kws_jax import metrics as metrics_lib
 from kws_jax import models
+from kws_jax.models import layers
 from kws_jax import workdir as workdir_lib
 
 
@@ -210,8 +211,9 @@ def train_step(state: TrainState, batch: dict[str, jax.Array],
                              config.distill_weight, config.distill_temperature)
     return loss, (logits, nnx.state(model, nnx.BatchStat))
 
-  (loss, (logits, batch_stats)), grads = jax.value_and_grad(
-      loss_fn, has_aux=True)(state.params)
+  with layers.convolution_library(config.train_convolutions):
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])

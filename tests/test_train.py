@@ -136,6 +136,52 @@ def test_the_training_step_compiles_with_the_configs_xla_options(
           'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT'} in seen
 
 
+def test_the_training_step_runs_onednns_convolutions_when_asked(
+    tiny_data_dir, tmp_path, monkeypatch):
+  """train_convolutions='onednn' puts the model's convolutions in the
+  step through oneDNN (and only the step): same losses as XLA's to float32
+  rounding; a value that names no library fails before any work."""
+  from kws_jax.models import onednn  # pylint: disable=g-import-not-at-top
+  traced = []
+  real_conv = onednn.conv
+
+  def conv(*args):
+    traced.append(args[0].shape)
+    return real_conv(*args)
+
+  monkeypatch.setattr(onednn, 'conv', conv)
+  losses = {}
+  for library in ('xla', 'onednn'):
+    workdir = tmp_path / library
+    train.train_and_evaluate(
+        _config(tiny_data_dir, tmp_path, train_convolutions=library,
+                model={'dropout_rate': 0.0}), str(workdir))
+    losses[library] = [r['cross_entropy'] for r in _logged(workdir, 'train')]
+    assert bool(traced) == (library == 'onednn')
+  # Training batches (8) only: evaluation (batches of 16) keeps XLA's.
+  assert {shape[0] for shape in traced} == {8}
+  np.testing.assert_allclose(losses['onednn'], losses['xla'], rtol=1e-4)
+  with pytest.raises(config_validation.ConfigError,
+                     match="train_convolutions='cudnn'; choose one of"):
+    train.train_and_evaluate(
+        _config(tiny_data_dir, tmp_path, train_convolutions='cudnn'),
+        str(tmp_path / 'bad_library'))
+  assert not (tmp_path / 'bad_library').exists()
+
+
+def test_onednn_that_cannot_be_built_fails_before_any_work(
+    tiny_data_dir, tmp_path, monkeypatch):
+  monkeypatch.setattr('kws_jax.models.onednn._registered', False)
+  monkeypatch.setenv('KWS_JAX_CACHE', str(tmp_path / 'cache'))
+  monkeypatch.setenv('CXX', str(tmp_path / 'no-such-compiler'))
+  with pytest.raises(config_validation.ConfigError,
+                     match="train_convolutions='onednn': No C"):
+    train.train_and_evaluate(
+        _config(tiny_data_dir, tmp_path, train_convolutions='onednn'),
+        str(tmp_path / 'never'))
+  assert not (tmp_path / 'never').exists()
+
+
 def test_mismatched_schedule_fails_before_any_work(tmp_path):
   config = _config(tmp_path / 'missing', tmp_path,
                    how_many_training_steps='10,10,10')

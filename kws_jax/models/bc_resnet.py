@@ -195,7 +195,7 @@ class Model(nnx.Module):
     _, bins = input_shape
     bn = dict(momentum=bn_momentum, epsilon=bn_epsilon, rngs=rngs)
     stem_channels = int(STEM_CHANNELS * scale)
-    self.stem = nnx.Conv(1, stem_channels, (5, 5), strides=(1, 2),
+    self.stem = layers.Conv(1, stem_channels, (5, 5), strides=(1, 2),
                          padding='SAME', use_bias=False, rngs=rngs)
     self.stem_norm = nnx.BatchNorm(stem_channels, **bn)
     bins = -(-bins // 2)

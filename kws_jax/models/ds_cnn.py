@@ -51,7 +51,7 @@ class Model(nnx.Module):
     """
     del input_shape  # Global pooling: any input size works.
     bn = dict(momentum=bn_momentum, epsilon=bn_epsilon, rngs=rngs)
-    self.stem = nnx.Conv(1, channels, tuple(first_filter),
+    self.stem = layers.Conv(1, channels, tuple(first_filter),
                          strides=tuple(first_stride), padding='SAME',
                          use_bias=False, rngs=rngs)
     self.stem_norm = nnx.BatchNorm(channels, **bn)

@@ -11,23 +11,113 @@ has the layout of an `nnx.Conv` with `feature_group_count=channels`
 (e.g. for TFLite's DEPTHWISE_CONV_2D) unchanged.
 
 `max_pool` and `Dropout` exist for the same reason and are used by the
-tutorial's family (`models/tutorial.py`; see their docstrings). Its
-convolutions are plain `nnx.Conv`s: what made their gradients slow on a
-CPU was not XLA's convolution but the YNNPACK library XLA hands it to by
-default, which `configs/conv.py` turns off for the training step
-(`config.train_compiler_options`).
+tutorial's family (`models/tutorial.py`; see their docstrings).
+
+`Conv` is `nnx.Conv` with the same parameters and results, whose 2-D (and
+1-D) float32 convolutions run through oneDNN (`models/onednn.py`) inside
+`convolution_library('onednn')`, bias and its gradient included: the
+library TensorFlow's CPU kernels use. The training step enters it when
+`config.train_convolutions` is 'onednn' (`configs/conv.py`); evaluation
+and the exports use XLA's convolutions (TFLite builtins). On this
+project's 2-core AVX-512 CPU the tutorial `conv` model's step in
+`benchmarks/peer_speed.py` went from 1.39 times TensorFlow's to 0.89
+(436 against 487 ms; one-off run of the benchmark with the kernels
+patched in, 2026-12-06); alone, the second convolution's forward pass
+took 77 ms against XLA's 105 and its forward and backward 163 against
+251 (TensorFlow: 76 and 171).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import itertools
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from flax import nnx
+from flax.nnx.nn import linear
 import jax
 from jax import lax
 import jax.numpy as jnp
+
+from kws_jax.models import onednn
+
+CONVOLUTION_LIBRARIES = ('xla', 'onednn')
+_library = contextvars.ContextVar('convolution_library', default='xla')
+
+
+@contextlib.contextmanager
+def convolution_library(name: str) -> Iterator[None]:
+  """`Conv`s traced inside run through library `name`: 'xla' (XLA's own
+  convolutions) or 'onednn' (oneDNN's, on a CPU backend; elsewhere XLA's,
+  which hand them to the device's libraries)."""
+  if name not in CONVOLUTION_LIBRARIES:
+    raise ValueError(f'Convolution library {name!r}; choose one of '
+                     f'{CONVOLUTION_LIBRARIES}.')
+  token = _library.set(name)
+  try:
+    yield
+  finally:
+    _library.reset(token)
+
+
+class Conv(nnx.Conv):
+  """`nnx.Conv` that runs through oneDNN inside `convolution_library`.
+
+  Takes oneDNN's path for 1-D and 2-D float32 convolutions with one batch
+  axis, no dilation or groups or mask, and zero padding ('SAME', 'VALID' or
+  explicit); anything else, and everything outside the context or on
+  another backend than the CPU, is `nnx.Conv`'s own call.
+  """
+
+  def _onednn_padding(self, inputs: jax.Array, out_sharding
+                      ) -> list[tuple[int, int]] | None:
+    """The explicit padding of oneDNN's path, or None where it does not
+    apply."""
+    rank = len(self.kernel_size)
+    def plain(value) -> bool:  # No dilation.
+      return value is None or (value == 1 if isinstance(value, int) else
+                               tuple(value) == (1,) * rank)
+    if not (_library.get() == 'onednn' and jax.default_backend() == 'cpu'
+            and rank in (1, 2) and inputs.ndim == rank + 2
+            and out_sharding is None and self.mask is None
+            and self.feature_group_count == 1
+            and plain(self.input_dilation) and plain(self.kernel_dilation)
+            and inputs.dtype == jnp.float32
+            and self.param_dtype == jnp.float32
+            and self.dtype in (None, jnp.float32)
+            and self.preferred_element_type is None):
+      return None
+    padding = linear.canonicalize_padding(self.padding, rank)
+    if isinstance(padding, str):
+      padding = padding.upper()
+    if padding in ('SAME', 'VALID'):
+      return lax.padtype_to_pads(inputs.shape[1:-1], self.kernel_size,
+                                 self._strides(), padding)
+    if isinstance(padding, str):  # CIRCULAR, REFLECT, CAUSAL.
+      return None
+    return [tuple(int(p) for p in pair) for pair in padding]
+
+  def _strides(self) -> tuple[int, ...]:
+    strides = self.strides or 1
+    return ((strides,) * len(self.kernel_size) if isinstance(strides, int)
+            else tuple(strides))
+
+  def __call__(self, inputs: jax.Array, out_sharding=None) -> jax.Array:
+    padding = self._onednn_padding(inputs, out_sharding)
+    if padding is None:
+      return super().__call__(inputs, out_sharding)
+    strides, kernel = self._strides(), self.kernel[...]
+    one_d = len(self.kernel_size) == 1
+    if one_d:  # [B, T, C] as [B, T, 1, C].
+      inputs, kernel = inputs[:, :, None], kernel[:, None]
+      strides, padding = (*strides, 1), [*padding, (0, 0)]
+    bias = (self.bias[...] if self.bias is not None else
+            jnp.zeros((self.out_features,), jnp.float32))
+    y = onednn.conv(inputs, kernel, bias, tuple(strides),
+                    tuple(tuple(pair) for pair in padding))
+    return y[:, :, 0] if one_d else y
 
 
 def _same_padding(size: int, kernel: int, stride: int,

@@ -21,6 +21,8 @@ from flax import nnx
 import jax
 import jax.numpy as jnp
 
+from kws_jax.models import layers
+
 
 class ResidualBlock(nnx.Module):
   """conv(k, stride) BN ReLU conv(k) BN + shortcut, ReLU; on [B, T, C]."""
@@ -29,15 +31,15 @@ class ResidualBlock(nnx.Module):
                stride: int, bn_momentum: float, bn_epsilon: float,
                rngs: nnx.Rngs):
     bn = dict(momentum=bn_momentum, epsilon=bn_epsilon, rngs=rngs)
-    self.conv1 = nnx.Conv(in_channels, out_channels, (kernel_size,),
+    self.conv1 = layers.Conv(in_channels, out_channels, (kernel_size,),
                           strides=(stride,), padding='SAME', use_bias=False,
                           rngs=rngs)
     self.norm1 = nnx.BatchNorm(out_channels, **bn)
-    self.conv2 = nnx.Conv(out_channels, out_channels, (kernel_size,),
+    self.conv2 = layers.Conv(out_channels, out_channels, (kernel_size,),
                           padding='SAME', use_bias=False, rngs=rngs)
     self.norm2 = nnx.BatchNorm(out_channels, **bn)
     if stride != 1 or in_channels != out_channels:
-      self.shortcut = nnx.Conv(in_channels, out_channels, (1,),
+      self.shortcut = layers.Conv(in_channels, out_channels, (1,),
                                strides=(stride,), use_bias=False, rngs=rngs)
       self.shortcut_norm = nnx.BatchNorm(out_channels, **bn)
     else:
@@ -85,7 +87,7 @@ class Model(nnx.Module):
     """
     _, bins = input_shape
     width = int(stem_channels * width_multiplier)
-    self.stem = nnx.Conv(bins, width, (3,), padding='SAME', use_bias=False,
+    self.stem = layers.Conv(bins, width, (3,), padding='SAME', use_bias=False,
                          rngs=rngs)
     blocks = []
     for base in channels:

@@ -34,8 +34,8 @@ def _truncated_normal(stddev: float) -> nnx.Initializer:
 
 def _conv(in_features: int, out_features: int, kernel: tuple[int, int],
           strides: tuple[int, int], padding: str, stddev: float,
-          rngs: nnx.Rngs) -> nnx.Conv:
-  return nnx.Conv(in_features, out_features, kernel, strides, padding=padding,
+          rngs: nnx.Rngs) -> layers.Conv:
+  return layers.Conv(in_features, out_features, kernel, strides, padding=padding,
                   kernel_init=_truncated_normal(stddev),
                   bias_init=nnx.initializers.zeros, rngs=rngs)
 
