@@ -27,6 +27,9 @@ _CASES = [
     ((2, 21, 13, 1), (4, 2), (2, 3), 'VALID', False),  # One channel in.
     ((3, 17, 8), (3,), 2, 'SAME', True),  # 1-D, as tc_resnet's.
     ((2, 10, 9, 5), (3, 3), 1, [(2, 0), (1, 3)], True),  # Explicit pads.
+    # As many channels out as in, 'SAME': input and output (and their
+    # gradients) have one layout, as in the tutorial conv's second layer.
+    ((3, 11, 7, 6), (3, 2), 1, 'SAME', True),
 ]
 
 
@@ -132,3 +135,29 @@ def test_a_failed_build_names_the_source_and_leaves_nothing(
                      match=r'Building .*onednn_conv\.cc failed'):
     onednn.build()
   assert not list(pathlib.Path(tmp_path / 'cache').iterdir())
+
+
+def test_the_tutorial_conv_models_gradients_are_xlas():
+  """The whole model of configs/conv.py (front end, both convolutions,
+  pooling, dropout) in training mode: every parameter's gradient."""
+  from configs import conv as conv_config  # pylint: disable=g-import-not-at-top
+  from kws_jax import models  # pylint: disable=g-import-not-at-top
+  model = models.create_model(conv_config.get_config('tutorial'), 12,
+                              nnx.Rngs(0))
+  model.train()
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  audio = jnp.asarray(np.random.default_rng(3).uniform(-0.3, 0.3, (3, 16000)),
+                      jnp.float32)
+
+  def loss(params, library):
+    with layers.convolution_library(library):
+      logits = nnx.merge(graphdef, params, rest)(
+          audio, rngs=nnx.Rngs(dropout=0))
+    return jnp.sum(jax.nn.log_softmax(logits)[:, 0])
+
+  grads = {library: jax.jit(jax.grad(loss), static_argnums=1)(params, library)
+           for library in layers.CONVOLUTION_LIBRARIES}
+  for got, want in zip(jax.tree.leaves(grads['onednn']),
+                       jax.tree.leaves(grads['xla'])):
+    assert float(jnp.linalg.norm(got - want)) <= 1e-4 * float(
+        jnp.linalg.norm(want))

@@ -80,16 +80,24 @@ dnnl::convolution_forward::primitive_desc Forward(const Problem& p, Tag src,
       p.strides, p.pad_before, p.pad_after);
 }
 
-// A buffer in oneDNN's chosen layout, kept for the next call of this
-// thread with the same layout.
-memory Scratch(const memory::desc& desc) {
-  thread_local std::vector<std::pair<memory::desc, memory>> kept;
-  for (auto& [kept_desc, buffer] : kept) {
-    if (kept_desc == desc) return buffer;
+// A buffer in oneDNN's chosen layout for argument `id` of a primitive,
+// kept for the next call of this thread with the same argument and layout.
+// (Keyed by both: two arguments of one call may have the same layout, e.g.
+// the input and output gradients of a 64 -> 64 'SAME' convolution, and
+// must not share a buffer.)
+memory Scratch(int id, const memory::desc& desc) {
+  struct Kept {
+    int id;
+    memory::desc desc;
+    memory buffer;
+  };
+  thread_local std::vector<Kept> kept;
+  for (const Kept& k : kept) {
+    if (k.id == id && k.desc == desc) return k.buffer;
   }
   if (kept.size() >= 16) kept.clear();
-  kept.emplace_back(desc, memory(desc, Engine()));
-  return kept.back().second;
+  kept.push_back({id, desc, memory(desc, Engine())});
+  return kept.back().buffer;
 }
 
 // One argument: the buffer XLA gave (in its plain layout `given`) and the
@@ -112,7 +120,7 @@ void Execute(const dnnl::primitive& primitive, const std::vector<Arg>& args) {
       bound.emplace(arg.id, given);
       continue;
     }
-    memory wanted = Scratch(arg.wanted);
+    memory wanted = Scratch(arg.id, arg.wanted);
     if (arg.output) {
       to_copy_back.emplace_back(wanted, given);
     } else {
