@@ -19,12 +19,10 @@ tutorial's family (`models/tutorial.py`; see their docstrings).
 library TensorFlow's CPU kernels use. The training step enters it when
 `config.train_convolutions` is 'onednn' (`configs/conv.py`); evaluation
 and the exports use XLA's convolutions (TFLite builtins). On this
-project's 2-core AVX-512 CPU the tutorial `conv` model's step in
-`benchmarks/peer_speed.py` went from 1.39 times TensorFlow's to 0.89
-(436 against 487 ms; one-off run of the benchmark with the kernels
-patched in, 2026-12-06); alone, the second convolution's forward pass
-took 77 ms against XLA's 105 and its forward and backward 163 against
-251 (TensorFlow: 76 and 171).
+project's 2-core AVX-512 CPU the tutorial `conv` model's training step in
+`benchmarks/peer_speed.py` went from 1.39 times TensorFlow's (684
+against 491 ms, 2026-12-05) to 0.92-0.93 (394 against 424 ms,
+2026-12-06; the README's speed table).
 """
 
 from __future__ import annotations
