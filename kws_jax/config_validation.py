@@ -341,7 +341,9 @@ def check_before_training(config: ml_collections.ConfigDict,
     ConfigError: a setting that cannot work, naming the field.
   """
   del workdir  # Nothing in it is checked here (see checkpoint.py).
-  from kws_jax import models  # Imported here: models import JAX.
+  # Imported here, as in validate_config: importing this module needs no JAX.
+  import jax  # pylint: disable=g-import-not-at-top
+  from kws_jax import models  # pylint: disable=g-import-not-at-top
   num_classes = len(labels.prepare_words_list(config.wanted_words))
   try:
     models.abstract_model(config, num_classes)
@@ -353,7 +355,6 @@ def check_before_training(config: ml_collections.ConfigDict,
 
   options = config.train_compiler_options.to_dict()
   if options:
-    import jax  # pylint: disable=g-import-not-at-top
     try:  # XLA reads the options when it compiles; a tiny program suffices.
       jax.jit(lambda x: x + 1, compiler_options=options).lower(0.0).compile()
     except Exception as e:  # pylint: disable=broad-except
@@ -362,7 +363,8 @@ def check_before_training(config: ml_collections.ConfigDict,
           f'{str(e).splitlines()[0]} (drop the option, or see '
           'configs/default.py for one that works).') from e
 
-  if config.train_convolutions == 'onednn':
+  if (config.train_convolutions == 'onednn' and
+      jax.default_backend() == 'cpu'):  # Elsewhere XLA's are used.
     from kws_jax.models import onednn  # pylint: disable=g-import-not-at-top
     try:  # Built now (about 5 s the first time), not at the first step.
       onednn.register()

@@ -161,3 +161,41 @@ def test_the_tutorial_conv_models_gradients_are_xlas():
                        jax.tree.leaves(grads['xla'])):
     assert float(jnp.linalg.norm(got - want)) <= 1e-4 * float(
         jnp.linalg.norm(want))
+
+
+@pytest.mark.parametrize('in_shape,kwargs', [
+    ((2, 9, 7, 4), dict(padding=[(-1, 0), (0, 0)])),  # Negative padding.
+    ((2, 2, 7, 4), dict(padding='VALID')),  # Kernel taller than the input.
+])
+def test_padding_xla_alone_handles_stays_with_xla(in_shape, kwargs):
+  conv = layers.Conv(4, 6, (3, 3), rngs=nnx.Rngs(0), **kwargs)
+  reference = nnx.Conv(4, 6, (3, 3), rngs=nnx.Rngs(0), **kwargs)
+  x = jnp.ones(in_shape)
+  with layers.convolution_library('onednn'):
+    jaxpr = str(jax.make_jaxpr(conv)(x))
+    y = conv(x)
+  assert 'ffi' not in jaxpr
+  np.testing.assert_array_equal(y, reference(x))
+
+
+def test_the_kernels_refuse_what_they_cannot_compute():
+  x, kernel = jnp.ones((1, 5, 5, 2)), jnp.ones((3, 3, 2, 4))
+  with pytest.raises(Exception, match='paddings at least 0'):
+    onednn.conv(x, kernel, jnp.zeros(4), (1, 1),
+                ((-1, 0), (1, 1))).block_until_ready()
+  with pytest.raises(Exception, match='one value per output channel'):
+    onednn.conv(x, kernel, jnp.zeros(3), (1, 1),
+                ((1, 1), (1, 1))).block_until_ready()
+
+
+def test_vmap_over_the_kernels_runs_them_one_by_one():
+  x = jnp.asarray(np.random.default_rng(4).standard_normal((3, 2, 6, 5, 2)),
+                  jnp.float32)
+  kernel = jnp.asarray(np.random.default_rng(5).standard_normal((3, 3, 2, 4)),
+                       jnp.float32)
+  pads = ((1, 1), (1, 1))
+  got = jax.vmap(lambda x: onednn.conv(x, kernel, jnp.zeros(4), (1, 1),
+                                       pads))(x)
+  want = jax.vmap(lambda x: jax.lax.conv_general_dilated(
+      x, kernel, (1, 1), pads, dimension_numbers=('NHWC', 'HWIO', 'NHWC')))(x)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

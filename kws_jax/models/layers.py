@@ -34,6 +34,7 @@ import itertools
 from typing import Iterator, Sequence
 
 from flax import nnx
+from flax.nnx.nn import dtypes
 from flax.nnx.nn import linear
 import jax
 from jax import lax
@@ -64,9 +65,11 @@ class Conv(nnx.Conv):
   """`nnx.Conv` that runs through oneDNN inside `convolution_library`.
 
   Takes oneDNN's path for 1-D and 2-D float32 convolutions with one batch
-  axis, no dilation or groups or mask, and zero padding ('SAME', 'VALID' or
-  explicit); anything else, and everything outside the context or on
-  another backend than the CPU, is `nnx.Conv`'s own call.
+  axis, no dilation or groups or mask, zero padding ('SAME', 'VALID' or
+  explicit, not negative) and nnx's own convolution and dtype functions,
+  on one CPU device; anything else, and everything outside the context, is
+  `nnx.Conv`'s own call. (On several devices XLA cannot split a custom
+  call over the batch: it would gather the whole batch on each device.)
   """
 
   def _onednn_padding(self, inputs: jax.Array, out_sharding
@@ -78,6 +81,7 @@ class Conv(nnx.Conv):
       return value is None or (value == 1 if isinstance(value, int) else
                                tuple(value) == (1,) * rank)
     if not (_library.get() == 'onednn' and jax.default_backend() == 'cpu'
+            and jax.device_count() == 1
             and rank in (1, 2) and inputs.ndim == rank + 2
             and out_sharding is None and self.mask is None
             and self.feature_group_count == 1
@@ -85,17 +89,25 @@ class Conv(nnx.Conv):
             and inputs.dtype == jnp.float32
             and self.param_dtype == jnp.float32
             and self.dtype in (None, jnp.float32)
-            and self.preferred_element_type is None):
+            and self.preferred_element_type is None
+            and self.precision is None
+            and self.conv_general_dilated is lax.conv_general_dilated
+            and self.promote_dtype is dtypes.promote_dtype):
       return None
     padding = linear.canonicalize_padding(self.padding, rank)
     if isinstance(padding, str):
       padding = padding.upper()
     if padding in ('SAME', 'VALID'):
-      return lax.padtype_to_pads(inputs.shape[1:-1], self.kernel_size,
-                                 self._strides(), padding)
-    if isinstance(padding, str):  # CIRCULAR, REFLECT, CAUSAL.
+      padding = lax.padtype_to_pads(inputs.shape[1:-1], self.kernel_size,
+                                    self._strides(), padding)
+    elif isinstance(padding, str):  # CIRCULAR, REFLECT, CAUSAL.
       return None
-    return [tuple(int(p) for p in pair) for pair in padding]
+    padding = [tuple(int(p) for p in pair) for pair in padding]
+    if any(p < 0 for pair in padding for p in pair) or any(
+        size + before + after < kernel for size, (before, after), kernel in
+        zip(inputs.shape[1:-1], padding, self.kernel_size)):
+      return None  # Negative padding, or no output: XLA's to handle.
+    return padding
 
   def _strides(self) -> tuple[int, ...]:
     strides = self.strides or 1

@@ -59,7 +59,8 @@ def _package_file(package: str, suffix: str) -> pathlib.Path:
       return pathlib.Path(file.locate()).resolve()
   raise OnednnUnavailable(
       f'The {package} package (its {suffix}) is not installed; '
-      "`pip install -e .` in the project's folder installs it.")
+      "`pip install -e .` in the project's folder installs it (on Linux "
+      'x86-64, the only platform it is published for).')
 
 
 def cache_dir() -> pathlib.Path:
@@ -85,28 +86,34 @@ def build() -> pathlib.Path:
         f'No C++ compiler {compiler!r} to build {_SOURCE} (oneDNN '
         'convolutions); install one (Debian: apt-get install g++) or name it '
         'in $CXX, or train with --config.train_convolutions=xla.')
+  flags = ['-O2', '-std=c++17', '-shared', '-fPIC', '-w',
+           f'-I{jax.ffi.include_dir()}', f'-I{include}']
   key = hashlib.sha256(b'\0'.join([
-      _SOURCE.read_bytes(), compiler.encode(), jax.__version__.encode(),
+      _SOURCE.read_bytes(), compiler.encode(), ' '.join(flags).encode(),
+      jax.__version__.encode(), importlib.metadata.version('jaxlib').encode(),
       str(library).encode()])).hexdigest()[:16]
   target = cache_dir() / f'kws_onednn_conv-{key}.so'
   if target.exists():
     return target
-  target.parent.mkdir(parents=True, exist_ok=True)
-  with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-    partial = pathlib.Path(tmp) / target.name
-    command = [compiler, '-O2', '-std=c++17', '-shared', '-fPIC', '-w',
-               f'-I{jax.ffi.include_dir()}', f'-I{include}', str(_SOURCE),
-               str(library), f'-Wl,-rpath,{library.parent}', '-o',
-               str(partial)]
-    done = subprocess.run(command, capture_output=True, text=True,
-                          check=False)
-    if done.returncode != 0:
-      lines = (done.stderr or done.stdout).strip().splitlines()[:8]
-      raise OnednnUnavailable(
-          f'Building {_SOURCE} failed ({" ".join(command)}):\n' +
-          '\n'.join(lines) +
-          '\nTrain with --config.train_convolutions=xla meanwhile.')
-    os.replace(partial, target)
+  try:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+      partial = pathlib.Path(tmp) / target.name
+      command = [compiler, *flags, str(_SOURCE), str(library),
+                 f'-Wl,-rpath,{library.parent}', '-o', str(partial)]
+      done = subprocess.run(command, capture_output=True, text=True,
+                            check=False)
+      if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()[:8]
+        raise OnednnUnavailable(
+            f'Building {_SOURCE} failed ({" ".join(command)}):\n' +
+            '\n'.join(lines) +
+            '\nTrain with --config.train_convolutions=xla meanwhile.')
+      os.replace(partial, target)
+  except OSError as e:
+    raise OnednnUnavailable(
+        f'Cannot write the oneDNN convolutions into {target.parent}: {e}; '
+        'name a writable folder in $KWS_JAX_CACHE.') from e
   return target
 
 
@@ -116,7 +123,13 @@ def register() -> None:
   with _lock:
     if _registered:
       return
-    library = ctypes.cdll.LoadLibrary(str(build()))
+    path = build()
+    try:
+      library = ctypes.cdll.LoadLibrary(str(path))
+    except OSError as e:
+      raise OnednnUnavailable(
+          f'Cannot load {path}: {e}; delete it to build it again, or train '
+          'with --config.train_convolutions=xla.') from e
     for name in _TARGETS:
       jax.ffi.register_ffi_target(
           name, jax.ffi.pycapsule(getattr(library, name)), platform='cpu')
@@ -155,7 +168,7 @@ def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array,
   out_w = (x.shape[2] + left + right - kernel.shape[1]) // strides[1] + 1
   shape = jax.ShapeDtypeStruct(
       (x.shape[0], out_h, out_w, kernel.shape[3]), jnp.float32)
-  return jax.ffi.ffi_call(_TARGETS[0], shape)(
+  return jax.ffi.ffi_call(_TARGETS[0], shape, vmap_method='sequential')(
       x, kernel, bias, **_attributes(strides, padding))
 
 
@@ -167,11 +180,13 @@ def _backward(strides, padding, residuals, dy):
   x, kernel = residuals
   attributes = _attributes(strides, padding)
   dx = jax.ffi.ffi_call(_TARGETS[1], jax.ShapeDtypeStruct(
-      x.shape, jnp.float32))(dy, kernel, **attributes)
+      x.shape, jnp.float32), vmap_method='sequential')(dy, kernel,
+                                                        **attributes)
   dkernel, dbias = jax.ffi.ffi_call(_TARGETS[2], (
       jax.ShapeDtypeStruct(kernel.shape, jnp.float32),
-      jax.ShapeDtypeStruct(kernel.shape[3:], jnp.float32)))(
-          x, dy, **attributes)
+      jax.ShapeDtypeStruct(kernel.shape[3:], jnp.float32)),
+                                    vmap_method='sequential')(
+                                        x, dy, **attributes)
   return dx, dkernel, dbias
 
 

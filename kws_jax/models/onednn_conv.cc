@@ -8,8 +8,10 @@
 //   kws_onednn_conv_backward_weights x, dy -> dkernel, dbias
 // The forward pass reads and writes the plain layouts directly (fastest
 // here); the backward passes let oneDNN choose its blocked layouts and
-// reorder into and out of them, through buffers kept per thread and shape,
-// so that each step does not fault in fresh pages.
+// reorder into and out of them, through buffers kept per thread, argument
+// and layout (up to 64 a thread, the least recently used dropped first),
+// so that a step does not fault in fresh pages for them.
+#include <algorithm>
 #include <cstdint>
 #include <exception>
 #include <string>
@@ -48,12 +50,18 @@ ffi::Error Describe(ffi::Span<const int64_t> x, ffi::Span<const int64_t> w,
         "kws_onednn_conv: expected [N, H, W, C] maps and an [KH, KW, C, O] "
         "kernel");
   }
+  if (g.stride_h < 1 || g.stride_w < 1 || g.pad_top < 0 ||
+      g.pad_bottom < 0 || g.pad_left < 0 || g.pad_right < 0) {
+    return ffi::Error::InvalidArgument(
+        "kws_onednn_conv: strides must be at least 1 and paddings at least "
+        "0");
+  }
   const int64_t oh =
       (x[1] + g.pad_top + g.pad_bottom - w[0]) / g.stride_h + 1;
   const int64_t ow =
       (x[2] + g.pad_left + g.pad_right - w[1]) / g.stride_w + 1;
   if (w[2] != x[3] || y[0] != x[0] || y[1] != oh || y[2] != ow ||
-      y[3] != w[3]) {
+      y[3] != w[3] || oh < 1 || ow < 1) {
     return ffi::Error::InvalidArgument(
         "kws_onednn_conv: the shapes of input, kernel and output disagree");
   }
@@ -91,11 +99,14 @@ memory Scratch(int id, const memory::desc& desc) {
     memory::desc desc;
     memory buffer;
   };
-  thread_local std::vector<Kept> kept;
-  for (const Kept& k : kept) {
-    if (k.id == id && k.desc == desc) return k.buffer;
+  thread_local std::vector<Kept> kept;  // Most recently used last.
+  for (auto k = kept.begin(); k != kept.end(); ++k) {
+    if (k->id == id && k->desc == desc) {
+      std::rotate(k, k + 1, kept.end());
+      return kept.back().buffer;
+    }
   }
-  if (kept.size() >= 16) kept.clear();
+  if (kept.size() >= 64) kept.erase(kept.begin());
   kept.push_back({id, desc, memory(desc, Engine())});
   return kept.back().buffer;
 }
@@ -159,6 +170,10 @@ ffi::Error ForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
       x.dimensions(), w.dimensions(), y->dimensions(),
       {stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right}, &p);
   if (error.failure()) return error;
+  if (b.dimensions().size() != 1 || b.dimensions()[0] != p.bias[0]) {
+    return ffi::Error::InvalidArgument(
+        "kws_onednn_conv: the bias needs one value per output channel");
+  }
   return Guarded([&] {
     auto pd = Forward(p, Tag::nhwc, Tag::hwio, Tag::nhwc);
     Execute(dnnl::convolution_forward(pd),
@@ -211,6 +226,10 @@ ffi::Error BackwardWeightsImpl(ffi::Buffer<ffi::F32> x,
       x.dimensions(), dw->dimensions(), dy.dimensions(),
       {stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right}, &p);
   if (error.failure()) return error;
+  if (db->dimensions().size() != 1 || db->dimensions()[0] != p.bias[0]) {
+    return ffi::Error::InvalidArgument(
+        "kws_onednn_conv: the bias needs one value per output channel");
+  }
   return Guarded([&] {
     auto hint = Forward(p, Tag::any, Tag::any, Tag::any);
     dnnl::convolution_backward_weights::primitive_desc pd(
