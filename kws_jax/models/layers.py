@@ -77,15 +77,14 @@ class Conv(nnx.Conv):
     """The explicit padding of oneDNN's path, or None where it does not
     apply."""
     rank = len(self.kernel_size)
-    def plain(value) -> bool:  # No dilation.
-      return value is None or (value == 1 if isinstance(value, int) else
-                               tuple(value) == (1,) * rank)
+    ones = (1,) * rank
     if not (_library.get() == 'onednn' and jax.default_backend() == 'cpu'
             and jax.device_count() == 1
             and rank in (1, 2) and inputs.ndim == rank + 2
             and out_sharding is None and self.mask is None
             and self.feature_group_count == 1
-            and plain(self.input_dilation) and plain(self.kernel_dilation)
+            and self._per_axis(self.input_dilation) == ones
+            and self._per_axis(self.kernel_dilation) == ones
             and inputs.dtype == jnp.float32
             and self.param_dtype == jnp.float32
             and self.dtype in (None, jnp.float32)
@@ -99,7 +98,7 @@ class Conv(nnx.Conv):
       padding = padding.upper()
     if padding in ('SAME', 'VALID'):
       padding = lax.padtype_to_pads(inputs.shape[1:-1], self.kernel_size,
-                                    self._strides(), padding)
+                                    self._per_axis(self.strides), padding)
     elif isinstance(padding, str):  # CIRCULAR, REFLECT, CAUSAL.
       return None
     padding = [tuple(int(p) for p in pair) for pair in padding]
@@ -109,16 +108,18 @@ class Conv(nnx.Conv):
       return None  # Negative padding, or no output: XLA's to handle.
     return padding
 
-  def _strides(self) -> tuple[int, ...]:
-    strides = self.strides or 1
-    return ((strides,) * len(self.kernel_size) if isinstance(strides, int)
-            else tuple(strides))
+  def _per_axis(self, value) -> tuple[int, ...]:
+    """A stride or dilation setting per spatial axis, as nnx.Conv reads it
+    (None or an int: the same on every axis)."""
+    value = 1 if value is None else value
+    return ((value,) * len(self.kernel_size) if isinstance(value, int)
+            else tuple(value))
 
   def __call__(self, inputs: jax.Array, out_sharding=None) -> jax.Array:
     padding = self._onednn_padding(inputs, out_sharding)
     if padding is None:
       return super().__call__(inputs, out_sharding)
-    strides, kernel = self._strides(), self.kernel[...]
+    strides, kernel = self._per_axis(self.strides), self.kernel[...]
     one_d = len(self.kernel_size) == 1
     if one_d:  # [B, T, C] as [B, T, 1, C].
       inputs, kernel = inputs[:, :, None], kernel[:, None]

@@ -27,12 +27,13 @@ import os
 import pathlib
 import shutil
 import subprocess
-import tempfile
 import threading
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from kws_jax import files
 
 _SOURCE = pathlib.Path(__file__).with_name('onednn_conv.cc')
 _TARGETS = ('kws_onednn_conv_forward', 'kws_onednn_conv_backward_data',
@@ -97,10 +98,9 @@ def build() -> pathlib.Path:
     return target
   try:
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-      partial = pathlib.Path(tmp) / target.name
+    with files.atomic_path(target) as partial:
       command = [compiler, *flags, str(_SOURCE), str(library),
-                 f'-Wl,-rpath,{library.parent}', '-o', str(partial)]
+                 f'-Wl,-rpath,{library.parent}', '-o', partial]
       done = subprocess.run(command, capture_output=True, text=True,
                             check=False)
       if done.returncode != 0:
@@ -109,7 +109,6 @@ def build() -> pathlib.Path:
             f'Building {_SOURCE} failed ({" ".join(command)}):\n' +
             '\n'.join(lines) +
             '\nTrain with --config.train_convolutions=xla meanwhile.')
-      os.replace(partial, target)
   except OSError as e:
     raise OnednnUnavailable(
         f'Cannot write the oneDNN convolutions into {target.parent}: {e}; '

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -42,7 +43,10 @@ struct Geometry {
   int64_t stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right;
 };
 
+// Checks the shapes of one call (and of its bias, where it has one) and
+// fills `p`.
 ffi::Error Describe(ffi::Span<const int64_t> x, ffi::Span<const int64_t> w,
+                    std::optional<ffi::Span<const int64_t>> b,
                     ffi::Span<const int64_t> y, const Geometry& g,
                     Problem* p) {
   if (x.size() != 4 || w.size() != 4 || y.size() != 4) {
@@ -64,6 +68,10 @@ ffi::Error Describe(ffi::Span<const int64_t> x, ffi::Span<const int64_t> w,
       y[3] != w[3] || oh < 1 || ow < 1) {
     return ffi::Error::InvalidArgument(
         "kws_onednn_conv: the shapes of input, kernel and output disagree");
+  }
+  if (b && (b->size() != 1 || (*b)[0] != w[3])) {
+    return ffi::Error::InvalidArgument(
+        "kws_onednn_conv: the bias needs one value per output channel");
   }
   *p = Problem{{x[0], x[3], x[1], x[2]},
                {w[3], w[2], w[0], w[1]},
@@ -162,18 +170,11 @@ ffi::Error Guarded(Body body) {
 
 ffi::Error ForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
                        ffi::Buffer<ffi::F32> b, ffi::ResultBuffer<ffi::F32> y,
-                       int64_t stride_h, int64_t stride_w, int64_t pad_top,
-                       int64_t pad_bottom, int64_t pad_left,
-                       int64_t pad_right) {
+                       Geometry g) {
   Problem p;
-  ffi::Error error = Describe(
-      x.dimensions(), w.dimensions(), y->dimensions(),
-      {stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right}, &p);
+  ffi::Error error = Describe(x.dimensions(), w.dimensions(), b.dimensions(),
+                              y->dimensions(), g, &p);
   if (error.failure()) return error;
-  if (b.dimensions().size() != 1 || b.dimensions()[0] != p.bias[0]) {
-    return ffi::Error::InvalidArgument(
-        "kws_onednn_conv: the bias needs one value per output channel");
-  }
   return Guarded([&] {
     auto pd = Forward(p, Tag::nhwc, Tag::hwio, Tag::nhwc);
     Execute(dnnl::convolution_forward(pd),
@@ -189,14 +190,10 @@ ffi::Error ForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
 }
 
 ffi::Error BackwardDataImpl(ffi::Buffer<ffi::F32> dy, ffi::Buffer<ffi::F32> w,
-                            ffi::ResultBuffer<ffi::F32> dx, int64_t stride_h,
-                            int64_t stride_w, int64_t pad_top,
-                            int64_t pad_bottom, int64_t pad_left,
-                            int64_t pad_right) {
+                            ffi::ResultBuffer<ffi::F32> dx, Geometry g) {
   Problem p;
-  ffi::Error error = Describe(
-      dx->dimensions(), w.dimensions(), dy.dimensions(),
-      {stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right}, &p);
+  ffi::Error error = Describe(dx->dimensions(), w.dimensions(), std::nullopt,
+                              dy.dimensions(), g, &p);
   if (error.failure()) return error;
   return Guarded([&] {
     auto hint = Forward(p, Tag::any, Tag::any, Tag::any);
@@ -217,19 +214,11 @@ ffi::Error BackwardDataImpl(ffi::Buffer<ffi::F32> dy, ffi::Buffer<ffi::F32> w,
 ffi::Error BackwardWeightsImpl(ffi::Buffer<ffi::F32> x,
                                ffi::Buffer<ffi::F32> dy,
                                ffi::ResultBuffer<ffi::F32> dw,
-                               ffi::ResultBuffer<ffi::F32> db,
-                               int64_t stride_h, int64_t stride_w,
-                               int64_t pad_top, int64_t pad_bottom,
-                               int64_t pad_left, int64_t pad_right) {
+                               ffi::ResultBuffer<ffi::F32> db, Geometry g) {
   Problem p;
-  ffi::Error error = Describe(
-      x.dimensions(), dw->dimensions(), dy.dimensions(),
-      {stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right}, &p);
+  ffi::Error error = Describe(x.dimensions(), dw->dimensions(),
+                              db->dimensions(), dy.dimensions(), g, &p);
   if (error.failure()) return error;
-  if (db->dimensions().size() != 1 || db->dimensions()[0] != p.bias[0]) {
-    return ffi::Error::InvalidArgument(
-        "kws_onednn_conv: the bias needs one value per output channel");
-  }
   return Guarded([&] {
     auto hint = Forward(p, Tag::any, Tag::any, Tag::any);
     dnnl::convolution_backward_weights::primitive_desc pd(
@@ -250,13 +239,14 @@ ffi::Error BackwardWeightsImpl(ffi::Buffer<ffi::F32> x,
 
 }  // namespace
 
-#define KWS_GEOMETRY_ATTRS            \
-  .Attr<int64_t>("stride_h")          \
-      .Attr<int64_t>("stride_w")      \
-      .Attr<int64_t>("pad_top")       \
-      .Attr<int64_t>("pad_bottom")    \
-      .Attr<int64_t>("pad_left")      \
-      .Attr<int64_t>("pad_right")
+// The six attributes, by name, as one Geometry.
+XLA_FFI_REGISTER_STRUCT_ATTR_DECODING(
+    Geometry, xla::ffi::StructMember<int64_t>("stride_h"),
+    xla::ffi::StructMember<int64_t>("stride_w"),
+    xla::ffi::StructMember<int64_t>("pad_top"),
+    xla::ffi::StructMember<int64_t>("pad_bottom"),
+    xla::ffi::StructMember<int64_t>("pad_left"),
+    xla::ffi::StructMember<int64_t>("pad_right"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(kws_onednn_conv_forward, ForwardImpl,
                               ffi::Ffi::Bind()
@@ -264,14 +254,14 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(kws_onednn_conv_forward, ForwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
-                                      KWS_GEOMETRY_ATTRS);
+                                  .Attrs<Geometry>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(kws_onednn_conv_backward_data, BackwardDataImpl,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
-                                      KWS_GEOMETRY_ATTRS);
+                                  .Attrs<Geometry>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(kws_onednn_conv_backward_weights,
                               BackwardWeightsImpl,
@@ -280,4 +270,4 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(kws_onednn_conv_backward_weights,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
-                                      KWS_GEOMETRY_ATTRS);
+                                  .Attrs<Geometry>());
