@@ -101,6 +101,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.balance_classes = False
   # Cross entropy against (1 - s) * one-hot + s / num_classes.
   config.label_smoothing = 0.0
+  # 'softmax': one softmax over every class, `_unknown_` a class like the
+  # others. 'one_vs_rest': a sigmoid per class (binary cross entropy, the
+  # label smoothing applied to the same targets), with `_unknown_`'s logit
+  # fixed at 0: a clip is `_unknown_` when no other class claims it (no
+  # logit above 0), instead of when it sounds like the unknown words
+  # training had.
+  config.loss = 'softmax'
   # SpecAugment on the features: this many time bands of up to
   # time_mask_ms, and frequency bands of up to freq_mask_bins, set to 0.
   config.time_masks = 0

@@ -145,7 +145,13 @@ def validate_config(
   if config.data_source not in _DATA_SOURCES:
     raise ConfigError(f'config.data_source={config.data_source!r}; choose one '
                       f'of {_DATA_SOURCES}.')
-  from kws_jax.models import layers  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from kws_jax import models
+  from kws_jax.models import layers
+  # pylint: enable=g-import-not-at-top
+  if config.loss not in models.LOSSES:
+    raise ConfigError(f'config.loss={config.loss!r}; choose one of '
+                      f'{models.LOSSES}.')
   if config.train_convolutions not in layers.CONVOLUTION_LIBRARIES:
     raise ConfigError(
         f'config.train_convolutions={config.train_convolutions!r}; choose '
@@ -210,6 +216,11 @@ def validate_config(
         'teacher workdirs and give the weight of their predictions (e.g. '
         f'0.5); got distill_from={config.distill_from!r}, '
         f'distill_weight={config.distill_weight}.')
+  if config.loss == 'one_vs_rest' and config.distill_weight:
+    raise ConfigError(
+        "config.loss='one_vs_rest' and config.distill_from do not go "
+        "together: distillation matches a teacher's softmax; train with "
+        "config.loss='softmax' to distill.")
   if config.background_frequency > 1:
     raise ConfigError(
         f'config.background_frequency={config.background_frequency} is a '

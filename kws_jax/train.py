@@ -152,6 +152,20 @@ def distillation_loss(logits: jax.Array, targets: jax.Array,
   return ((1 - weight) * loss + weight * temperature**2 * taught).mean()
 
 
+def one_vs_rest_loss(logits: jax.Array, targets: jax.Array) -> jax.Array:
+  """Binary cross entropy of a sigmoid per class, summed over the classes
+  but `_unknown_`, mean over the batch (`config.loss='one_vs_rest'`).
+
+  An `_unknown_` clip is a negative for every other class: it teaches what
+  no class is, not a class of its own (its logit is fixed at 0 by the
+  model). `targets` are the (smoothed) one-hot rows.
+  """
+  keep = np.ones(logits.shape[-1], np.float32)
+  keep[labels_lib.UNKNOWN_INDEX] = 0
+  losses = optax.sigmoid_binary_cross_entropy(logits, targets)
+  return (losses * keep).sum(-1).mean()
+
+
 def train_step(state: TrainState, batch: dict[str, jax.Array],
                background: jax.Array, teachers: tuple[Any, ...] = (), *,
                graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
@@ -207,8 +221,12 @@ def train_step(state: TrainState, batch: dict[str, jax.Array],
         time_mask_max=int(config.time_mask_ms / config.window_stride_ms),
         freq_masks=config.freq_masks, freq_mask_max=config.freq_mask_bins)
     logits = model.classify(features, rngs=nnx.Rngs(dropout=dropout_key))
-    loss = distillation_loss(logits, targets, teacher_logits,
-                             config.distill_weight, config.distill_temperature)
+    if config.loss == 'one_vs_rest':
+      loss = one_vs_rest_loss(logits, targets)
+    else:
+      loss = distillation_loss(logits, targets, teacher_logits,
+                               config.distill_weight,
+                               config.distill_temperature)
     return loss, (logits, nnx.state(model, nnx.BatchStat))
 
   with layers.convolution_library(config.train_convolutions):

@@ -94,6 +94,7 @@ def test_wanted_words_from_command_line_string():
     ('command_negatives', 2.0, 'command_negatives'),
     ('stream_windows', -0.1, 'stream_windows'),
     ('unknown_offset', -1.0, 'unknown_offset'),
+    ('loss', 'hinge', "config.loss='hinge'"),
     ('synthetic_unknown', True, 'needs config.synthetic_dir'),
     ('unseen_words_fold', '4/3', 'unseen_words_fold'),
     ('unseen_words_fold', '1/1', 'unseen_words_fold'),
@@ -103,6 +104,15 @@ def test_bad_values_are_refused_with_the_field_named(field, value, message):
   config = default.get_config()
   config[field] = value
   with pytest.raises(config_validation.ConfigError, match=message):
+    config_validation.validate_config(config)
+
+
+def test_one_vs_rest_does_not_distill():
+  config = default.get_config()
+  config.loss = 'one_vs_rest'
+  config.distill_from, config.distill_weight = '/some/run', 0.5
+  with pytest.raises(config_validation.ConfigError,
+                     match="loss='one_vs_rest' and config.distill_from"):
     config_validation.validate_config(config)
 
 

@@ -76,6 +76,27 @@ def test_the_unknown_offset_is_added_only_when_the_model_decides():
       models.predict_fn(graphdef)(params, batch_stats, audio), raw)
 
 
+def test_one_vs_rest_fixes_the_unknown_logit_at_zero():
+  config = default.get_config()
+  config.model_architecture, config.model = 'tiny_conv', {}
+  audio = jnp.asarray(np.random.default_rng(1).uniform(-0.3, 0.3, (3, 16000)),
+                      jnp.float32)
+  def logits(loss, offset=0.0):
+    config.loss, config.unknown_offset = loss, offset
+    model = models.create_model(config, NUM_CLASSES, nnx.Rngs(0))
+    model.eval()
+    graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+    return np.asarray(models.predict_fn(graphdef)(params, batch_stats, audio))
+  softmax, one_vs_rest = logits('softmax'), logits('one_vs_rest')
+  assert np.all(softmax[:, 1] != 0)
+  np.testing.assert_array_equal(one_vs_rest[:, 1], 0)
+  # The same parameters: every other logit is the backbone's.
+  np.testing.assert_array_equal(np.delete(one_vs_rest, 1, axis=1),
+                                np.delete(softmax, 1, axis=1))
+  # The offset is then the score every other class must beat.
+  np.testing.assert_allclose(logits('one_vs_rest', 0.7)[:, 1], 0.7)
+
+
 def _has_batch_stats(module):
   return bool(jax.tree.leaves(nnx.state(module, nnx.BatchStat)))
 

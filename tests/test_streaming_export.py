@@ -192,6 +192,23 @@ def test_both_exports_decide_with_the_unknown_offset(tmp_path_factory):
   assert diff < TFLITE_TOLERANCE
 
 
+def test_both_exports_keep_one_vs_rests_unknown_logit_at_zero(
+    tmp_path_factory):
+  exported = _export('tiny_conv', tmp_path_factory, loss='one_vs_rest')
+  (graphdef, params, batch_stats), _, clip, _ = exported
+  clips = streaming_export.clip_windows(
+      streaming_export.test_stream(2 * RATE, RATE, seed=3),
+      streaming_export.streaming_layout(exported[3]))[::8]
+  logits = np.array(jax.jit(models.predict_fn(graphdef))(
+      params, batch_stats, clips))
+  np.testing.assert_array_equal(logits[:, 1], 0)  # `_unknown_`
+  got = inference.Recognizer(clip.model_path).predict_batch(clips)
+  np.testing.assert_allclose(got, jax.nn.softmax(logits),
+                             atol=PARITY_TOLERANCE)
+  diff, _, _, _ = _stream_and_compare(exported)
+  assert diff < TFLITE_TOLERANCE
+
+
 def test_window_equal_to_hop(tmp_path_factory):
   # No overlap and no unused tail: the context is one hop whose frame is
   # computed again and dropped.

@@ -7,12 +7,14 @@ import shutil
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 from configs import test as test_config
 from kws_jax import checkpoint
 from kws_jax import config_validation
 from kws_jax import input_pipeline
+from kws_jax import models
 from kws_jax import train
 
 
@@ -299,6 +301,45 @@ def test_distillation_loss_matches_its_definition():
   np.testing.assert_allclose(grad, 0.0, atol=1e-6)
   assert np.abs(jax.grad(train.distillation_loss)(
       logits, targets, teachers[:1], 1.0, temperature)).max() > 1e-3
+
+
+def test_one_vs_rest_loss_is_a_sigmoid_per_class_but_unknown():
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(4, 5)).astype(np.float32)
+  # Labels silence, unknown, and two words; smoothed as training does.
+  targets = np.asarray(optax.smooth_labels(
+      jax.nn.one_hot(np.array([0, 1, 2, 4]), 5), 0.1))
+  expected = -(targets * np.log(1 / (1 + np.exp(-logits))) +
+               (1 - targets) * np.log(1 - 1 / (1 + np.exp(-logits))))
+  expected = np.delete(expected, 1, axis=1).sum(-1).mean()
+  assert float(train.one_vs_rest_loss(jax.numpy.asarray(logits),
+                                      jax.numpy.asarray(targets))) == (
+      pytest.approx(expected, rel=1e-5))
+  # The `_unknown_` logit (fixed at 0 by the model) takes no part.
+  moved = logits.copy()
+  moved[:, 1] += 3
+  assert float(train.one_vs_rest_loss(moved, targets)) == pytest.approx(
+      expected, rel=1e-5)
+  # An `_unknown_` clip is best scored with every other logit low.
+  unknown = np.asarray(jax.nn.one_hot(np.array([1]), 5))
+  assert (float(train.one_vs_rest_loss(np.full((1, 5), -8.0, np.float32), unknown)) <
+          float(train.one_vs_rest_loss(np.full((1, 5), 8.0, np.float32), unknown)))
+
+
+def test_training_with_one_vs_rest(tiny_data_dir, tmp_path):
+  config = _config(tiny_data_dir, tmp_path, loss='one_vs_rest',
+                   label_smoothing=0.1)
+  workdir = tmp_path / 'one_vs_rest'
+  train.train_and_evaluate(config, str(workdir))
+  restored = checkpoint.restore_model(str(workdir), which=checkpoint.BEST)
+  assert restored.config.loss == 'one_vs_rest'
+  audio = np.random.default_rng(0).uniform(-0.3, 0.3, (2, 16000))
+  logits = models.predict_fn(restored.eval_graphdef)(
+      restored.params, restored.batch_stats, audio.astype(np.float32))
+  np.testing.assert_array_equal(np.asarray(logits)[:, 1], 0)
+  steps = _logged(workdir, 'train')
+  assert all(np.isfinite(r['cross_entropy']) and r['cross_entropy'] > 0
+             for r in steps)
 
 
 def test_train_step_learns_from_its_teachers():

@@ -46,6 +46,10 @@ MODELS: dict[str, type[nnx.Module]] = {
 # names its front-end tensors by it.
 FRONTEND_SCOPE = 'frontend'
 
+# `config.loss`: how training scores the logits. 'one_vs_rest' also fixes
+# the `_unknown_` logit at 0 (`KWSModel.unknown_logit_fixed`).
+LOSSES = ('softmax', 'one_vs_rest')
+
 
 class KWSModel(nnx.Module):
   """Raw audio to logits: `classify(features(audio))`.
@@ -59,13 +63,18 @@ class KWSModel(nnx.Module):
     unknown_offset: added to the `_unknown_` logit when the model decides
       (`decide`; `config.unknown_offset`), never in training's loss. A
       constant of the graph definition, not a parameter.
+    unknown_logit_fixed: the `_unknown_` logit is 0 whatever the input
+      (`config.loss='one_vs_rest'`): a clip is `_unknown_` when no other
+      class's logit is above 0 (or above the offset). The backbone's
+      `_unknown_` output is then unused.
   """
 
   def __init__(self, frontend: features_lib.Frontend, backbone: nnx.Module,
-               unknown_offset: float = 0.0):
+               unknown_offset: float = 0.0, unknown_logit_fixed: bool = False):
     self.frontend = frontend
     self.backbone = backbone
     self.unknown_offset = float(unknown_offset)
+    self.unknown_logit_fixed = bool(unknown_logit_fixed)
 
   def features(self, audio: jax.Array, dft: str = 'fft') -> jax.Array:
     """Audio float32 [B, L] in [-1, 1] -> features [B, frames, bins];
@@ -75,7 +84,13 @@ class KWSModel(nnx.Module):
   def classify(self, features: jax.Array, *,
                rngs: nnx.Rngs | None = None) -> jax.Array:
     """Features [B, frames, bins] -> logits [B, num_classes]."""
-    return self.backbone(features, rngs=rngs)
+    logits = self.backbone(features, rngs=rngs)
+    if not self.unknown_logit_fixed:
+      return logits
+    # A constant row, not a scatter (which TFLite's builtins lack).
+    keep = np.ones(logits.shape[-1], np.float32)
+    keep[labels_lib.UNKNOWN_INDEX] = 0
+    return logits * keep.astype(logits.dtype)
 
   def __call__(self, audio: jax.Array, *,
                rngs: nnx.Rngs | None = None) -> jax.Array:
@@ -114,8 +129,8 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int,
   Args:
     config: needs the front-end fields (sample_rate, clip_duration_ms,
       window_size_ms, window_stride_ms, feature_bin_count, preprocess),
-      `model_architecture`, `model` (the backbone's settings) and
-      `unknown_offset`.
+      `model_architecture`, `model` (the backbone's settings),
+      `unknown_offset` and `loss`.
     num_classes: output classes (silence and unknown included).
     rngs: parameter initialisation keys.
 
@@ -130,7 +145,8 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int,
   input_shape = (features_lib.num_frames(config), frontend.feature_bin_count)
   backbone = MODELS[name](num_classes=num_classes, input_shape=input_shape,
                           rngs=rngs, **model_settings(config))
-  return KWSModel(frontend, backbone, config.unknown_offset)
+  return KWSModel(frontend, backbone, config.unknown_offset,
+                  unknown_logit_fixed=config.loss == 'one_vs_rest')
 
 
 def abstract_model(config: ml_collections.ConfigDict,
