@@ -108,6 +108,14 @@ def get_config() -> ml_collections.ConfigDict:
   # logit above 0), instead of when it sounds like the unknown words
   # training had.
   config.loss = 'softmax'
+  # Synthetic speech made to sound like recorded speech inside the model
+  # (domain-adversarial training, Ganin et al., 2016): a small head learns
+  # to tell synthetic clips from recorded ones from the pooled features,
+  # and the backbone gets its gradient reversed and scaled by this weight
+  # (ramped up from 0 over training), so that what the synthetic near words
+  # teach carries over to recorded voices. 0: off. Needs synthetic speech
+  # and an architecture with an embedding (tc_resnet).
+  config.synthetic_adversary = 0.0
   # SpecAugment on the features: this many time bands of up to
   # time_mask_ms, and frequency bands of up to freq_mask_bins, set to 0.
   config.time_masks = 0

@@ -152,6 +152,13 @@ def validate_config(
   if config.loss not in models.LOSSES:
     raise ConfigError(f'config.loss={config.loss!r}; choose one of '
                       f'{models.LOSSES}.')
+  if config.synthetic_adversary and not hasattr(
+      models.MODELS.get(config.model_architecture), 'embed'):
+    raise ConfigError(
+        f'config.synthetic_adversary={config.synthetic_adversary} needs an '
+        'architecture with an embedding (one of '
+        f'{sorted(n for n, m in models.MODELS.items() if hasattr(m, "embed"))}'
+        f'); config.model_architecture is {config.model_architecture!r}.')
   if config.train_convolutions not in layers.CONVOLUTION_LIBRARIES:
     raise ConfigError(
         f'config.train_convolutions={config.train_convolutions!r}; choose '
@@ -172,7 +179,7 @@ def validate_config(
       raise ConfigError(f'config.{field}={config[field]} must be in [0, 1).')
   for field in ('time_masks', 'time_mask_ms', 'freq_masks', 'freq_mask_bins',
                 'volume_db', 'mixup_alpha', 'speed_perturbation',
-                'unknown_offset'):
+                'unknown_offset', 'synthetic_adversary'):
     _positive(config, field, allow_zero=True)
   if not 0 <= config.reverb_probability <= 1:
     raise ConfigError(
@@ -201,6 +208,11 @@ def validate_config(
     raise ConfigError(
         f'config.synthetic_only_words has {sorted(strangers)}, which are not '
         'in config.wanted_words.')
+  if config.synthetic_adversary and not config.synthetic_fraction:
+    raise ConfigError(
+        f'config.synthetic_adversary={config.synthetic_adversary} needs '
+        'synthetic speech in training: set config.synthetic_dir and '
+        'config.synthetic_fraction (e.g. 0.2).')
   if ((config.synthetic_only_words or config.synthetic_fraction) and
       not config.synthetic_dir):
     raise ConfigError(

@@ -118,9 +118,9 @@ def load(config: ml_collections.ConfigDict, labels: list[str],
   tf_setup.hide_gpus_from_tf(tf)
   if config.data_source == 'tfds':
     splits, background_clips, info = _load_official(config, labels, length)
-    synthetic = _load_synthetic(config, labels, length)
+    synthetic = load_synthetic(config, labels, length)
   elif config.data_source == 'local':
-    synthetic = _load_synthetic(config, labels, length)
+    synthetic = load_synthetic(config, labels, length)
     splits, background_clips, info = _load_local(
         config, labels, length,
         synthetic_words=collections.Counter(labels[i] for i in synthetic.label))
@@ -210,7 +210,7 @@ def _prepared_builder(source_dir: str, config: ml_collections.ConfigDict
   return builder
 
 
-def _load_synthetic(config: ml_collections.ConfigDict, labels: list[str],
+def load_synthetic(config: ml_collections.ConfigDict, labels: list[str],
                     length: int) -> Clips:
   """Training clips from `config.synthetic_dir`.
 

@@ -378,8 +378,9 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
     process_count: processes sharing each global batch.
 
   Yields:
-    {'audio': float32 [B, L] in [-1, 1], 'label': int32 [B]} with
-    B = batch_size / process_count.
+    {'audio': float32 [B, L] in [-1, 1], 'label': int32 [B], 'synthetic':
+    float32 [B], 1 for a synthetic clip (a negative made of two clips takes
+    its first clip's)} with B = batch_size / process_count.
   """
   batch_size = config.batch_size
   if batch_size % process_count:
@@ -411,10 +412,13 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
   ] if config.unknown_negatives else [], int)
   unknown_negatives = config.unknown_negatives if len(unknowns) else 0.0
   word_of = {i: split.names[i].split('/')[0] for i in unknowns}
+  is_synthetic = np.array([n.startswith(data_sources.SYNTHETIC_PREFIX)
+                           for n in split.names], np.float32)
   windows = config.stream_windows
 
-  def replace_with_negatives(audio: np.ndarray, replace: np.ndarray,
-                             sources: np.ndarray, rng: np.random.Generator,
+  def replace_with_negatives(audio: np.ndarray, synthetic: np.ndarray,
+                             replace: np.ndarray, sources: np.ndarray,
+                             rng: np.random.Generator,
                              key: Callable[[int], Any]) -> None:
     """Rows of this process's `audio` where `replace` (whole batch) holds
     become `command_negative`s of two clips drawn from `sources`, which
@@ -427,12 +431,14 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
           np.random.default_rng(seeds[first + row]),
           split.audio[pair[0]], split.audio[pair[1]],
           key(pair[0]) != key(pair[1]))
+      synthetic[row] = is_synthetic[pair[0]]
 
   def batch_for(step: int) -> dict[str, np.ndarray]:
     uniform = np.random.default_rng([config.seed, step]).random(batch_size)
     indices = np.minimum(np.searchsorted(cdf, uniform, side='right'),
                          len(cdf) - 1)
     audio = split.audio[indices[first:first + local]].astype(np.float32)
+    synthetic = is_synthetic[indices[first:first + local]]
     replaced = np.zeros(batch_size, bool)
     if negatives:
       # Drawn for the whole batch, so every process agrees; a stream of its
@@ -440,13 +446,14 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
       rng = np.random.default_rng([config.seed, step, _NEGATIVES_STREAM])
       replaced = (split.label[indices] == labels_lib.UNKNOWN_INDEX) & (
           rng.random(batch_size) < negatives)
-      replace_with_negatives(audio, replaced, commands, rng,
+      replace_with_negatives(audio, synthetic, replaced, commands, rng,
                              lambda i: split.label[i])
     if unknown_negatives:
       rng = np.random.default_rng(
           [config.seed, step, _UNKNOWN_NEGATIVES_STREAM])
       replace_with_negatives(
-          audio, (split.label[indices] == labels_lib.UNKNOWN_INDEX) &
+          audio, synthetic,
+          (split.label[indices] == labels_lib.UNKNOWN_INDEX) &
           ~replaced & (rng.random(batch_size) < unknown_negatives),
           unknowns, rng, word_of.get)
     label = split.label[indices[first:first + local]]
@@ -461,7 +468,8 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
         audio[row] = partial_words.stream_window(
             np.random.default_rng(seeds[first + row]), audio[row])
         label[row] = labels_lib.UNKNOWN_INDEX
-    return {'audio': audio / audio_io.PCM16_SCALE, 'label': label}
+    return {'audio': audio / audio_io.PCM16_SCALE, 'label': label,
+            'synthetic': synthetic}
 
   pool = concurrent.futures.ThreadPoolExecutor(1, 'train_batches')
   try:

@@ -166,6 +166,26 @@ def one_vs_rest_loss(logits: jax.Array, targets: jax.Array) -> jax.Array:
   return (losses * keep).sum(-1).mean()
 
 
+def adversary_scale(weight: float, step: jax.Array,
+                    total_steps: int) -> jax.Array:
+  """The reversed gradient's scale at `step`: `weight` times
+  2 / (1 + exp(-10 p)) - 1, p = step / total_steps (Ganin et al.'s ramp:
+  0 at the start, while the features are still forming, then `weight`)."""
+  progress = step.astype(jnp.float32) / total_steps
+  return weight * (2 / (1 + jnp.exp(-10 * progress)) - 1)
+
+
+def domain_loss(domain_logits: jax.Array, synthetic: jax.Array,
+                label: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Binary cross entropy of synthetic vs recorded over the batch's word
+  clips (silence is never synthetic), and the head's accuracy on them."""
+  words = (label != labels_lib.SILENCE_INDEX).astype(jnp.float32)
+  count = jnp.maximum(words.sum(), 1)
+  losses = optax.sigmoid_binary_cross_entropy(domain_logits, synthetic)
+  hits = (domain_logits > 0) == (synthetic > 0.5)
+  return (losses * words).sum() / count, (hits * words).sum() / count
+
+
 def train_step(state: TrainState, batch: dict[str, jax.Array],
                background: jax.Array, teachers: tuple[Any, ...] = (), *,
                graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
@@ -220,17 +240,32 @@ def train_step(state: TrainState, batch: dict[str, jax.Array],
         mask_key, model.features(audio), time_masks=config.time_masks,
         time_mask_max=int(config.time_mask_ms / config.window_stride_ms),
         freq_masks=config.freq_masks, freq_mask_max=config.freq_mask_bins)
-    logits = model.classify(features, rngs=nnx.Rngs(dropout=dropout_key))
+    rngs = nnx.Rngs(dropout=dropout_key)
+    if model.domain_head is None:
+      logits, domain = model.classify(features, rngs=rngs), {}
+    else:
+      logits, embedding = model.classify_and_embed(features, rngs=rngs)
+      scale = adversary_scale(
+          config.synthetic_adversary, state.step,
+          config_validation.parse_schedule(config).total_steps)
+      domain_cross_entropy, domain_accuracy = domain_loss(
+          model.domain_head(models.reverse_gradient(embedding, scale)),
+          batch['synthetic'], batch['label'])
+      domain = {'domain_cross_entropy': domain_cross_entropy,
+                'domain_accuracy': domain_accuracy}
     if config.loss == 'one_vs_rest':
       loss = one_vs_rest_loss(logits, targets)
     else:
       loss = distillation_loss(logits, targets, teacher_logits,
                                config.distill_weight,
                                config.distill_temperature)
-    return loss, (logits, nnx.state(model, nnx.BatchStat))
+    # The head learns to tell the domains apart; the backbone, through the
+    # reversed gradient, to hide them.
+    total = loss + domain.get('domain_cross_entropy', 0.0)
+    return total, (loss, logits, domain, nnx.state(model, nnx.BatchStat))
 
   with layers.convolution_library(config.train_convolutions):
-    (loss, (logits, batch_stats)), grads = jax.value_and_grad(
+    (_, (loss, logits, domain, batch_stats)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
@@ -245,7 +280,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array],
       ema_batch_stats=jax.tree.map(average, state.ema_batch_stats,
                                    batch_stats))
   return new_state, {'cross_entropy': loss, 'accuracy': accuracy,
-                     'grad_norm': optax.global_norm(grads)}
+                     'grad_norm': optax.global_norm(grads), **domain}
 
 
 class _Devices:
@@ -492,7 +527,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                         devices)
   results.update({
       'steps': total,
-      'num_params': int(sum(x.size for x in jax.tree.leaves(state.params))),
+      'num_params': models.count_exported_params(state.params),
       # Steps after the first (compilation), evaluations and checkpoints
       # excluded.
       'train_step_seconds': train_seconds,

@@ -95,6 +95,7 @@ def test_wanted_words_from_command_line_string():
     ('stream_windows', -0.1, 'stream_windows'),
     ('unknown_offset', -1.0, 'unknown_offset'),
     ('loss', 'hinge', "config.loss='hinge'"),
+    ('synthetic_adversary', -1.0, 'synthetic_adversary'),
     ('synthetic_unknown', True, 'needs config.synthetic_dir'),
     ('unseen_words_fold', '4/3', 'unseen_words_fold'),
     ('unseen_words_fold', '1/1', 'unseen_words_fold'),
@@ -104,6 +105,21 @@ def test_bad_values_are_refused_with_the_field_named(field, value, message):
   config = default.get_config()
   config[field] = value
   with pytest.raises(config_validation.ConfigError, match=message):
+    config_validation.validate_config(config)
+
+
+def test_the_synthetic_adversary_needs_an_embedding():
+  config = default.get_config()
+  config.synthetic_adversary = 1.0
+  config.synthetic_dir, config.synthetic_fraction = '/some/folder', 0.2
+  config.model_architecture = 'conv'
+  with pytest.raises(config_validation.ConfigError,
+                     match=r"embedding \(one of \['tc_resnet'\]\)"):
+    config_validation.validate_config(config)
+  config.model_architecture = 'tc_resnet'
+  config.synthetic_fraction = 0.0
+  with pytest.raises(config_validation.ConfigError,
+                     match='needs synthetic speech in training'):
     config_validation.validate_config(config)
 
 

@@ -371,6 +371,12 @@ def test_synthetic_clips_join_training_only(tmp_path):
   share = (data.train.weight[yes & is_synthetic].sum() /
            data.train.weight[yes].sum())
   assert share == pytest.approx(0.25)
+  # Training's batches say which clips are synthetic (for
+  # `synthetic_adversary`).
+  run = input_pipeline.train_iterator(data, config, start_step=0)
+  flags = np.concatenate([next(run)['synthetic'] for _ in range(20)])
+  assert flags.dtype == np.float32 and set(flags) == {0.0, 1.0}
+  assert flags.mean() == pytest.approx(0.25, abs=0.1)
 
 
 def test_synthetic_only_words_drop_their_real_training_clips(tmp_path):

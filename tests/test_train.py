@@ -342,6 +342,72 @@ def test_training_with_one_vs_rest(tiny_data_dir, tmp_path):
              for r in steps)
 
 
+def test_the_reversed_gradient_and_its_ramp():
+  x = jax.numpy.asarray([1.0, -2.0])
+  value, grad = jax.value_and_grad(
+      lambda v: (models.reverse_gradient(v, 0.3) * 2.0).sum())(x)
+  assert float(value) == pytest.approx(-2.0)
+  np.testing.assert_allclose(grad, [-0.6, -0.6], rtol=1e-6)
+  scales = [float(train.adversary_scale(2.0, jax.numpy.asarray(s), 100))
+            for s in (0, 10, 50, 100)]
+  assert scales[0] == 0 and scales == sorted(scales)
+  assert scales[-1] == pytest.approx(2.0, rel=1e-3)
+
+
+def test_domain_loss_counts_word_clips_only():
+  logits = jax.numpy.asarray([3.0, -3.0, 3.0, 3.0])
+  synthetic = jax.numpy.asarray([1.0, 0.0, 0.0, 0.0])
+  label = jax.numpy.asarray([2, 3, 0, 0])  # Two silence clips, wrong.
+  loss, accuracy = train.domain_loss(logits, synthetic, label)
+  assert float(accuracy) == 1.0
+  assert float(loss) == pytest.approx(np.log1p(np.exp(-3.0)), rel=1e-5)
+
+
+def test_the_synthetic_adversary_trains_its_head_and_reverses_its_gradient():
+  config = config_validation.validate_config(test_config.get_config())
+  config.model_architecture = 'tc_resnet'
+  config.model = {'width_multiplier': 0.5}
+  config.preprocess = 'mfcc'
+  config.synthetic_adversary = 1.0
+  rng = np.random.default_rng(0)
+  batch = {'audio': rng.uniform(-0.3, 0.3, (8, 16000)).astype(np.float32),
+           'label': np.arange(8, dtype=np.int32) % 4,
+           'synthetic': (np.arange(8) % 2).astype(np.float32)}
+
+  def step(weight, step_number=50):
+    config.synthetic_adversary = weight
+    graphdef, _, params, batch_stats = train.create_model(config, 4, seed=0)
+    tx = train.make_optimizer(config,
+                              config_validation.parse_schedule(config))
+    state = train.new_train_state(params, batch_stats, tx, seed=0)
+    state = state.replace(step=jax.numpy.asarray(step_number))
+    new, metrics = train.train_step(
+        state, batch, np.zeros(0, np.float32), graphdef=graphdef, tx=tx,
+        num_classes=4, config=config)
+    return state, new, metrics
+
+  state, new, metrics = step(1.0)
+  assert set(metrics) >= {'domain_cross_entropy', 'domain_accuracy'}
+  head = lambda s: jax.tree.leaves(s.params['domain_head'])  # noqa: E731
+  assert any(not np.array_equal(a, b) for a, b in zip(head(state), head(new)))
+  # The class loss is the same with or without the head; the backbone's
+  # update is not (the reversed gradient reaches it), unless its scale is
+  # still 0 (step 0).
+  _, plain, plain_metrics = step(0.0)
+  assert float(metrics['cross_entropy']) == pytest.approx(
+      float(plain_metrics['cross_entropy']), rel=1e-6)
+  stem = lambda s: np.asarray(  # noqa: E731
+      s.params['backbone']['stem']['kernel'])
+  assert not np.allclose(stem(new), stem(plain))
+  # The head is training's alone: not counted as the model's.
+  every = sum(x.size for x in jax.tree.leaves(new.params))
+  assert models.count_exported_params(new.params) == (
+      models.count_exported_params(plain.params)) < every
+  _, first, _ = step(1.0, step_number=0)
+  _, plain_first, _ = step(0.0, step_number=0)
+  np.testing.assert_allclose(stem(first), stem(plain_first), rtol=1e-6)
+
+
 def test_train_step_learns_from_its_teachers():
   config = config_validation.validate_config(test_config.get_config())
   train_def, _, params, batch_stats = train.create_model(config, 4, seed=0)

@@ -51,6 +51,38 @@ FRONTEND_SCOPE = 'frontend'
 LOSSES = ('softmax', 'one_vs_rest')
 
 
+class DomainHead(nnx.Module):
+  """Synthetic or recorded, from a backbone's embedding: one logit per clip
+  (`config.synthetic_adversary`). Training's alone; never exported."""
+
+  def __init__(self, embedding_size: int, rngs: nnx.Rngs,
+               hidden: int = 32):
+    self.hidden = nnx.Linear(embedding_size, hidden, rngs=rngs)
+    self.out = nnx.Linear(hidden, 1, rngs=rngs)
+
+  def __call__(self, embedding: jax.Array) -> jax.Array:
+    """[B, embedding_size] -> logits [B] (above 0: synthetic)."""
+    return self.out(jax.nn.relu(self.hidden(embedding)))[:, 0]
+
+
+@jax.custom_vjp
+def reverse_gradient(x: jax.Array, scale: jax.Array) -> jax.Array:
+  """The identity forward; backward, the gradient times -scale (none for
+  `scale`)."""
+  return x
+
+
+def _reverse_forward(x, scale):
+  return x, scale
+
+
+def _reverse_backward(scale, g):
+  return -scale * g, jnp.zeros_like(scale)
+
+
+reverse_gradient.defvjp(_reverse_forward, _reverse_backward)
+
+
 class KWSModel(nnx.Module):
   """Raw audio to logits: `classify(features(audio))`.
 
@@ -67,14 +99,18 @@ class KWSModel(nnx.Module):
       (`config.loss='one_vs_rest'`): a clip is `_unknown_` when no other
       class's logit is above 0 (or above the offset). The backbone's
       `_unknown_` output is then unused.
+    domain_head: a `DomainHead` on the backbone's embedding
+      (`config.synthetic_adversary`), or None.
   """
 
   def __init__(self, frontend: features_lib.Frontend, backbone: nnx.Module,
-               unknown_offset: float = 0.0, unknown_logit_fixed: bool = False):
+               unknown_offset: float = 0.0, unknown_logit_fixed: bool = False,
+               domain_head: DomainHead | None = None):
     self.frontend = frontend
     self.backbone = backbone
     self.unknown_offset = float(unknown_offset)
     self.unknown_logit_fixed = bool(unknown_logit_fixed)
+    self.domain_head = domain_head
 
   def features(self, audio: jax.Array, dft: str = 'fft') -> jax.Array:
     """Audio float32 [B, L] in [-1, 1] -> features [B, frames, bins];
@@ -84,7 +120,18 @@ class KWSModel(nnx.Module):
   def classify(self, features: jax.Array, *,
                rngs: nnx.Rngs | None = None) -> jax.Array:
     """Features [B, frames, bins] -> logits [B, num_classes]."""
-    logits = self.backbone(features, rngs=rngs)
+    return self._fix_unknown(self.backbone(features, rngs=rngs))
+
+  def classify_and_embed(self, features: jax.Array, *,
+                         rngs: nnx.Rngs | None = None
+                         ) -> tuple[jax.Array, jax.Array]:
+    """`classify`'s logits and the backbone's embedding (backbones with
+    `embed` and `head`)."""
+    embedding = self.backbone.embed(features)
+    return (self._fix_unknown(self.backbone.head(embedding, rngs=rngs)),
+            embedding)
+
+  def _fix_unknown(self, logits: jax.Array) -> jax.Array:
     if not self.unknown_logit_fixed:
       return logits
     # A constant row, not a scatter (which TFLite's builtins lack).
@@ -130,7 +177,7 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int,
     config: needs the front-end fields (sample_rate, clip_duration_ms,
       window_size_ms, window_stride_ms, feature_bin_count, preprocess),
       `model_architecture`, `model` (the backbone's settings),
-      `unknown_offset` and `loss`.
+      `unknown_offset`, `loss` and `synthetic_adversary`.
     num_classes: output classes (silence and unknown included).
     rngs: parameter initialisation keys.
 
@@ -145,8 +192,11 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int,
   input_shape = (features_lib.num_frames(config), frontend.feature_bin_count)
   backbone = MODELS[name](num_classes=num_classes, input_shape=input_shape,
                           rngs=rngs, **model_settings(config))
+  domain_head = (DomainHead(backbone.embedding_size, rngs)
+                 if config.synthetic_adversary else None)
   return KWSModel(frontend, backbone, config.unknown_offset,
-                  unknown_logit_fixed=config.loss == 'one_vs_rest')
+                  unknown_logit_fixed=config.loss == 'one_vs_rest',
+                  domain_head=domain_head)
 
 
 def abstract_model(config: ml_collections.ConfigDict,
@@ -198,6 +248,13 @@ def predict_fn(graphdef: nnx.GraphDef, *, probabilities: bool = False,
       return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
     return logits
   return predict
+
+
+def count_exported_params(params: nnx.State) -> int:
+  """Parameters of a `KWSModel`'s state that its exports hold: all but the
+  training-only `domain_head`'s."""
+  return sum(int(x.size) for name, part in params.items()
+             if name != 'domain_head' for x in jax.tree.leaves(part))
 
 
 def count_params(model: nnx.Module) -> int:

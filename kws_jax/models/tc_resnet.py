@@ -101,12 +101,22 @@ class Model(nnx.Module):
     self.blocks = nnx.List(blocks)
     self.dropout = nnx.Dropout(dropout_rate)
     self.classifier = nnx.Linear(width, num_classes, rngs=rngs)
+    self.embedding_size = width
 
   def __call__(self, features: jax.Array, *,
                rngs: nnx.Rngs | None = None) -> jax.Array:
     """Features [B, T, F] -> logits [B, num_classes]."""
+    return self.head(self.embed(features), rngs=rngs)
+
+  def embed(self, features: jax.Array) -> jax.Array:
+    """Features [B, T, F] -> the pooled features the classifier reads
+    (before dropout), [B, embedding_size]."""
     x = self.stem(features)
     for block in self.blocks:
       x = block(x)
-    x = self.dropout(jnp.mean(x, axis=1), rngs=rngs)
-    return self.classifier(x)
+    return jnp.mean(x, axis=1)
+
+  def head(self, embedding: jax.Array, *,
+           rngs: nnx.Rngs | None = None) -> jax.Array:
+    """`embed`'s output -> logits [B, num_classes]."""
+    return self.classifier(self.dropout(embedding, rngs=rngs))
