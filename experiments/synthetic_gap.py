@@ -93,11 +93,13 @@ def report(per_seed: list[dict[str, tuple[int, float, int, float]]],
   means = np.array([[np.mean([r[1] for r in seed.values()]),
                      np.mean([r[3] for r in seed.values()])]
                     for seed in per_seed])
-  sd = (means.std(0, ddof=1) if len(means) > 1
-        else np.full(2, np.nan))
-  lines += ['', f'Mean over {len(words)} words: recorded '
-            f'{means[:, 0].mean():.1%} ± {sd[0]:.1%}, synthetic '
-            f'{means[:, 1].mean():.1%} ± {sd[1]:.1%} (per seed: '
+  def spread(column: int) -> str:
+    mean = f'{means[:, column].mean():.1%}'
+    if len(means) < 2:
+      return mean
+    return f'{mean} ± {means[:, column].std(ddof=1):.1%}'
+  lines += ['', f'Mean over {len(words)} words: recorded {spread(0)}, '
+            f'synthetic {spread(1)} (per seed: '
             + ', '.join(f'{a:.1%} / {b:.1%}' for a, b in means) + ').']
   return '\n'.join(lines) + '\n'
 

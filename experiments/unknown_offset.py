@@ -61,7 +61,8 @@ def _define_flags() -> None:
       'data_dir', None, "The data folder; default: each model's config's.")
   flags.DEFINE_list(
       'offsets', ['0', '0.25', '0.5', '0.75', '1', '1.25', '1.5', '2'],
-      'Offsets added to the _unknown_ logit (0 is always measured).')
+      'Offsets added to the _unknown_ logit (0 is always measured; '
+      'negative ones too, never chosen).')
   flags.DEFINE_float(
       'budget', 1.0, 'Validation command recall (points) the chosen offset '
       'may cost against offset 0.')
@@ -83,19 +84,24 @@ _TOLERANCE = 1e-9
 def parse_offsets(texts: Sequence[str]) -> list[float]:
   """The offsets sorted, duplicates dropped, 0 added if missing.
 
+  Negative offsets are measured (a model trained with
+  `loss='one_vs_rest'` refuses more at 0 than a softmax's, so comparing
+  the two at equal command recall takes them) but never chosen: 0 always
+  costs nothing, so the rule's choice is at least 0.
+
   Raises:
-    ValueError: none given, one is not a number, or one is negative.
+    ValueError: none given, or one is not a number.
   """
   try:
     offsets = sorted({float(t) for t in texts})
   except ValueError as e:
     raise ValueError(f'--offsets: {e}') from e
-  if not offsets or offsets[0] < 0:
-    raise ValueError(f'--offsets={",".join(texts)}: give offsets >= 0.')
-  if offsets[0] != 0:
+  if not offsets:
+    raise ValueError('--offsets: give at least one offset.')
+  if 0 not in offsets:
     logging.warning('--offsets: 0 added, the baseline the rule measures the '
                     'cost against.')
-    offsets.insert(0, 0.0)
+    offsets = sorted([*offsets, 0.0])
   return offsets
 
 

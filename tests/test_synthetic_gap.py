@@ -48,6 +48,9 @@ def test_both_kinds_of_clip_of_the_left_out_words(shared_tiny_data,
   assert text.splitlines()[-1] == (
       'Mean over 1 words: recorded 50.0% ± 70.7%, synthetic 50.0% ± 70.7% '
       '(per seed: 100.0% / 100.0%, 0.0% / 0.0%).')
+  assert synthetic_gap.report([everything], 100.0).splitlines()[-1] == (
+      'Mean over 1 words: recorded 100.0%, synthetic 100.0% (per seed: '
+      '100.0% / 100.0%).')
 
 
 def test_a_fold_without_synthetic_speech_is_refused(shared_tiny_data,

@@ -10,10 +10,11 @@ import export_test_util as util
 NAN = float('nan')
 
 
-def test_offsets_are_sorted_and_start_at_zero():
+def test_offsets_are_sorted_and_include_zero():
   assert unknown_offset.parse_offsets(['1', '0', '0.5', '1']) == [0, 0.5, 1]
   assert unknown_offset.parse_offsets(['2', '1']) == [0, 1, 2]
-  for bad in ([], ['-0.5', '0'], ['one']):
+  assert unknown_offset.parse_offsets(['1', '-0.5']) == [-0.5, 0, 1]
+  for bad in ([], ['one']):
     with pytest.raises(ValueError, match='--offsets'):
       unknown_offset.parse_offsets(bad)
 
@@ -95,6 +96,15 @@ def test_choose_takes_the_largest_offset_within_the_budget():
   assert unknown_offset.choose(rows, 3.0)['offset'] == 1.5
   # Even the first step costs too much: no offset.
   assert unknown_offset.choose(_rows([0.92, 0.90, 0.88]), 1.0)['offset'] == 0
+
+
+def test_a_negative_offset_is_measured_never_chosen():
+  offsets = [-0.5, 0.0, 0.5]
+  seed = {b: _figures(validation_commands=c)
+          for b, c in zip(offsets, [0.95, 0.92, 0.80])}
+  rows = unknown_offset.summarise([seed], offsets)
+  assert unknown_offset.cost(rows, rows[0]) == pytest.approx(-3.0)
+  assert unknown_offset.choose(rows, 1.0)['offset'] == 0
 
 
 def test_choose_reads_validation_commands_only():
