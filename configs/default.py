@@ -106,7 +106,9 @@ def get_config() -> ml_collections.ConfigDict:
   # label smoothing applied to the same targets), with `_unknown_`'s logit
   # fixed at 0: a clip is `_unknown_` when no other class claims it (no
   # logit above 0), instead of when it sounds like the unknown words
-  # training had.
+  # training had. Its scores (the softmax of those logits, as every
+  # model's) are not a softmax model's: calibrate streaming thresholds on
+  # it.
   config.loss = 'softmax'
   # Synthetic speech made to sound like recorded speech inside the model
   # (domain-adversarial training, Ganin et al., 2016): a small head learns
@@ -114,6 +116,7 @@ def get_config() -> ml_collections.ConfigDict:
   # and the backbone gets its gradient reversed and scaled by this weight
   # (ramped up from 0 over training), so that what the synthetic near words
   # teach carries over to recorded voices. 0: off. Needs synthetic speech
+  # in every class (synthetic_unknown, no synthetic_only_words), no mixup,
   # and an architecture with an embedding (tc_resnet).
   config.synthetic_adversary = 0.0
   # SpecAugment on the features: this many time bands of up to

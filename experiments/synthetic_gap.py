@@ -13,8 +13,9 @@ a gap says the lesson holds for synthetic voices only.
       --workdirs=/tmp/sweeps/capacity/w1.2_x2_s0,/tmp/sweeps/capacity/w1.2_x2_s1 \
       --data_dir=/tmp/kws_data --offset=0.75
 
-Prints a row per word (clips, recall of each kind, pooled over seeds) and
-the means over words, each seed's and their mean ± sd.
+Prints a row per word (its recorded and synthetic clips, the recall of
+each kind averaged over seeds) and the means over words, each seed's and
+their mean ± sd.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from absl import flags
 import numpy as np
 
 from experiments import unknown_offset
-from kws_jax import audio_io
 from kws_jax import data_sources
 from kws_jax import files
 from kws_jax import labels as labels_lib
 from kws_jax import log_lines
+
 
 def _define_flags() -> None:
   # Defined only when run as a program, as experiments/unknown_offset.py's
@@ -49,7 +50,7 @@ def fold_recalls(fold: str, data_dir: str | None, offset: float
                  ) -> dict[str, tuple[int, float, int, float]]:
   """{word: (recorded clips, their recall, synthetic clips, their recall)}
   for the words fold model `fold` left out that its synthetic folder has."""
-  restored, data, log_probs = unknown_offset._load(fold, data_dir, None)
+  restored, data, log_probs = unknown_offset.load_model(fold, data_dir, None)
   config = restored.config
   if not labels_lib.parse_unseen_fold(config.unseen_words_fold):
     raise ValueError(f'{fold} has no unseen_words_fold in its config.')

@@ -268,8 +268,10 @@ def log_probs_fn(restored: checkpoint.RestoredModel
   return log_probs
 
 
-def _load(path: str, data_dir: str | None, labels: list[str] | None):
-  """(restored model, its data, its log-probabilities function)."""
+def load_model(path: str, data_dir: str | None,
+               labels: list[str] | None):
+  """(restored model, its data, its log-probabilities function) of a
+  workdir, checked to have `labels` (unless None)."""
   restored = checkpoint.restore_model(path, which=checkpoint.BEST)
   if labels is not None and restored.labels != labels:
     raise ValueError(f'--workdirs: {path} has labels {restored.labels}, the '
@@ -288,7 +290,7 @@ def _unseen(workdir: str, folds: Sequence[str], data_dir: str | None,
   for fold in folds:
     logging.info('Scoring %s', fold)
     try:
-      restored, data, fold_log_probs = _load(fold, data_dir, labels)
+      restored, data, fold_log_probs = load_model(fold, data_dir, labels)
     except checkpoint.CheckpointError as e:
       logging.warning('Leaving out %s: %s', fold, e)
       continue
@@ -314,7 +316,7 @@ def measure(workdirs: Sequence[str], data_dir: str | None,
   labels, per_seed, notes = None, [], []
   for workdir in workdirs:
     logging.info('Scoring %s', workdir)
-    restored, data, log_probs = _load(workdir, data_dir, labels)
+    restored, data, log_probs = load_model(workdir, data_dir, labels)
     labels = restored.labels
     validation = (np.asarray(data.validation.label),
                   log_probs(data.validation.audio))

@@ -375,6 +375,13 @@ def _check_start_checkpoint(config: ml_collections.ConfigDict,
   if stored != wanted:
     differ = sorted(k for k in set(stored) | set(wanted)
                     if stored.get(k) != wanted.get(k))
+    if all(k.startswith('domain_head') for k in differ):
+      raise CheckpointError(
+          f'{where} was trained with config.synthetic_adversary='
+          f"{saved.get('synthetic_adversary', 0.0)}, this run has "
+          f'{config.synthetic_adversary}: one of them has a domain head, the '
+          'other not. Set --config.synthetic_adversary to match (0 or not) '
+          'or start from another checkpoint.')
     raise CheckpointError(
         f'{where} has parameters of other shapes than this model (first '
         f'differences: ' + ', '.join(
@@ -397,6 +404,11 @@ def _check_teacher(config: ml_collections.ConfigDict, path: str,
         f'{where} was trained on labels {extra.get("labels")}; this run has '
         f'{labels}. A teacher needs the same --config.wanted_words.')
   saved = extra.get('config', {})
+  if saved.get('loss', 'softmax') != 'softmax':
+    raise CheckpointError(
+        f"{where} trained with loss={saved.get('loss')!r}: its logits are "
+        "not a softmax's to learn from. Distil from models trained with "
+        "config.loss='softmax'.")
   for field in ('sample_rate', 'clip_duration_ms'):
     if saved.get(field) != config[field]:
       raise CheckpointError(

@@ -145,20 +145,10 @@ def validate_config(
   if config.data_source not in _DATA_SOURCES:
     raise ConfigError(f'config.data_source={config.data_source!r}; choose one '
                       f'of {_DATA_SOURCES}.')
-  # pylint: disable=g-import-not-at-top
-  from kws_jax import models
-  from kws_jax.models import layers
-  # pylint: enable=g-import-not-at-top
+  from kws_jax.models import layers  # pylint: disable=g-import-not-at-top
   if config.loss not in models.LOSSES:
     raise ConfigError(f'config.loss={config.loss!r}; choose one of '
                       f'{models.LOSSES}.')
-  if config.synthetic_adversary and not hasattr(
-      models.MODELS.get(config.model_architecture), 'embed'):
-    raise ConfigError(
-        f'config.synthetic_adversary={config.synthetic_adversary} needs an '
-        'architecture with an embedding (one of '
-        f'{sorted(n for n, m in models.MODELS.items() if hasattr(m, "embed"))}'
-        f'); config.model_architecture is {config.model_architecture!r}.')
   if config.train_convolutions not in layers.CONVOLUTION_LIBRARIES:
     raise ConfigError(
         f'config.train_convolutions={config.train_convolutions!r}; choose '
@@ -208,11 +198,8 @@ def validate_config(
     raise ConfigError(
         f'config.synthetic_only_words has {sorted(strangers)}, which are not '
         'in config.wanted_words.')
-  if config.synthetic_adversary and not config.synthetic_fraction:
-    raise ConfigError(
-        f'config.synthetic_adversary={config.synthetic_adversary} needs '
-        'synthetic speech in training: set config.synthetic_dir and '
-        'config.synthetic_fraction (e.g. 0.2).')
+  if config.synthetic_adversary:
+    _check_adversary(config)
   if ((config.synthetic_only_words or config.synthetic_fraction) and
       not config.synthetic_dir):
     raise ConfigError(
@@ -426,6 +413,37 @@ def _check_data_source(config: ml_collections.ConfigDict) -> None:
     download.local_archive_path(config.data_url)
   except download.DownloadError as e:
     raise ConfigError(f'config.data_url: {e}') from e
+
+
+def _check_adversary(config: ml_collections.ConfigDict) -> None:
+  """`synthetic_adversary` needs an embedding, synthetic speech in every
+  class it scores, and unmixed clips."""
+  from kws_jax import models  # pylint: disable=g-import-not-at-top
+  name = f'config.synthetic_adversary={config.synthetic_adversary}'
+  if not hasattr(models.MODELS[config.model_architecture], 'embed'):
+    with_embedding = sorted(n for n, m in models.MODELS.items()
+                            if hasattr(m, 'embed'))
+    raise ConfigError(
+        f'{name} needs an architecture with an embedding (one of '
+        f'{with_embedding}); config.model_architecture is '
+        f'{config.model_architecture!r}. Set --config.model_architecture='
+        f'{with_embedding[0]} or --config.synthetic_adversary=0.')
+  if not config.synthetic_fraction:
+    raise ConfigError(
+        f'{name} needs synthetic speech in training: set config.synthetic_dir '
+        'and config.synthetic_fraction (e.g. 0.2), or '
+        '--config.synthetic_adversary=0.')
+  # A class of one kind of clip only would be told apart by its kind: the
+  # reversed gradient would then hide the class itself.
+  if config.synthetic_only_words or not config.synthetic_unknown:
+    raise ConfigError(
+        f'{name} needs recorded and synthetic clips in every class: leave '
+        'config.synthetic_only_words empty and set '
+        'config.synthetic_unknown=True, or --config.synthetic_adversary=0.')
+  if config.mixup_alpha:
+    raise ConfigError(
+        f'{name} does not go with config.mixup_alpha={config.mixup_alpha} '
+        '(a mixed clip is neither synthetic nor recorded); set one to 0.')
 
 
 def teacher_paths(config: ml_collections.ConfigDict) -> list[str]:

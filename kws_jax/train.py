@@ -160,8 +160,7 @@ def one_vs_rest_loss(logits: jax.Array, targets: jax.Array) -> jax.Array:
   no class is, not a class of its own (its logit is fixed at 0 by the
   model). `targets` are the (smoothed) one-hot rows.
   """
-  keep = np.ones(logits.shape[-1], np.float32)
-  keep[labels_lib.UNKNOWN_INDEX] = 0
+  keep = 1 - models.unknown_row(logits.shape[-1], 1.0)
   losses = optax.sigmoid_binary_cross_entropy(logits, targets)
   return (losses * keep).sum(-1).mean()
 
@@ -196,7 +195,10 @@ def train_step(state: TrainState, batch: dict[str, jax.Array],
 
   `teachers` holds (params, batch_stats) of the models distilled from, with
   their eval-mode graph definitions in `teacher_defs` (see
-  `config.distill_from`).
+  `config.distill_from`). The loss is `config.loss`'s; with a domain head
+  (`config.synthetic_adversary`) its loss is added, its gradient reversed
+  into the backbone (`grad_norm` counts both), and the step's metrics
+  gain `domain_cross_entropy` and `domain_accuracy`.
   """
   key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
   (aug_key, gain_key, mask_key, dropout_key, speed_key,

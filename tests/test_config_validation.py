@@ -95,7 +95,7 @@ def test_wanted_words_from_command_line_string():
     ('stream_windows', -0.1, 'stream_windows'),
     ('unknown_offset', -1.0, 'unknown_offset'),
     ('loss', 'hinge', "config.loss='hinge'"),
-    ('synthetic_adversary', -1.0, 'synthetic_adversary'),
+    ('synthetic_adversary', -1.0, 'synthetic_adversary=-1.0 must be a non'),
     ('synthetic_unknown', True, 'needs config.synthetic_dir'),
     ('unseen_words_fold', '4/3', 'unseen_words_fold'),
     ('unseen_words_fold', '1/1', 'unseen_words_fold'),
@@ -108,18 +108,25 @@ def test_bad_values_are_refused_with_the_field_named(field, value, message):
     config_validation.validate_config(config)
 
 
-def test_the_synthetic_adversary_needs_an_embedding():
+@pytest.mark.parametrize('overrides,message', [
+    ({'model_architecture': 'conv'},
+     r"embedding \(one of \['tc_resnet'\]\).*model_architecture=tc_resnet"),
+    ({'synthetic_fraction': 0.0, 'synthetic_unknown': False},
+     'needs synthetic speech in training'),
+    ({'synthetic_unknown': False}, 'recorded and synthetic clips in every'),
+    ({'synthetic_only_words': ('yes',)}, 'recorded and synthetic clips in'),
+    ({'mixup_alpha': 0.2}, 'does not go with config.mixup_alpha=0.2'),
+])
+def test_what_the_synthetic_adversary_needs(overrides, message):
   config = default.get_config()
+  config.model_architecture, config.model = 'tc_resnet', {}
   config.synthetic_adversary = 1.0
   config.synthetic_dir, config.synthetic_fraction = '/some/folder', 0.2
-  config.model_architecture = 'conv'
-  with pytest.raises(config_validation.ConfigError,
-                     match=r"embedding \(one of \['tc_resnet'\]\)"):
-    config_validation.validate_config(config)
-  config.model_architecture = 'tc_resnet'
-  config.synthetic_fraction = 0.0
-  with pytest.raises(config_validation.ConfigError,
-                     match='needs synthetic speech in training'):
+  config.synthetic_unknown = True
+  config_validation.validate_config(config.copy_and_resolve_references())
+  for key, value in overrides.items():
+    config[key] = value
+  with pytest.raises(config_validation.ConfigError, match=message):
     config_validation.validate_config(config)
 
 
@@ -279,6 +286,35 @@ def test_teacher_that_fits_or_is_missing(tmp_path, start_checkpoint):
                      match='nothing.*cannot be read as a teacher'):
     _checked(tmp_path, distill_from=str(tmp_path / 'nothing'),
              distill_weight=0.5)
+
+
+def test_a_start_checkpoint_with_a_domain_head_says_so(tmp_path):
+  import export_test_util as util  # pylint: disable=g-import-not-at-top
+  config = test_config.get_config()
+  config.data_url = ''
+  config.model_architecture, config.preprocess = 'tc_resnet', 'mfcc'
+  config.model = {'width_multiplier': 0.5}
+  config.synthetic_adversary = 1.0
+  util.write_checkpoint(str(tmp_path / 'first'), config, util.LABELS,
+                        {3: 0.5})
+  config.synthetic_adversary = 0.0
+  config.start_checkpoint = str(tmp_path / 'first')
+  with pytest.raises(checkpoint.CheckpointError,
+                     match='synthetic_adversary=1.0, this run has 0.0'):
+    checkpoint.check_checkpoints_fit(config, str(tmp_path / 'run'))
+
+
+def test_a_one_vs_rest_teacher_is_refused(tmp_path):
+  import export_test_util as util  # pylint: disable=g-import-not-at-top
+  config = test_config.get_config()
+  config.data_url, config.loss = '', 'one_vs_rest'
+  util.write_checkpoint(str(tmp_path / 'teacher'), config, util.LABELS,
+                        {3: 0.5})
+  config.loss = 'softmax'
+  config.distill_from, config.distill_weight = str(tmp_path / 'teacher'), 0.5
+  with pytest.raises(checkpoint.CheckpointError,
+                     match="trained with loss='one_vs_rest'"):
+    checkpoint.check_checkpoints_fit(config, str(tmp_path / 'run'))
 
 
 def test_reverberation_time_is_checked_only_when_used():

@@ -5,8 +5,8 @@ import pytest
 
 from configs import test as test_config
 from experiments import synthetic_gap
-from tests import export_test_util as util
-from tests.conftest import make_speech_commands_dir
+import export_test_util as util
+from conftest import make_speech_commands_dir
 
 
 def _fold(path, shared_tiny_data, **overrides):

@@ -5,6 +5,7 @@ import logging
 import os
 import shutil
 
+from flax import nnx
 import jax
 import numpy as np
 import optax
@@ -16,6 +17,7 @@ from kws_jax import config_validation
 from kws_jax import input_pipeline
 from kws_jax import models
 from kws_jax import train
+from conftest import make_speech_commands_dir
 
 
 def _config(data_dir, tmp_path, **overrides):
@@ -363,6 +365,37 @@ def test_domain_loss_counts_word_clips_only():
   assert float(loss) == pytest.approx(np.log1p(np.exp(-3.0)), rel=1e-5)
 
 
+def test_the_domain_heads_gradient_is_reversed_into_the_backbone_only():
+  config = config_validation.validate_config(test_config.get_config())
+  config.model_architecture, config.preprocess = 'tc_resnet', 'mfcc'
+  config.model = {'width_multiplier': 0.5, 'dropout_rate': 0.0}
+  config.synthetic_adversary = 1.0
+  graphdef, params, batch_stats = nnx.split(
+      models.create_model(config, 4, nnx.Rngs(0)), nnx.Param, nnx.BatchStat)
+  rng = np.random.default_rng(0)
+  audio = rng.uniform(-0.3, 0.3, (4, 16000)).astype(np.float32)
+  synthetic, label = np.array([1.0, 0, 1, 0]), np.array([2, 3, 2, 3])
+
+  def loss(p, reverse):
+    model = nnx.merge(graphdef, p, batch_stats, copy=True)
+    _, embedding = model.classify_and_embed(model.features(audio))
+    if reverse:
+      embedding = models.reverse_gradient(embedding, 0.7)
+    return train.domain_loss(model.domain_head(embedding), synthetic,
+                             label)[0]
+
+  reversed_, plain = (jax.grad(loss)(params, r) for r in (True, False))
+  flat = lambda g, part: np.concatenate(  # noqa: E731
+      [np.ravel(x) for x in jax.tree.leaves(g[part])])
+  np.testing.assert_allclose(flat(reversed_, 'domain_head'),
+                             flat(plain, 'domain_head'), rtol=1e-6)
+  backbone = flat(plain, 'backbone')
+  assert np.abs(backbone).max() > 0
+  # Equal up to float32 rounding (the two gradients are computed apart).
+  np.testing.assert_allclose(flat(reversed_, 'backbone'), -0.7 * backbone,
+                             rtol=0, atol=1e-3 * np.abs(backbone).max())
+
+
 def test_the_synthetic_adversary_trains_its_head_and_reverses_its_gradient():
   config = config_validation.validate_config(test_config.get_config())
   config.model_architecture = 'tc_resnet'
@@ -406,6 +439,27 @@ def test_the_synthetic_adversary_trains_its_head_and_reverses_its_gradient():
   _, first, _ = step(1.0, step_number=0)
   _, plain_first, _ = step(0.0, step_number=0)
   np.testing.assert_allclose(stem(first), stem(plain_first), rtol=1e-6)
+
+
+def test_training_with_the_synthetic_adversary(tiny_data_dir, tmp_path):
+  synthetic = make_speech_commands_dir(tmp_path / 'synth',
+                                       words=('yes', 'no', 'bed'),
+                                       clips_per_word=4)
+  (synthetic / 'validation_list.txt').write_text('')
+  (synthetic / 'testing_list.txt').write_text('')
+  config = _config(tiny_data_dir, tmp_path, model_architecture='tc_resnet',
+                   preprocess='mfcc', model={'width_multiplier': 0.5},
+                   synthetic_dir=str(synthetic), synthetic_fraction=0.25,
+                   synthetic_unknown=True, synthetic_adversary=1.0)
+  workdir = tmp_path / 'adversary'
+  results = train.train_and_evaluate(config, str(workdir))
+  steps = _logged(workdir, 'train')
+  assert all(0 <= r['domain_accuracy'] <= 1 and r['domain_cross_entropy'] > 0
+             for r in steps)
+  restored = checkpoint.restore_model(str(workdir), which=checkpoint.BEST)
+  assert restored.config.synthetic_adversary == 1.0
+  assert results['num_params'] == models.count_exported_params(
+      restored.params) < sum(x.size for x in jax.tree.leaves(restored.params))
 
 
 def test_train_step_learns_from_its_teachers():

@@ -6,7 +6,10 @@ is an `nnx.Module` built as
     Model(*, num_classes, input_shape=(frames, bins), rngs, **config.model)
 
 whose `__call__(features [B, frames, bins], *, rngs=None)` returns logits
-[B, num_classes]. Dropout draws from the `rngs` given to the call (needed in
+[B, num_classes]. A backbone may also split that call in two, `embed(features)
+-> [B, embedding_size]` and `head(embedding, *, rngs=None) -> logits`, with
+an `embedding_size` attribute (tc_resnet does): `config.synthetic_adversary`
+needs them. Dropout draws from the `rngs` given to the call (needed in
 train mode only); dropout and BatchNorm follow `model.train()` /
 `model.eval()`.
 """
@@ -51,9 +54,19 @@ FRONTEND_SCOPE = 'frontend'
 LOSSES = ('softmax', 'one_vs_rest')
 
 
+def unknown_row(num_classes: int, value: float) -> np.ndarray:
+  """float32 [num_classes]: `value` at `_unknown_`, 0 elsewhere. A constant
+  row (added or multiplied), not a scatter, which TFLite's builtins lack."""
+  row = np.zeros(num_classes, np.float32)
+  row[labels_lib.UNKNOWN_INDEX] = value
+  return row
+
+
 class DomainHead(nnx.Module):
   """Synthetic or recorded, from a backbone's embedding: one logit per clip
-  (`config.synthetic_adversary`). Training's alone; never exported."""
+  (`config.synthetic_adversary`), through one hidden layer of `hidden`
+  units (a small head, as Ganin et al.'s; 32 was not tuned). Training's
+  alone; never exported."""
 
   def __init__(self, embedding_size: int, rngs: nnx.Rngs,
                hidden: int = 32):
@@ -134,9 +147,7 @@ class KWSModel(nnx.Module):
   def _fix_unknown(self, logits: jax.Array) -> jax.Array:
     if not self.unknown_logit_fixed:
       return logits
-    # A constant row, not a scatter (which TFLite's builtins lack).
-    keep = np.ones(logits.shape[-1], np.float32)
-    keep[labels_lib.UNKNOWN_INDEX] = 0
+    keep = 1 - unknown_row(logits.shape[-1], 1.0)
     return logits * keep.astype(logits.dtype)
 
   def __call__(self, audio: jax.Array, *,
@@ -155,9 +166,7 @@ class KWSModel(nnx.Module):
     """
     if not self.unknown_offset:
       return logits
-    # A constant row, not a scatter (which TFLite's builtins lack).
-    offsets = np.zeros(logits.shape[-1], np.float32)
-    offsets[labels_lib.UNKNOWN_INDEX] = self.unknown_offset
+    offsets = unknown_row(logits.shape[-1], self.unknown_offset)
     return logits + offsets.astype(logits.dtype)
 
 
