@@ -22,15 +22,12 @@ seed:
 (`--only='un0.3_s0'` runs one point and its folds.)
 """
 
-from configs import tc_resnet
+from experiments import capacity
 
 BASE_CONFIG = 'configs/tc_resnet.py'
 
-# As experiments/capacity.py's 'w1.2_x2' points: the offset of the default
-# model when they ran, its width and 8000 steps.
-SHARED = {**tc_resnet.UNTIL_2026_12_05, 'log_step_interval': 100,
-          'how_many_training_steps': '5000,2000,1000',
-          'model.width_multiplier': 1.2}
+# As experiments/capacity.py's 'w1.2_x2' points.
+SHARED = capacity.W1_2_X2
 
 UNSEEN_WORDS_FOLDS = 3
 
