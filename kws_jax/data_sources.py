@@ -211,7 +211,7 @@ def _prepared_builder(source_dir: str, config: ml_collections.ConfigDict
 
 
 def load_synthetic(config: ml_collections.ConfigDict, labels: list[str],
-                    length: int) -> Clips:
+                   length: int) -> Clips:
   """Training clips from `config.synthetic_dir`.
 
   Only the folder's training split is read, so synthetic clips never reach
