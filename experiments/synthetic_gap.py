@@ -20,9 +20,6 @@ their mean ± sd.
 
 from __future__ import annotations
 
-import glob
-import os
-
 from absl import app
 from absl import flags
 import numpy as np
@@ -114,8 +111,7 @@ def main(argv: list[str]) -> None:
     raise app.UsageError('--workdirs: name at least one training workdir.')
   per_seed = []
   for workdir in f.workdirs:
-    folds = sorted(glob.glob(glob.escape(os.path.normpath(workdir)) +
-                             ',fold=*'))
+    folds = unknown_offset.fold_workdirs(workdir)
     if not folds:
       raise app.UsageError(f'--workdirs: {workdir} has no unseen-words fold '
                            f'models ({workdir},fold=*).')

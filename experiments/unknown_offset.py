@@ -268,6 +268,13 @@ def log_probs_fn(restored: checkpoint.RestoredModel
   return log_probs
 
 
+def fold_workdirs(workdir: str) -> list[str]:
+  """The unseen-words fold models of `workdir`: the folders
+  '<workdir>,fold=*' a sweep with `UNSEEN_WORDS_FOLDS` writes, sorted."""
+  return sorted(glob.glob(glob.escape(os.path.normpath(workdir)) +
+                          ',fold=*'))
+
+
 def load_model(path: str, data_dir: str | None,
                labels: list[str] | None):
   """(restored model, its data, its log-probabilities function) of a
@@ -322,8 +329,7 @@ def measure(workdirs: Sequence[str], data_dir: str | None,
                   log_probs(data.validation.audio))
     test = np.asarray(data.test.label), log_probs(data.test.audio)
     del data  # The folds load data of their own.
-    folds = sorted(glob.glob(glob.escape(os.path.normpath(workdir)) +
-                             ',fold=*'))
+    folds = fold_workdirs(workdir)
     words, unseen_log_probs, note = _unseen(workdir, folds, data_dir, labels)
     notes.append(note)
     per_seed.append(seed_figures(validation, test, (words, unseen_log_probs),

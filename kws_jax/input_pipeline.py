@@ -403,17 +403,15 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
   commands = np.flatnonzero((split.label > labels_lib.UNKNOWN_INDEX) &
                             (split.weight > 0))
   negatives = config.command_negatives if len(commands) else 0.0
-  # Recorded non-command clips that training draws (only looked for when
-  # asked), and their words (the folder in a recorded clip's name).
-  unknowns = np.array([
-      i for i in np.flatnonzero((split.label == labels_lib.UNKNOWN_INDEX) &
-                                (split.weight > 0))
-      if not split.names[i].startswith(data_sources.SYNTHETIC_PREFIX)
-  ] if config.unknown_negatives else [], int)
-  unknown_negatives = config.unknown_negatives if len(unknowns) else 0.0
-  word_of = {i: split.names[i].split('/')[0] for i in unknowns}
   is_synthetic = np.array([n.startswith(data_sources.SYNTHETIC_PREFIX)
                            for n in split.names], np.float32)
+  # Recorded non-command clips that training draws (only looked for when
+  # asked), and their words (the folder in a recorded clip's name).
+  unknowns = np.flatnonzero(
+      (split.label == labels_lib.UNKNOWN_INDEX) & (split.weight > 0) &
+      (is_synthetic == 0)) if config.unknown_negatives else np.array([], int)
+  unknown_negatives = config.unknown_negatives if len(unknowns) else 0.0
+  word_of = {i: split.names[i].split('/')[0] for i in unknowns}
   windows = config.stream_windows
 
   def replace_with_negatives(audio: np.ndarray, synthetic: np.ndarray,
