@@ -209,6 +209,14 @@ def get_config() -> ml_collections.ConfigDict:
   # or halves of two different words joined): new sound sequences in real
   # voices that are no command.
   config.unknown_negatives = 0.0
+  # Share of the remaining `_unknown_` draws replaced by the first half of
+  # one recorded word joined to the second half of another said by the same
+  # speaker, one a command and the other not (in either order): a new word
+  # that begins or ends like a command, in a recorded voice with no seam of
+  # voice or room between its halves, which the synthetic near words cannot
+  # teach for recorded voices (experiments/synthetic_gap.py). Speakers are
+  # the part of a clip's name before `_nohash_`.
+  config.same_speaker_joins = 0.0
   # Share of command draws replaced by a stream's window that holds only
   # part of the word (10-60% of its energy, arriving at the window's end or
   # leaving at its start), labelled `_unknown_`: what a recogniser running

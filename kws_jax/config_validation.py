@@ -273,7 +273,7 @@ def _check_negatives(config: ml_collections.ConfigDict) -> None:
         'config.dc_offset_noise=True adds a DC offset to the generated '
         'training noise: it needs config.generated_noise=True.')
   for field in ('unknown_word_balance', 'command_negatives',
-                'unknown_negatives', 'stream_windows'):
+                'unknown_negatives', 'same_speaker_joins', 'stream_windows'):
     value = config[field]
     if (isinstance(value, bool) or not isinstance(value, (int, float)) or
         not 0 <= value <= 1):

@@ -35,11 +35,14 @@ from kws_jax import data_sources
 from kws_jax import labels as labels_lib
 from kws_jax import noise
 from kws_jax import partial_words
+from kws_jax import speech_commands_builder
 
 _UNKNOWN_STREAM, _SILENCE_STREAM = 0, 1
 # The training batches' streams for `config.command_negatives`,
-# `config.stream_windows` and `config.unknown_negatives`.
-_NEGATIVES_STREAM, _STREAM_WINDOWS_STREAM, _UNKNOWN_NEGATIVES_STREAM = 1, 2, 3
+# `config.stream_windows`, `config.unknown_negatives` and
+# `config.same_speaker_joins`.
+(_NEGATIVES_STREAM, _STREAM_WINDOWS_STREAM, _UNKNOWN_NEGATIVES_STREAM,
+ _SAME_SPEAKER_STREAM) = 1, 2, 3, 4
 # Batches prepared ahead of the training step.
 _PREFETCH = 4
 # Rows copied at a time when the training split takes some of the clips.
@@ -349,6 +352,35 @@ def _made_up_silence(rng: np.random.Generator,
   return out
 
 
+def same_speaker_words(split: Split, is_synthetic: np.ndarray
+                       ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+  """The recorded command clips whose speaker also said a recorded
+  non-command word, and for each of them those non-command clips.
+
+  Only clips that training draws (weight > 0) and recorded ones
+  (`is_synthetic` 0) count; a clip's speaker is the part of its name
+  before `_nohash_` (`speech_commands_builder.speaker_id`), and clips
+  without one are left out.
+
+  Returns:
+    (command clip indices into `split`, sorted; {command index: int array
+    of the same speaker's non-command clip indices}).
+  """
+  usable = (split.weight > 0) & (is_synthetic == 0)
+  by_speaker = collections.defaultdict(lambda: ([], []))
+  for i in np.flatnonzero(usable & (split.label >= labels_lib.UNKNOWN_INDEX)):
+    speaker = speech_commands_builder.speaker_id(split.names[i])
+    if speaker is not None:
+      is_unknown = split.label[i] == labels_lib.UNKNOWN_INDEX
+      by_speaker[speaker][int(is_unknown)].append(i)
+  words = {}
+  for commands, others in by_speaker.values():
+    if others:
+      for command in commands:
+        words[command] = np.array(others)
+  return np.array(sorted(words), int), words
+
+
 def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
                    start_step: int = 0, process_index: int = 0,
                    process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
@@ -362,7 +394,10 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
   (`partial_words.command_negative`); with `config.unknown_negatives`,
   that share of the other `_unknown_` draws by one made the same way from
   recorded non-command clips (not synthetic ones, whose near words' halves
-  could join into a command). With `config.stream_windows`, that
+  could join into a command); with `config.same_speaker_joins`, that share
+  of the remaining `_unknown_` draws by halves of a recorded command and a
+  recorded non-command word of one speaker joined (`same_speaker_words`),
+  in either order. With `config.stream_windows`, that
   share of the command draws becomes a window that holds only part of its
   word, as a stream's windows do while a word enters or leaves
   (`partial_words.stream_window`), labelled `_unknown_`. Batches are
@@ -371,8 +406,8 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
 
   Args:
     datasets: from `create_datasets`.
-    config: uses batch_size, seed, command_negatives, unknown_negatives and
-      stream_windows.
+    config: uses batch_size, seed, command_negatives, unknown_negatives,
+      same_speaker_joins and stream_windows.
     start_step: the first step to yield.
     process_index: this process, in [0, process_count).
     process_count: processes sharing each global batch.
@@ -412,6 +447,15 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
       (is_synthetic == 0)) if config.unknown_negatives else np.array([], int)
   unknown_negatives = config.unknown_negatives if len(unknowns) else 0.0
   word_of = {i: split.names[i].split('/')[0] for i in unknowns}
+  joins = config.same_speaker_joins
+  if joins:
+    join_commands, join_words = same_speaker_words(split, is_synthetic)
+    if not len(join_commands):
+      raise ValueError(
+          f'config.same_speaker_joins={joins} needs a speaker who said both '
+          'a command and another word among the recorded training clips '
+          '(Speech Commands names clips <speaker>_nohash_<n>.wav); the '
+          'training split has none. Set it to 0.')
   windows = config.stream_windows
 
   def replace_with_negatives(audio: np.ndarray, synthetic: np.ndarray,
@@ -449,11 +493,27 @@ def train_iterator(datasets: Datasets, config: ml_collections.ConfigDict,
     if unknown_negatives:
       rng = np.random.default_rng(
           [config.seed, step, _UNKNOWN_NEGATIVES_STREAM])
-      replace_with_negatives(
-          audio, synthetic,
-          (split.label[indices] == labels_lib.UNKNOWN_INDEX) &
-          ~replaced & (rng.random(batch_size) < unknown_negatives),
-          unknowns, rng, word_of.get)
+      replace = ((split.label[indices] == labels_lib.UNKNOWN_INDEX) &
+                 ~replaced & (rng.random(batch_size) < unknown_negatives))
+      replace_with_negatives(audio, synthetic, replace, unknowns, rng,
+                             word_of.get)
+      replaced |= replace
+    if joins:
+      rng = np.random.default_rng([config.seed, step, _SAME_SPEAKER_STREAM])
+      replace = ((split.label[indices] == labels_lib.UNKNOWN_INDEX) &
+                 ~replaced & (rng.random(batch_size) < joins))
+      chosen = join_commands[rng.integers(0, len(join_commands), batch_size)]
+      which = rng.random(batch_size)
+      command_first = rng.integers(0, 2, batch_size).astype(bool)
+      for row in np.flatnonzero(replace[first:first + local]):
+        command = chosen[first + row]
+        words = join_words[command]
+        word = words[int(which[first + row] * len(words))]
+        pair = (command, word) if command_first[first + row] else (
+            word, command)
+        audio[row] = partial_words.join_halves(split.audio[pair[0]],
+                                               split.audio[pair[1]])
+        synthetic[row] = 0.0
     label = split.label[indices[first:first + local]]
     if windows:
       # As for the negatives: whole-batch draws, a stream of their own.

@@ -6,11 +6,13 @@ command from any part of it. These make the parts it must not answer:
 two commands; made the same way from recorded non-command words, new
 sound sequences that are no command) and `stream_window` (a stream's
 window that holds only the start or end of a word, as when a word enters
-or leaves it). Each keeps the recording's voice, room and level, so only
-the word tells it from a command. NumPy only;
-`input_pipeline.train_iterator` applies them to
-`config.command_negatives`, `config.unknown_negatives` and
-`config.stream_windows` of the draws.
+or leaves it). `join_halves` joins halves of two words, as the command
+negatives do and as `config.same_speaker_joins` does with a command and a
+non-command word of one speaker (a new word in one voice). Each keeps the
+recordings' voice, room and level, so only the word tells it from a
+command. NumPy only; `input_pipeline.train_iterator` applies them to
+`config.command_negatives`, `config.unknown_negatives`,
+`config.same_speaker_joins` and `config.stream_windows` of the draws.
 """
 
 import numpy as np
@@ -66,11 +68,23 @@ def command_negative(rng: np.random.Generator, clip: np.ndarray,
     part = slice(start, start + keep) if kind == 1 else slice(end - keep, end)
     out[part] = clip[part]
     return out
-  other = other.astype(np.float32)
-  other_start, other_end = word_extent(other, frame)
-  joined = np.concatenate([clip[start:(start + end) // 2],
-                           other[(other_start + other_end) // 2:other_end]])
-  joined = joined[:length]
+  return join_halves(clip, other)
+
+
+def join_halves(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+  """The first half of `first`'s word followed by the second half of
+  `second`'s, centred in a clip of `first`'s length (cut to it if longer):
+  float32 in int16 units."""
+  first = first.astype(np.float32)
+  second = second.astype(np.float32)
+  length = len(first)
+  frame = max(length // 100, 1)
+  start, end = word_extent(first, frame)
+  second_start, second_end = word_extent(second, frame)
+  joined = np.concatenate([first[start:(start + end) // 2],
+                           second[(second_start + second_end) // 2:
+                                  second_end]])[:length]
+  out = np.zeros_like(first)
   offset = (length - len(joined)) // 2
   out[offset:offset + len(joined)] = joined
   return out

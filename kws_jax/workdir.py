@@ -34,7 +34,7 @@ LATER_FIELDS = {
     'unseen_words_fold': '', 'stream_windows': 0.0,
     'unknown_offset': 0.0, 'train_compiler_options': {},
     'train_convolutions': 'xla', 'loss': 'softmax',
-    'synthetic_adversary': 0.0,
+    'synthetic_adversary': 0.0, 'same_speaker_joins': 0.0,
     # Settings that were fixed in the code before they were fields.
     'momentum': 0.9, 'nesterov': True, 'ema_warmup': True,
     'validation_seed': 1018, 'test_seed': 2029,

@@ -92,6 +92,7 @@ def test_wanted_words_from_command_line_string():
     ('dc_offset_noise', True, 'needs config.generated_noise=True'),
     ('unknown_word_balance', -0.5, 'unknown_word_balance'),
     ('command_negatives', 2.0, 'command_negatives'),
+    ('same_speaker_joins', -0.1, 'same_speaker_joins'),
     ('stream_windows', -0.1, 'stream_windows'),
     ('unknown_offset', -1.0, 'unknown_offset'),
     ('loss', 'hinge', "config.loss='hinge'"),

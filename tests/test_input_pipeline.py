@@ -436,6 +436,7 @@ def test_clips_of_weight_zero_are_never_drawn():
   config = ml_collections.ConfigDict({'batch_size': 400, 'seed': 0,
                                       'command_negatives': 0.0,
                                       'unknown_negatives': 0.0,
+                                      'same_speaker_joins': 0.0,
                                       'stream_windows': 0.0})
   run = input_pipeline.train_iterator(data, config)
   rows = np.concatenate([np.round(next(run)['audio'][:, 0] * 32768)
@@ -543,6 +544,74 @@ def test_unknown_negatives_are_made_of_recorded_unknown_words(tmp_path):
     both += min(spectrum[795:805].max(), spectrum[1045:1055].max()) > (
         0.2 * spectrum.max())
   assert both >= 3
+
+
+def test_same_speaker_words_pairs_each_command_with_its_speakers_words():
+  names = ['yes/a_nohash_0.wav', 'no/a_nohash_0.wav', 'cat/a_nohash_0.wav',
+           'dog/a_nohash_1.wav', 'yes/b_nohash_0.wav',
+           'synthetic/cat/b_nohash_0.wav', 'cat/c_nohash_0.wav',
+           'no/unnamed.wav', 'cat/unnamed.wav', 'yes/d_nohash_0.wav',
+           'dog/d_nohash_0.wav', '']
+  split = input_pipeline.Split(
+      audio=np.zeros((len(names), 4), np.int16),
+      label=np.array([2, 3, 1, 1, 2, 1, 1, 3, 1, 2, 1, 0], np.int32),
+      # d's dog is never drawn (an unseen-words fold, say).
+      weight=np.array([1] * 10 + [0, 1], np.float32), names=names)
+  is_synthetic = np.array([n.startswith('synthetic/') for n in names],
+                          np.float32)
+  commands, words = input_pipeline.same_speaker_words(split, is_synthetic)
+  # Speaker a's yes and no, each with a's cat and dog; b's only other word
+  # is synthetic, c said no command, d's word is not drawn, and clips
+  # without a speaker are left out.
+  np.testing.assert_array_equal(commands, [0, 1])
+  assert sorted(words) == [0, 1]
+  for command in commands:
+    np.testing.assert_array_equal(words[command], [2, 3])
+
+
+def test_same_speaker_joins_join_a_command_and_another_word(tmp_path):
+  data_dir = make_speech_commands_dir(tmp_path / 'data',
+                                      words=('yes', 'no', 'cat'))
+  config = _config(data_dir, tmp_path, unknown_percentage=100.0,
+                   batch_size=400)
+  data = input_pipeline.create_datasets(config)
+  plain = next(input_pipeline.train_iterator(data, config, start_step=3))
+  config.unknown_negatives = 0.3
+  negatives = next(input_pipeline.train_iterator(data, config, start_step=3))
+  config.same_speaker_joins = 0.5
+  joined = next(input_pipeline.train_iterator(data, config, start_step=3))
+  again = next(input_pipeline.train_iterator(data, config, start_step=3))
+  np.testing.assert_array_equal(joined['audio'], again['audio'])
+  np.testing.assert_array_equal(joined['label'], plain['label'])
+  np.testing.assert_array_equal(joined['synthetic'], again['synthetic'])
+  # The unknown negatives stay; about half of the other unknown draws
+  # change, and nothing else.
+  by_negatives = np.any(negatives['audio'] != plain['audio'], axis=1)
+  np.testing.assert_array_equal(joined['audio'][by_negatives],
+                                negatives['audio'][by_negatives])
+  changed = np.any(joined['audio'] != negatives['audio'], axis=1)
+  unknown = plain['label'] == 1
+  assert not np.any(changed & (~unknown | by_negatives))
+  assert np.mean(changed[unknown & ~by_negatives]) == pytest.approx(
+      0.5, abs=0.12)
+  # Each holds cat (800 Hz) and one command (yes 300 Hz or no 550 Hz):
+  # half of each word.
+  for row in np.flatnonzero(changed):
+    spectrum = np.abs(np.fft.rfft(joined['audio'][row], n=16000))
+    cat = spectrum[795:805].max()
+    command = max(spectrum[295:305].max(), spectrum[545:555].max())
+    assert min(cat, command) > 0.2 * spectrum.max()
+
+
+def test_same_speaker_joins_need_a_speaker_with_two_kinds_of_word(tmp_path):
+  data_dir = make_speech_commands_dir(tmp_path / 'data',
+                                      words=('yes', 'no', 'cat'))
+  for path in (data_dir / 'cat').iterdir():
+    path.rename(path.with_name('x' + path.name.replace('_nohash_', '_')))
+  config = _config(data_dir, tmp_path, same_speaker_joins=0.3)
+  data = input_pipeline.create_datasets(config)
+  with pytest.raises(ValueError, match='same_speaker_joins=0.3 needs'):
+    next(input_pipeline.train_iterator(data, config))
 
 
 def test_stream_windows_turn_some_command_draws_into_partial_words(
