@@ -14,7 +14,11 @@ the words in the file's `RECALL_WORDS`), of `_unknown_` and `_silence_`,
 and the silence stress set's silence recall. A file that sets
 `UNSEEN_WORDS_FOLDS = k` also runs every point once per unseen-words fold
 (`unseen_words_fold='i/k'`), and `<workdir>/summary.md` gives one row per
-point with the `_unknown_` recall of the words its folds left out.
+point with the `_unknown_` recall of the words its folds left out; in any
+setting (the file's or an `--override`), `{fold}` stands for the fold's
+folder suffix (',fold=i_k', '' for the run on all the words), so a fold run
+can name the runs of the same fold of another sweep (e.g. the teachers of
+`distill_from`).
 Each point trains in its own process, `python -m kws_jax.main`, into
 `<workdir>/<point name>`; a point whose `results.json` exists is skipped, so
 an interrupted sweep resumes where it stopped (and a half-trained point
@@ -51,6 +55,8 @@ flags.mark_flags_as_required(['sweep', 'workdir'])
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The config field of the unseen-words folds (UNSEEN_WORDS_FOLDS).
 FOLD_FIELD = 'unseen_words_fold'
+# In a setting's value: the fold's folder suffix (see the docstring).
+FOLD_PLACEHOLDER = '{fold}'
 # The table's per-word test recall columns, unless a sweep file sets
 # RECALL_WORDS: the scarce words of the shared data.
 DEFAULT_RECALL_WORDS = ('on', 'off')
@@ -100,7 +106,7 @@ def point_name(overrides: dict[str, Any]) -> str:
     text = ','.join(f'{k}={_flag_value(v)}' for k, v in overrides.items())
   text = re.sub(r'config=(?:[^,]*/)?([^/,]+?)(?:\.py)?(?=,|$)', r'config=\1',
                 text)
-  suffix = f',fold={fold}' if fold else ''
+  suffix = fold_suffix(fold)
   # Cut to 200 characters, the fold kept: it tells the folds apart.
   return re.sub(r'[^A-Za-z0-9_.,=+-]', '_',
                 text[:200 - len(suffix)] + suffix)
@@ -112,10 +118,20 @@ def _flag_value(value: Any) -> str:
   return str(value)
 
 
+def fold_suffix(fold: str | None) -> str:
+  """The folder suffix of an unseen-words fold 'i/k': ',fold=i_k' ('' for
+  None)."""
+  return f',fold={fold.replace("/", "_")}' if fold else ''
+
+
 def command(base: str, workdir: str, overrides: dict[str, Any]) -> list[str]:
+  """The training command of a point, `FOLD_PLACEHOLDER` filled in."""
+  suffix = fold_suffix(overrides.get(FOLD_FIELD))
   return [sys.executable, '-m', 'kws_jax.main', f'--config={base}',
           f'--workdir={workdir}'] + [
-              f'--config.{k}={_flag_value(v)}' for k, v in overrides.items()]
+              f'--config.{k}=' +
+              _flag_value(v).replace(FOLD_PLACEHOLDER, suffix)
+              for k, v in overrides.items()]
 
 
 def run_point(base: str, workdir: str, overrides: dict[str, Any],

@@ -324,7 +324,8 @@ def check_checkpoints_fit(config: ml_collections.ConfigDict,
   A `start_checkpoint` (its `LATEST` step) must hold the same architecture,
   labels and parameter shapes; it is only checked when the workdir holds no
   checkpoint (it would not be used otherwise). A teacher (its `BEST` step)
-  must have the same labels and take the same audio.
+  must have the same labels, take the same audio and, for a run that leaves
+  out an unseen-words fold, have left out the same one.
 
   Args:
     config: a config returned by `config_validation.validate_config`.
@@ -414,3 +415,11 @@ def _check_teacher(config: ml_collections.ConfigDict, path: str,
       raise CheckpointError(
           f'{where} takes {field}={saved.get(field)}; this run has '
           f'{config[field]}. A teacher must take the same audio.')
+  teacher_fold = saved.get('unseen_words_fold', '')
+  if config.unseen_words_fold and teacher_fold != config.unseen_words_fold:
+    raise CheckpointError(
+        f'{where} trained with unseen_words_fold={teacher_fold!r}; this run '
+        f'leaves out fold {config.unseen_words_fold!r}. A teacher that heard '
+        "the words this run leaves out would teach them and void its "
+        'unseen-words figure: distil from runs of the same fold (a sweep '
+        "names them '<workdir>,fold=i_k').")

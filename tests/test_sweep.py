@@ -138,6 +138,20 @@ def test_unseen_word_folds_are_added_and_summarised(tmp_path):
   assert (more['unseen_words_recall'], more['folds']) == (100.0, 1)
 
 
+def test_fold_placeholder_names_the_same_fold_of_other_runs():
+  teachers = '/runs/a{fold},/runs/b{fold}'
+  plain = sweep.command('base.py', '/w/kd', {'distill_from': teachers})
+  fold = sweep.command('base.py', '/w/kd,fold=2_3',
+                       {'distill_from': teachers, 'unseen_words_fold': '2/3'})
+  assert '--config.distill_from=/runs/a,/runs/b' in plain
+  assert ('--config.distill_from=/runs/a,fold=2_3,/runs/b,fold=2_3'
+          in fold)
+  assert '--config.unseen_words_fold=2/3' in fold
+  # The folder a fold point trains in has the same suffix.
+  assert sweep.point_name({'point_name': 'kd', 'unseen_words_fold': '2/3'}
+                          ) == 'kd,fold=2_3'
+
+
 def test_fold_points_of_config_files_keep_distinct_names(tmp_path):
   sweep_file = tmp_path / 'archs.py'
   sweep_file.write_text("BASE_CONFIG = 'configs/test.py'\n"

@@ -518,6 +518,15 @@ def test_training_distils_from_teachers(tiny_data_dir, tmp_path, caplog):
   assert abs(taught['cross_entropy'] - untaught['cross_entropy']) > 1e-4
   saved = json.loads((tmp_path / 'student' / 'config.json').read_text())
   assert saved['distill_from'] == f'{teacher},{teacher}'
+  # A run that leaves out an unseen-words fold learns only from teachers
+  # that left out the same one (this teacher heard every word).
+  fold_student = _config(tiny_data_dir, tmp_path, distill_from=str(teacher),
+                         distill_weight=0.7, unseen_words_fold='1/2')
+  with pytest.raises(checkpoint.CheckpointError,
+                     match=r"unseen_words_fold=''; this run leaves out fold "
+                           r"'1/2'"):
+    checkpoint.check_checkpoints_fit(fold_student,
+                                     str(tmp_path / 'fold_student'))
 
 
 def test_results_score_unseen_words_and_the_silence_stress_set(
