@@ -16,7 +16,10 @@ out):
   never heard, pooled over its folds: the mean over words and over clips.
   Missing folds are left out (the report says how many it found).
 
-Each figure is the mean ± sample sd over the seeds (the `--workdirs`).
+Each figure is the mean ± sample sd over the seeds (the `--workdirs`);
+with `--ensemble` the workdirs' mean prediction is scored as one model
+(each fold by the mean of the workdirs' runs of that fold, which all left
+out the same words).
 
   python -m experiments.unknown_offset \
       --workdirs=/tmp/sweeps/negatives/8_dc_offset,/tmp/sweeps/seeds_dc/seed=1,/tmp/sweeps/seeds_dc/seed=2 \
@@ -66,6 +69,10 @@ def _define_flags() -> None:
   flags.DEFINE_float(
       'budget', 1.0, 'Validation command recall (points) the chosen offset '
       'may cost against offset 0.')
+  flags.DEFINE_bool(
+      'ensemble', False, 'Score the mean prediction of the --workdirs (and '
+      'of their fold models, fold by fold) as one model instead of each '
+      'workdir as a seed.')
   flags.DEFINE_string('out', None, 'Also write the report here (.md).')
 
 
@@ -316,11 +323,44 @@ def _unseen(workdir: str, folds: Sequence[str], data_dir: str | None,
       f'{len(words)} clips of {len(set(words))} words.')
 
 
+def mean_prediction(models: Sequence[tuple]) -> tuple:
+  """The mean prediction of several models' `seed_figures` inputs.
+
+  Args:
+    models: per model, (validation, test, unseen) as `seed_figures` takes
+      them, each (labels or words, log-probabilities), of the same clips in
+      the same order.
+
+  Returns:
+    (validation, test, unseen) with the log of the mean probability.
+
+  Raises:
+    ValueError: the models were scored on different clips.
+  """
+  out = []
+  for part, name in enumerate(('validation', 'test', 'unseen words')):
+    keys = [np.asarray(model[part][0]) for model in models]
+    if any(k.shape != keys[0].shape or np.any(k != keys[0])
+           for k in keys[1:]):
+      raise ValueError(
+          f'--ensemble: the models\' {name} clips differ (another data '
+          'folder, split or set of fold runs); an ensemble needs the same '
+          'clips.')
+    stacked = np.stack([np.asarray(model[part][1], np.float64)
+                        for model in models])
+    with np.errstate(divide='ignore'):
+      mean = np.log(np.mean(np.exp(stacked), axis=0))
+    out.append((models[0][part][0], mean))
+  return tuple(out)
+
+
 def measure(workdirs: Sequence[str], data_dir: str | None,
-            offsets: Sequence[float]
+            offsets: Sequence[float], ensemble: bool = False
             ) -> tuple[list[dict[float, dict[str, float]]], list[str]]:
-  """Each workdir's `seed_figures`, and a note on the fold models of each."""
-  labels, per_seed, notes = None, [], []
+  """Each workdir's `seed_figures` (with `ensemble`, those of the workdirs'
+  mean prediction, their fold models' fold by fold, as one model), and a
+  note on the fold models of each."""
+  labels, models, notes = None, [], []
   for workdir in workdirs:
     logging.info('Scoring %s', workdir)
     restored, data, log_probs = load_model(workdir, data_dir, labels)
@@ -332,8 +372,12 @@ def measure(workdirs: Sequence[str], data_dir: str | None,
     folds = fold_workdirs(workdir)
     words, unseen_log_probs, note = _unseen(workdir, folds, data_dir, labels)
     notes.append(note)
-    per_seed.append(seed_figures(validation, test, (words, unseen_log_probs),
-                                 offsets))
+    models.append((validation, test, (words, unseen_log_probs)))
+  if ensemble:
+    models = [mean_prediction(models)]
+    notes.append(f'Scored as one model: the mean prediction of these '
+                 f'{len(workdirs)} (of their fold models, fold by fold).')
+  per_seed = [seed_figures(*model, offsets) for model in models]
   if all(np.isnan(s[offsets[0]]['unseen clips']) for s in per_seed):
     notes.append('No workdir has unseen-words fold models: the unseen '
                  'columns are empty.')
@@ -353,7 +397,7 @@ def main(argv: list[str]) -> None:
     offsets = parse_offsets(f.offsets)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
-  per_seed, notes = measure(f.workdirs, f.data_dir, offsets)
+  per_seed, notes = measure(f.workdirs, f.data_dir, offsets, f.ensemble)
   text = report(per_seed, notes, offsets, f.budget)
   print(text, end='')
   if f.out:

@@ -184,6 +184,10 @@ def test_seeds_and_their_folds_end_to_end(shared_tiny_data, tmp_path):
       '-> 100.0%')
   assert '| 100 (chosen) | ' in text
   assert ' ± ' in text  # Two seeds: a spread.
+  # As one ensemble: the second seed's folds never ran, so its unseen-word
+  # clips are not the first's.
+  with pytest.raises(ValueError, match="unseen words clips differ"):
+    unknown_offset.measure([first, second], None, offsets, ensemble=True)
 
 
 def test_the_models_own_offset_is_left_out(shared_tiny_data, tmp_path):
@@ -194,6 +198,42 @@ def test_the_models_own_offset_is_left_out(shared_tiny_data, tmp_path):
                     unknown_offset=5.0)
   figures, _ = unknown_offset.measure([plain, offset], None, [0.0, 1.0])
   np.testing.assert_equal(figures[0], figures[1])  # NaN: no folds.
+  # Their mean prediction is the same too, scored as one model.
+  ensemble, notes = unknown_offset.measure([plain, offset], None, [0.0, 1.0],
+                                           ensemble=True)
+  assert len(ensemble) == 1
+  assert ('Scored as one model: the mean prediction of these 2 (of their '
+          'fold models, fold by fold).') in notes
+  for offset_value in (0.0, 1.0):
+    for column, value in figures[0][offset_value].items():
+      np.testing.assert_allclose(ensemble[0][offset_value][column], value)
+
+
+def _log(probabilities):
+  with np.errstate(divide='ignore'):
+    return np.log(probabilities)
+
+
+def test_the_mean_prediction_averages_probabilities():
+  labels = np.array([2, 1])
+  words = np.array(['dog'])
+  # Clip 0: one model is sure of label 2, the other torn between 2 and 3;
+  # the unseen clip: each model names another command, the mean _unknown_.
+  clips = _log([[0.0, 0.0, 1.0, 0.0], [0.1, 0.9, 0.0, 0.0]])
+  first = ((labels, clips), (labels, clips),
+           (words, _log([[0.0, 0.4, 0.6, 0.0]])))
+  clips = _log([[0.0, 0.0, 0.5, 0.5], [0.0, 1.0, 0.0, 0.0]])
+  second = ((labels, clips), (labels, clips),
+            (words, _log([[0.0, 0.4, 0.0, 0.6]])))
+  validation, test, unseen = unknown_offset.mean_prediction([first, second])
+  np.testing.assert_allclose(np.exp(validation[1]),
+                             [[0, 0, 0.75, 0.25], [0.05, 0.95, 0, 0]])
+  np.testing.assert_array_equal(validation[0], labels)
+  np.testing.assert_array_equal(test[1], validation[1])
+  assert unknown_offset.offset_predictions(unseen[1], 0.0)[0] == 1
+  other = (first[0], first[1], (np.array(['cat']), first[2][1]))
+  with pytest.raises(ValueError, match="unseen words clips differ"):
+    unknown_offset.mean_prediction([first, other])
 
 
 def test_bad_workdirs_are_refused(shared_tiny_data, tmp_path):
