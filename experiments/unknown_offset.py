@@ -245,7 +245,8 @@ def report(per_seed: Sequence[dict[float, dict[str, float]]],
   lines.append(
       f'Chosen: unknown_offset={chosen["offset"]:g} (validation command '
       f'recall {mean(base, _CHOICE)} -> {mean(chosen, _CHOICE)}, cost '
-      f'{cost(rows, chosen):.2f} points; {unseen}; {len(per_seed)} seeds)')
+      f'{cost(rows, chosen):.2f} points; {unseen}; '
+      f"{len(per_seed)} seed{'s' if len(per_seed) > 1 else ''})")
   return '\n'.join(lines) + '\n'
 
 

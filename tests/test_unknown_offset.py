@@ -137,7 +137,7 @@ def test_report_marks_the_choice_and_says_what_is_missing():
   assert lines[5].endswith('| 50.0% |  |  |')  # No unseen words.
   assert lines[-1] == (
       'Chosen: unknown_offset=1 (validation command recall 90.0% -> 89.5%, '
-      'cost 0.50 points; unseen words not measured; 1 seeds)')
+      'cost 0.50 points; unseen words not measured; 1 seed)')
 
 
 # --- End to end, on checkpoints of tiny untrained models ---------------------
