@@ -161,7 +161,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.synthetic_fraction = 0.0
   config.synthetic_only_words = ()
   # Knowledge distillation (Hinton et al., 2015): teacher models, as
-  # comma-separated training workdirs (each its BEST step by validation
+  # comma-separated training workdirs (a sweep's fold run
+  # '<point>,fold=i_k' is one; each its BEST step by validation
   # accuracy, else its latest, as kws_jax.evaluate and the export take) or
   # step directories, with the same labels, sample rate and clip length.
   # Each training batch, after augmentation, is also run through the

@@ -447,5 +447,16 @@ def _check_adversary(config: ml_collections.ConfigDict) -> None:
 
 
 def teacher_paths(config: ml_collections.ConfigDict) -> list[str]:
-  """The paths named by `config.distill_from`."""
-  return [p.strip() for p in config.distill_from.split(',') if p.strip()]
+  """The paths named by `config.distill_from`, comma-separated.
+
+  A piece that starts with 'fold=' continues the path before it: the
+  unseen-words fold runs of experiments/sweep.py are folders named
+  '<point>,fold=i_k'.
+  """
+  paths = []
+  for piece in (p.strip() for p in config.distill_from.split(',')):
+    if piece.startswith('fold=') and paths:
+      paths[-1] += ',' + piece
+    elif piece:
+      paths.append(piece)
+  return paths

@@ -331,6 +331,14 @@ def test_reverberation_time_is_checked_only_when_used():
     config_validation.validate_config(config)
 
 
+def test_teachers_are_comma_separated_fold_runs_kept_whole():
+  config = default.get_config()
+  config.distill_from = ('/runs/a,fold=1_3, /runs/b,fold=1_3,relative/c,'
+                         '/runs/fold=2')
+  assert config_validation.teacher_paths(config) == [
+      '/runs/a,fold=1_3', '/runs/b,fold=1_3', 'relative/c', '/runs/fold=2']
+
+
 def test_distillation_needs_a_teacher_named():
   config = default.get_config()
   config.distill_weight = 0.5
