@@ -27,7 +27,8 @@ heard the words a fold leaves out. Named 'kd_s<seed>'; compare with the
       --override=synthetic_dir=/tmp/kws_synth_sweeps \
       --override=distill_from=/tmp/sweeps/capacity/w1.2_x2_s0{fold},/tmp/sweeps/capacity/w1.2_x2_s1{fold},/tmp/sweeps/capacity/w1.2_x2_s2{fold}
 
-(`--only='kd_s0'` runs one point and its folds.)
+(`--only='kd_s0'` runs one point and its folds; the 'kd_t4_w0.9_s<seed>'
+points learn from softer targets, weighed more.)
 """
 
 from experiments import capacity
@@ -45,3 +46,8 @@ UNSEEN_WORDS_FOLDS = 3
 def sweep(add):
   for seed in (0, 1, 2):
     add(point_name=f'kd_s{seed}', seed=seed)
+  # Softer targets, weighed more: the teachers' small probabilities (how
+  # near a clip is to `_unknown_` and to the other commands) count more.
+  for seed in (0, 1, 2):
+    add(point_name=f'kd_t4_w0.9_s{seed}', seed=seed, distill_weight=0.9,
+        distill_temperature=4.0)
