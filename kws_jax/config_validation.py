@@ -447,14 +447,20 @@ def _check_adversary(config: ml_collections.ConfigDict) -> None:
 
 
 def teacher_paths(config: ml_collections.ConfigDict) -> list[str]:
-  """The paths named by `config.distill_from`, comma-separated.
+  """The paths named by `config.distill_from` (`split_paths`)."""
+  return split_paths(config.distill_from)
+
+
+def split_paths(text: str) -> list[str]:
+  """Comma-separated paths (training workdirs, checkpoints), blanks left
+  out.
 
   A piece that starts with 'fold=' continues the path before it: the
   unseen-words fold runs of experiments/sweep.py are folders named
   '<point>,fold=i_k'.
   """
   paths = []
-  for piece in (p.strip() for p in config.distill_from.split(',')):
+  for piece in (p.strip() for p in text.split(',')):
     if piece.startswith('fold=') and paths:
       paths[-1] += ',' + piece
     elif piece:

@@ -293,3 +293,72 @@ def test_command_line_android_signature(workdir, tmp_path):
   recognizer = inference.Recognizer(str(output))
   assert recognizer.android_layout and recognizer.labels == LABELS
   assert recognizer.predict(_clips()[0]).shape == (len(LABELS),)
+
+
+def test_an_ensemble_is_the_mean_of_its_members(tmp_path):
+  """Two runs exported as one: the softmax of log(mean probabilities) +
+  offset, which the members' own exports give back."""
+  members = []
+  for seed in (0, 1):
+    config = util.small_config('tiny_conv', unknown_offset=0.5)
+    saved, graphdef = util.write_checkpoint(str(tmp_path / f'run{seed}'),
+                                            config, LABELS, {3: 0.9},
+                                            seed=seed)
+    members.append((graphdef, *saved[3]))
+  sources = [str(tmp_path / 'run0'), str(tmp_path / 'run1')]
+  result = convert.convert_ensemble(sources, str(tmp_path / 'ens.tflite'),
+                                    unknown_offset=1.0)
+  assert [m['step'] for m in result.info['ensemble']] == [3, 3]
+  assert result.parity_max_abs_diff < 1e-4
+  with open(tmp_path / 'ens_config.json') as f:
+    assert json.load(f)['unknown_offset'] == 1.0
+  got = inference.Recognizer(result.model_path).predict_batch(_clips())
+  raw = [np.asarray(jax.jit(models.predict_fn(
+      graphdef, probabilities=True, decision=False))(params, batch_stats,
+                                                      _clips()))
+         for graphdef, params, batch_stats in members]
+  want = np.log(np.mean(raw, axis=0))
+  want[:, 1] += 1.0
+  want = np.exp(want) / np.exp(want).sum(-1, keepdims=True)
+  np.testing.assert_allclose(got, want, atol=1e-4)
+  # The members' own offset (0.5) when none is given.
+  default = convert.convert_ensemble(sources, str(tmp_path / 'own.tflite'))
+  with open(default.config_path) as f:
+    assert json.load(f)['unknown_offset'] == 0.5
+
+
+def test_an_ensemble_needs_members_that_agree(tmp_path):
+  def run(name, **overrides):
+    config = util.small_config('tiny_conv', **overrides)
+    util.write_checkpoint(str(tmp_path / name), config, LABELS, {1: 0.5})
+    return str(tmp_path / name)
+  plain, other_offset, more_bins = (
+      run('plain'), run('offset', unknown_offset=1.0),
+      run('bins', feature_bin_count=20))
+  out = str(tmp_path / 'e.tflite')
+  with pytest.raises(convert.EnsembleError, match='two or more'):
+    convert.convert_ensemble([plain], out)
+  with pytest.raises(convert.EnsembleError,
+                     match='different unknown_offset.*--unknown_offset'):
+    convert.convert_ensemble([plain, other_offset], out)
+  with pytest.raises(convert.EnsembleError,
+                     match='feature_bin_count=20.*share one front end'):
+    convert.convert_ensemble([plain, more_bins], out)
+  assert not os.path.exists(out)
+  # On the command line: one line, no traceback; the flags an ensemble
+  # cannot take are named.
+  cli = [sys.executable, '-m', 'tflite_export.convert', f'--output={out}']
+  result = subprocess.run(cli + [f'--workdir={plain},{other_offset}'],
+                          cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+  assert result.returncode != 0
+  assert 'error: The members decide with different' in result.stderr
+  assert 'Traceback' not in result.stderr
+  result = subprocess.run(cli + [f'--workdir={plain},{plain}', '--streaming'],
+                          cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+  assert 'no --quantize or --streaming' in result.stderr
+  result = subprocess.run(cli + [f'--workdir={plain}', '--unknown_offset=1'],
+                          cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+  assert '--unknown_offset is the offset of an ensemble' in result.stderr

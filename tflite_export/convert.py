@@ -29,6 +29,13 @@ Written beside `--output` (each file atomically):
     <stem>_export.json                  where it came from, shapes, size and
                                         measured figures
 
+Several comma-separated `--workdir`s (a sweep's fold run '<point>,fold=i_k'
+counts as one) are exported as one float32 clip model: the softmax of the
+log of the mean of their probabilities, with `--unknown_offset` (default:
+theirs) added to `_unknown_`'s, the front end run once
+(`convert_ensemble`; experiments/unknown_offset.py --ensemble measures
+such a mean before export). The tools take it as any clip model.
+
 `--streaming` writes a streaming model instead (float32; see
 `tflite_export/streaming_export.py` and docs/streaming.md): each call takes
 `--clip_stride_ms` of new audio (a multiple of the config's
@@ -50,8 +57,9 @@ streaming export for `--streaming`. Imports go one way: this module ->
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from absl import app
 from absl import flags
@@ -64,7 +72,9 @@ import numpy as np
 
 from kws_jax import audio_io
 from kws_jax import checkpoint
+from kws_jax import config_validation
 from kws_jax import log_lines
+from kws_jax import models
 from kws_jax import scoring
 from kws_jax import workdir as workdir_lib
 from kws_jax.runtime import inference
@@ -72,6 +82,11 @@ from tflite_export import streaming_export
 from tflite_export import tflite_model
 
 QUANTIZE_MODES = ('', 'int8')
+# Config fields the members of an ensemble (`convert_ensemble`) must share:
+# its one front end's, and the clip length the tools read.
+ENSEMBLE_SHARED_FIELDS = ('sample_rate', 'clip_duration_ms', 'window_size_ms',
+                          'window_stride_ms', 'feature_bin_count',
+                          'preprocess')
 # Input/output names. The Android example feeds inputs by position; the names
 # below were chosen (and are checked after every conversion, see
 # `_check_android_inputs`) so that the converter puts audio at index 0 and
@@ -173,6 +188,26 @@ def export_tflite(params: Any,
       the architecture and the step that failed.
     ValueError: bad arguments.
   """
+  probabilities = tflite_model.probabilities_fn(
+      eval_graphdef, params, batch_stats, clip_audio=bool(quantize))
+  return _export(probabilities, config, labels, output_path,
+                 quantize=quantize, representative_audio=representative_audio,
+                 android_signature=android_signature, verify=verify,
+                 metadata=metadata)
+
+
+def _export(probabilities: Callable[[jax.Array], jax.Array],
+            config: ml_collections.ConfigDict,
+            labels: list[str],
+            output_path: str,
+            *,
+            quantize: str,
+            representative_audio: np.ndarray | None,
+            android_signature: bool,
+            verify: bool,
+            metadata: dict[str, Any] | None) -> tflite_model.ExportResult:
+  """`export_tflite` of a model given as `probabilities(audio [B, L]) ->
+  [B, C]` (one model's or an ensemble's; `clip_audio` for int8)."""
   architecture = config.get('model_architecture', '?')
   if quantize not in QUANTIZE_MODES:
     raise ValueError(f'quantize={quantize!r}; choose one of {QUANTIZE_MODES}.')
@@ -188,8 +223,6 @@ def export_tflite(params: Any,
       raise ValueError(f'representative_audio must be [N, {length}], got '
                        f'{representative_audio.shape}.')
 
-  probabilities = tflite_model.probabilities_fn(
-      eval_graphdef, params, batch_stats, clip_audio=bool(quantize))
   clips = representative_audio if quantize else ()
   if android_signature:
     rate = np.array([config.sample_rate], np.int32)
@@ -341,6 +374,76 @@ def convert_checkpoint(source: str,
   return result
 
 
+class EnsembleError(ValueError):
+  """Models that cannot be exported as one (`convert_ensemble`)."""
+
+
+def convert_ensemble(sources: Sequence[str],
+                     output_path: str,
+                     *,
+                     unknown_offset: float | None = None,
+                     android_signature: bool = False
+                     ) -> tflite_model.ExportResult:
+  """Exports several trained models as one float32 clip model.
+
+  Each source is a workdir (its best checkpoint, else its latest) or a
+  checkpoint, as for `convert_checkpoint`. The model takes audio as one
+  model's export does and returns the softmax of the log of the mean of the
+  members' probabilities with `unknown_offset` added to `_unknown_`'s
+  (`models.ensemble_predict_fn`); the front end runs once. The config
+  written beside it is the first member's with that offset; the export
+  info lists the members.
+
+  Args:
+    sources: two or more models with the same labels and front end.
+    output_path: the `.tflite` file.
+    unknown_offset: the ensemble's offset; None takes the members' own,
+      which must then agree.
+    android_signature: see `export_tflite`.
+
+  Raises:
+    EnsembleError: fewer than two sources, or members that differ in
+      labels, front end or (without `unknown_offset`) offset.
+  """
+  if len(sources) < 2:
+    raise EnsembleError(
+        f'An ensemble needs two or more models, got {list(sources)}.')
+  members = [checkpoint.restore_model(s, which=checkpoint.BEST)
+             for s in sources]
+  first = members[0]
+  for member in members[1:]:
+    if member.labels != first.labels:
+      raise EnsembleError(
+          f'{member.path} has labels {member.labels}, {first.path} '
+          f'{first.labels}: the members of an ensemble need the same labels.')
+    for field in ENSEMBLE_SHARED_FIELDS:
+      if member.config[field] != first.config[field]:
+        raise EnsembleError(
+            f'{member.path} has {field}={member.config[field]}, '
+            f'{first.path} {first.config[field]}: the members of an '
+            'ensemble share one front end, so these settings must agree.')
+  if unknown_offset is None:
+    offsets = sorted({float(m.config.unknown_offset) for m in members})
+    if len(offsets) > 1:
+      raise EnsembleError(
+          f'The members decide with different unknown_offset values '
+          f'{offsets}; give the ensemble its own (--unknown_offset).')
+    unknown_offset = offsets[0]
+  config = ml_collections.ConfigDict(first.config.to_dict())
+  config.unknown_offset = float(unknown_offset)
+  states = jax.device_get(tuple((m.params, m.batch_stats) for m in members))
+  probabilities = functools.partial(
+      models.ensemble_predict_fn([m.eval_graphdef for m in members],
+                                 float(unknown_offset), probabilities=True,
+                                 dft='matrices'), states)
+  metadata = {'ensemble': [{'checkpoint': m.path, 'step': m.step,
+                            'selected_by': m.selected_by} for m in members]}
+  return _export(probabilities, config, first.labels, output_path,
+                 quantize='', representative_audio=None,
+                 android_signature=android_signature, verify=True,
+                 metadata=metadata)
+
+
 def float_path(output_path: str) -> str:
   """Where `--quantize=int8` keeps the float model: `<stem>_float.tflite`."""
   stem, ext = os.path.splitext(output_path)
@@ -355,7 +458,9 @@ def define_flags() -> None:
   with another tool's (e.g. `--workdir` of `kws_jax.main`).
   """
   flags.DEFINE_string('workdir', None, 'Training workdir: export its best '
-                      'checkpoint by validation accuracy, else its latest.')
+                      'checkpoint by validation accuracy, else its latest. '
+                      'Several, comma-separated: one model of them all (the '
+                      'mean of their probabilities; float32 clip model).')
   flags.DEFINE_string('checkpoint', None, 'A checkpoint step directory '
                       '(<workdir>/checkpoints/<step>) to export instead.')
   flags.DEFINE_string('output', None, 'The .tflite file to write; labels, '
@@ -378,6 +483,10 @@ def define_flags() -> None:
   flags.DEFINE_float('clip_stride_ms', None, '--streaming only: ms of audio '
                      'per call, a multiple of the config\'s window_stride_ms '
                      '(default: the largest such stride up to 30 ms).')
+  flags.DEFINE_float('unknown_offset', None, 'Several --workdir models '
+                     'only: the offset the ensemble adds to the log of its '
+                     "mean _unknown_ probability (default: the members' "
+                     'unknown_offset, which must then agree).')
   flags.mark_flag_as_required('output')
 
 
@@ -393,15 +502,28 @@ def main(argv: list[str]) -> None:
                          '--android_signature.')
   if values.clip_stride_ms is not None and not values.streaming:
     raise app.UsageError('--clip_stride_ms needs --streaming.')
+  sources = config_validation.split_paths(values.workdir or '')
+  if len(sources) > 1 and (values.quantize or values.streaming):
+    raise app.UsageError('Several --workdir models are exported as one '
+                         'float32 clip model: no --quantize or --streaming.')
+  if values.unknown_offset is not None and len(sources) < 2:
+    raise app.UsageError('--unknown_offset is the offset of an ensemble: '
+                         'give several comma-separated --workdir models.')
   try:
-    result = convert_checkpoint(
-        values.workdir or values.checkpoint, values.output,
-        quantize=values.quantize, android_signature=values.android_signature,
-        data_dir=values.data_dir,
-        num_representative=values.representative_clips,
-        max_eval_clips=values.max_eval_clips, streaming=values.streaming,
-        clip_stride_ms=values.clip_stride_ms)
-  except checkpoint.CheckpointError as e:
+    if len(sources) > 1:
+      result = convert_ensemble(sources, values.output,
+                                unknown_offset=values.unknown_offset,
+                                android_signature=values.android_signature)
+    else:
+      result = convert_checkpoint(
+          values.workdir or values.checkpoint, values.output,
+          quantize=values.quantize,
+          android_signature=values.android_signature,
+          data_dir=values.data_dir,
+          num_representative=values.representative_clips,
+          max_eval_clips=values.max_eval_clips, streaming=values.streaming,
+          clip_stride_ms=values.clip_stride_ms)
+  except (checkpoint.CheckpointError, EnsembleError) as e:
     # A wrong --workdir/--checkpoint: say so without a traceback.
     raise SystemExit(f'error: {e}') from None
   print(f'Wrote {result.model_path} ({result.size_bytes} bytes), '
