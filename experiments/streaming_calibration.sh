@@ -21,6 +21,10 @@
 # command. The chosen point must then keep that share within P% (default
 # 1, streaming_roc's --max_unseen_fired_percent).
 #
+# For an ensemble (MODEL from several --workdir runs), POINT is its
+# members, comma-separated, and each fold's model the ensemble of their
+# runs of that fold.
+#
 # 1. Two 30-minute streams of validation words (30% non-command words),
 #    one from each half of the validation speakers
 #    (generate_streaming_test_wav --speaker_group=1/2 and 2/2), and
@@ -42,7 +46,7 @@
 #    test non-command words, scored by the fold's model.
 set -euo pipefail
 if [[ $# -lt 3 ]]; then
-  sed -n '2,42p' "$0"
+  sed -n '2,46p' "$0"
   exit 2
 fi
 model=$(realpath "$1")
@@ -57,7 +61,12 @@ for option in "$@"; do
   case $option in
     --write) write=--write ;;
     --ignore_unknown) ignore_unknown=true ;;
-    --unseen_words=*) unseen_point=$(realpath -m "${option#*=}") ;;
+    --unseen_words=*)
+      unseen_point=
+      IFS=, read -ra points <<< "${option#*=}"
+      for point in "${points[@]}"; do
+        unseen_point+=${unseen_point:+,}$(realpath -m "$point")
+      done ;;
     --max_unseen_fired=*) max_unseen_fired=${option#*=} ;;
     *) echo "Unknown option $option; see the usage above." >&2; exit 2 ;;
   esac

@@ -46,28 +46,45 @@ chosen_settings() {
 
 # unseen_fold_count POINT: k, the number of unseen-words folds that ran
 # beside the training workdir POINT (POINT,fold=1_k ... POINT,fold=k_k).
+# POINT may be several workdirs, comma-separated (an ensemble's members):
+# each needs the same k folds.
 unseen_fold_count() {
-  local point=$1 first k
-  first=$(compgen -G "$point,fold=1_*" | head -n 1 || true)
-  if [[ -z $first ]]; then
-    echo "No unseen-words folds beside $point (looked for $point,fold=1_k): run them first, e.g. experiments.sweep without --only, or --config.unseen_words_fold=i/k into $point,fold=i_k." >&2
-    return 1
-  fi
-  k=${first##*_}
-  for i in $(seq "$k"); do
-    if [[ ! -d "$point,fold=${i}_$k" ]]; then
-      echo "Fold $i of $k is missing: no $point,fold=${i}_$k." >&2
+  local point first k=
+  local -a points
+  IFS=, read -ra points <<< "$1"
+  for point in "${points[@]}"; do
+    first=$(compgen -G "$point,fold=1_*" | head -n 1 || true)
+    if [[ -z $first ]]; then
+      echo "No unseen-words folds beside $point (looked for $point,fold=1_k): run them first, e.g. experiments.sweep without --only, or --config.unseen_words_fold=i/k into $point,fold=i_k." >&2
       return 1
     fi
+    if [[ -n $k && ${first##*_} != "$k" ]]; then
+      echo "$point has ${first##*_} unseen-words folds, the workdir before it $k: an ensemble's members need the same folds." >&2
+      return 1
+    fi
+    k=${first##*_}
+    for i in $(seq "$k"); do
+      if [[ ! -d "$point,fold=${i}_$k" ]]; then
+        echo "Fold $i of $k is missing: no $point,fold=${i}_$k." >&2
+        return 1
+      fi
+    done
   done
   echo "$k"
 }
 
-# unseen_fold_model POINT I K: fold I of K's model as $out/unseen_fold_I.tflite.
+# unseen_fold_model POINT I K: fold I of K's model as $out/unseen_fold_I.tflite
+# (for several workdirs, the ensemble of their fold I runs).
 unseen_fold_model() {
-  python -m tflite_export.convert --workdir="$1,fold=$2_$3" \
+  local point runs=
+  local -a points
+  IFS=, read -ra points <<< "$1"
+  for point in "${points[@]}"; do
+    runs+=${runs:+,}$point,fold=$2_$3
+  done
+  python -m tflite_export.convert --workdir="$runs" \
       --output="$out/unseen_fold_$2.tflite" >>"$out/convert.log" 2>&1 || {
-    echo "Exporting $1,fold=$2_$3 failed; see $out/convert.log." >&2
+    echo "Exporting $runs failed; see $out/convert.log." >&2
     return 1
   }
 }

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 
 import numpy as np
@@ -497,3 +498,18 @@ def test_calibration_finds_a_points_unseen_words_folds(tmp_path):
   (tmp_path / 'w1.2_s0,fold=2_3').mkdir()
   found = fold_count(point)
   assert (found.returncode, found.stdout) == (0, '3\n')
+  # An ensemble's members, comma-separated: each needs the same folds.
+  other = tmp_path / 'w1.2_s1'
+  other.mkdir()
+  for i in (1, 2):
+    (tmp_path / f'w1.2_s1,fold={i}_2').mkdir()
+  mismatch = fold_count(f'{point},{other}')
+  assert mismatch.returncode != 0
+  assert f'{other} has 2 unseen-words folds, the workdir before it 3' in (
+      mismatch.stderr)
+  for i in (1, 2, 3):
+    (tmp_path / f'w1.2_s1,fold={i}_3').mkdir()
+  shutil.rmtree(tmp_path / 'w1.2_s1,fold=1_2')
+  shutil.rmtree(tmp_path / 'w1.2_s1,fold=2_2')
+  both = fold_count(f'{point},{other}')
+  assert (both.returncode, both.stdout) == (0, '3\n')
