@@ -14,7 +14,10 @@ checkpoints directory or a step directory.
 folder per word, clips with any names, WAV or FLAC. Every folder must be one
 of the model's labels; label folders may be missing (counted as 0 clips).
 `--data_dir` scores the `--split` (by speaker, as in training) of that data
-folder, prepared by `input_pipeline` with the model's stored config.
+folder, prepared by `input_pipeline` with the model's stored config;
+`--split=silence_stress` scores the silence stress set instead (112
+one-second non-speech clips at RMS 0.0003-0.3, from that folder's
+background noise and generated noise: README, "What is not a command").
 
 Prints `Test accuracy = X% (N=...)`, the confusion matrix and per-class
 precision and recall, and writes `results.json` and `confusion_matrix.png`
@@ -85,7 +88,7 @@ def run(model: str | None, *, test_dir: str | None = None,
     name, details = 'Test accuracy', {'test_dir': os.path.abspath(test_dir)}
   else:
     result = scoring.evaluate_data_dir(predictor, data_dir, split)
-    name = f'{split.capitalize()} accuracy'
+    name = f"{split.replace('_', ' ').capitalize()} accuracy"
     details = {'data_dir': os.path.abspath(data_dir), 'split': split}
   details['model'] = os.path.abspath(model_name)
   labels_path = getattr(predictor, 'labels_path', None)

@@ -24,7 +24,9 @@ from kws_jax import workdir as workdir_lib
 from kws_jax import metrics as metrics_lib
 from kws_jax.runtime import inference
 
-SPLITS = ('test', 'validation')
+# What `evaluate_data_dir` scores: a split of the data, or the silence stress
+# set made from its background noise (`noise.silence_stress_set`).
+SPLITS = ('test', 'validation', 'silence_stress')
 _BATCH_SIZE = 64
 
 
@@ -259,7 +261,7 @@ def evaluate_data_dir(predictor: inference.Predictor, data_dir: str | None,
     predictor: needs `config` (the training config; a `.tflite` file gets it
       from `<stem>_config.json` beside it).
     data_dir: the data folder; None uses the config's data_url/data_dir.
-    split: 'test' or 'validation'.
+    split: one of `SPLITS`.
   """
   # TensorFlow (TFDS): only scoring a data folder needs it.
   from kws_jax import input_pipeline  # pylint: disable=g-import-not-at-top

@@ -171,6 +171,12 @@ def test_data_dir_split_by_speaker(tiny_data_dir, tmp_path, capsys):
     saved = json.load(f)
   assert saved['split'] == 'validation'
   assert saved['count'] == result.count
+  # The silence stress set: every clip is silence.
+  stress = evaluate.run(model, data_dir=str(tiny_data_dir),
+                        split='silence_stress')
+  assert stress.count > 0
+  assert stress.confusion.sum() == stress.confusion[0].sum() == stress.count
+  assert 'Silence stress accuracy = ' in capsys.readouterr().out
 
 
 def test_checkpoint_predictor(tmp_path, test_dir):
