@@ -1,6 +1,7 @@
 """Tests for kws_jax.runtime.inference (TFLite models built with TF, no JAX)."""
 
 import logging
+import json
 import os
 import subprocess
 import sys
@@ -160,6 +161,24 @@ def test_shipped_defaults():
   else:
     with pytest.raises(inference.ModelError, match='model.tflite not found'):
       inference.Recognizer()
+
+
+def test_the_shipped_ensemble_is_three_models_deciding_as_one():
+  path = os.path.join(inference.SHIPPED_DIR, 'ensemble.tflite')
+  recognizer = inference.Recognizer(path)
+  assert recognizer.labels == inference.Recognizer().labels
+  with open(os.path.join(inference.SHIPPED_DIR,
+                         'ensemble_export.json')) as f:
+    members = json.load(f)['ensemble']
+  assert len(members) == 3
+  assert len({m['checkpoint'] for m in members}) == 3
+  probabilities = recognizer.predict(
+      np.zeros(recognizer.clip_samples, np.float32))
+  assert probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+  assert recognizer.labels[probabilities.argmax()] == '_silence_'
+  # Its streaming settings were chosen for it.
+  assert os.path.exists(os.path.join(inference.SHIPPED_DIR,
+                                     'ensemble_smoothing.json'))
 
 
 def test_falls_back_to_tf_lite(monkeypatch):
