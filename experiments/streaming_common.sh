@@ -27,7 +27,7 @@ validation_half() {
 }
 
 # The settings streaming_roc tries.
-roc_grid=(--thresholds=0.3,0.4,0.5,0.6,0.7,0.8,0.9
+roc_grid=(--thresholds=0.3,0.4,0.5,0.6,0.65,0.7,0.75,0.8,0.85,0.9
           --average_window_ms=500,750,1000 --suppression_ms=750,1500
           --minimum_count=3)
 
