@@ -216,9 +216,10 @@ def get_config() -> ml_collections.ConfigDict:
   # that begins or ends like a command, in a recorded voice with no seam of
   # voice or room between its halves, which the synthetic near words cannot
   # teach for recorded voices (experiments/synthetic_gap.py). Speakers are
-  # the part of a clip's name before `_nohash_`. (experiments/
-  # same_speaker_joins.py: at 0.3 they cost command recall and refused
-  # fewer unseen words at equal command recall, one seed; off.)
+  # the part of a clip's name before `_nohash_`. Like the negatives above,
+  # they replace any `_unknown_` draw, synthetic ones too.
+  # (experiments/same_speaker_joins.py: at 0.3 they cost command recall
+  # and refused fewer unseen words at equal command recall, one seed; off.)
   config.same_speaker_joins = 0.0
   # Share of command draws replaced by a stream's window that holds only
   # part of the word (10-60% of its energy, arriving at the window's end or

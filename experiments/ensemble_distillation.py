@@ -15,8 +15,9 @@ heard the words a fold leaves out. Named 'kd_s<seed>'; compare with the
 'w1.2_x2_s<seed>' points seed for seed, over the offsets
 (experiments/unknown_offset.py):
 
+  experiments/synthesize_negatives.sh /tmp/kws_synth_sweeps
   python -m experiments.sweep --sweep=experiments/capacity.py \
-      --workdir=/tmp/sweeps/capacity --parallel=2 --only='w1.2_' \
+      --workdir=/tmp/sweeps/capacity --parallel=2 --only='^w1\.2_x2_s.' \
       --override=data_url=../shared/data/speech_commands_dev.tar.gz \
       --override=data_dir=/tmp/kws_data \
       --override=synthetic_dir=/tmp/kws_synth_sweeps

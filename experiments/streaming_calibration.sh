@@ -61,23 +61,29 @@ for option in "$@"; do
   case $option in
     --write) write=--write ;;
     --ignore_unknown) ignore_unknown=true ;;
-    --unseen_words=*)
-      unseen_point=
-      IFS=, read -ra points <<< "${option#*=}"
-      for point in "${points[@]}"; do
-        unseen_point+=${unseen_point:+,}$(realpath -m "$point")
-      done ;;
+    --unseen_words=*) unseen_point=${option#*=} ;;
     --max_unseen_fired=*) max_unseen_fired=${option#*=} ;;
     *) echo "Unknown option $option; see the usage above." >&2; exit 2 ;;
   esac
 done
+invoked_from=$PWD
 cd "$(dirname "$0")/.."
 source experiments/streaming_common.sh
 mkdir -p "$out"
-# A point without its folds fails here, before any stream is made.
+# A point without its folds fails here, before any stream is made; so
+# does an ensemble's fold model (it decides with MODEL's own offset).
 folds=0
 if [[ -n $unseen_point ]]; then
+  points=()
+  while read -r point; do
+    points+=("$(cd "$invoked_from" && realpath -m "$point")")
+  done < <(split_points "$unseen_point")
+  unseen_point=$(IFS=,; echo "${points[*]}")
   folds=$(unseen_fold_count "$unseen_point")
+  model_offset=$(python -c 'import json, sys; print(json.load(open(sys.argv[1])).get("unknown_offset", 0.0))' "${model%.tflite}_config.json")
+  for i in $(seq "$folds"); do
+    unseen_fold_model "$unseen_point" "$i" "$folds" "$model_offset"
+  done
 fi
 validation_half 1
 validation_half 2
@@ -89,7 +95,6 @@ roc_flags=(--graph="$model"
 if [[ -n $unseen_point ]]; then
   wavs=() truths=() graphs=()
   for i in $(seq "$folds"); do
-    unseen_fold_model "$unseen_point" "$i" "$folds"
     stream "unseen_validation_$i" --split=validation \
         --unseen_words_fold="$i/$folds" --unknown_percentage=100 \
         --test_duration_seconds=1200 --seed="$((10 + i))"

@@ -27,8 +27,8 @@ validation_half() {
 }
 
 # The settings streaming_roc tries.
-roc_grid=(--thresholds=0.3,0.4,0.5,0.6,0.65,0.7,0.75,0.8,0.85,0.9
-          --average_window_ms=500,750,1000 --suppression_ms=750,1500
+# (The thresholds: streaming_roc's DEFAULT_THRESHOLDS.)
+roc_grid=(--average_window_ms=500,750,1000 --suppression_ms=750,1500
           --minimum_count=3)
 
 # chosen_settings ROC_STDOUT: streaming_roc's chosen point as
@@ -44,6 +44,26 @@ chosen_settings() {
   echo "$settings"
 }
 
+# split_points POINTS: the workdirs of a comma-separated list, one a line.
+# A piece of the form field=value without a '/' continues the workdir
+# before it, as kws_jax's config_validation.split_paths reads them
+# (experiments.sweep names folders by their settings: 'lr=0.01,seed=1').
+split_points() {
+  local piece current=
+  local -a pieces
+  IFS=, read -ra pieces <<< "$1"
+  for piece in "${pieces[@]}"; do
+    if [[ -n $current && $piece =~ ^[A-Za-z_][A-Za-z0-9_.]*= && $piece != */* ]]; then
+      current+=,$piece
+    else
+      [[ -n $current ]] && echo "$current"
+      current=$piece
+    fi
+  done
+  [[ -n $current ]] && echo "$current"
+  return 0
+}
+
 # unseen_fold_count POINT: k, the number of unseen-words folds that ran
 # beside the training workdir POINT (POINT,fold=1_k ... POINT,fold=k_k).
 # POINT may be several workdirs, comma-separated (an ensemble's members):
@@ -51,7 +71,7 @@ chosen_settings() {
 unseen_fold_count() {
   local point first k=
   local -a points
-  IFS=, read -ra points <<< "$1"
+  mapfile -t points < <(split_points "$1")
   for point in "${points[@]}"; do
     first=$(compgen -G "$point,fold=1_*" | head -n 1 || true)
     if [[ -z $first ]]; then
@@ -73,16 +93,20 @@ unseen_fold_count() {
   echo "$k"
 }
 
-# unseen_fold_model POINT I K: fold I of K's model as $out/unseen_fold_I.tflite
-# (for several workdirs, the ensemble of their fold I runs).
+# unseen_fold_model POINT I K [OFFSET]: fold I of K's model as
+# $out/unseen_fold_I.tflite (for several workdirs, the ensemble of their
+# fold I runs, deciding with OFFSET, the ensemble's own).
 unseen_fold_model() {
   local point runs=
-  local -a points
-  IFS=, read -ra points <<< "$1"
+  local -a points offset=()
+  mapfile -t points < <(split_points "$1")
   for point in "${points[@]}"; do
     runs+=${runs:+,}$point,fold=$2_$3
   done
-  python -m tflite_export.convert --workdir="$runs" \
+  if [[ ${#points[@]} -gt 1 && -n ${4:-} ]]; then
+    offset=(--unknown_offset="$4")
+  fi
+  python -m tflite_export.convert --workdir="$runs" "${offset[@]}" \
       --output="$out/unseen_fold_$2.tflite" >>"$out/convert.log" 2>&1 || {
     echo "Exporting $runs failed; see $out/convert.log." >&2
     return 1

@@ -324,13 +324,14 @@ def _unseen(workdir: str, folds: Sequence[str], data_dir: str | None,
       f'{len(words)} clips of {len(set(words))} words.')
 
 
-def mean_prediction(models: Sequence[tuple]) -> tuple:
+def mean_prediction(models: Sequence[tuple], names: Sequence[str]) -> tuple:
   """The mean prediction of several models' `seed_figures` inputs.
 
   Args:
     models: per model, (validation, test, unseen) as `seed_figures` takes
       them, each (labels or words, log-probabilities), of the same clips in
       the same order.
+    names: the models' workdirs, for the error.
 
   Returns:
     (validation, test, unseen) with the log of the mean probability.
@@ -341,12 +342,13 @@ def mean_prediction(models: Sequence[tuple]) -> tuple:
   out = []
   for part, name in enumerate(('validation', 'test', 'unseen words')):
     keys = [np.asarray(model[part][0]) for model in models]
-    if any(k.shape != keys[0].shape or np.any(k != keys[0])
-           for k in keys[1:]):
-      raise ValueError(
-          f'--ensemble: the models\' {name} clips differ (another data '
-          'folder, split or set of fold runs); an ensemble needs the same '
-          'clips.')
+    for other, key in zip(names[1:], keys[1:]):
+      if key.shape != keys[0].shape or np.any(key != keys[0]):
+        raise ValueError(
+            f'--ensemble: the {name} clips of {other} are not those of '
+            f'{names[0]} (another data folder or split, or other fold runs: '
+            'see the notes on each workdir\'s folds); an ensemble needs the '
+            'same clips.')
     stacked = np.stack([np.asarray(model[part][1], np.float64)
                         for model in models])
     with np.errstate(divide='ignore'):
@@ -375,7 +377,7 @@ def measure(workdirs: Sequence[str], data_dir: str | None,
     notes.append(note)
     models.append((validation, test, (words, unseen_log_probs)))
   if ensemble:
-    models = [mean_prediction(models)]
+    models = [mean_prediction(models, workdirs)]
     notes.append(f'Scored as one model: the mean prediction of these '
                  f'{len(workdirs)} (of their fold models, fold by fold).')
   per_seed = [seed_figures(*model, offsets) for model in models]
@@ -394,6 +396,9 @@ def main(argv: list[str]) -> None:
     raise app.UsageError('--workdirs: name at least one training workdir.')
   if f.budget < 0:
     raise app.UsageError(f'--budget={f.budget}: give points >= 0.')
+  if f.ensemble and len(f.workdirs) < 2:
+    raise app.UsageError('--ensemble: name two or more --workdirs to '
+                         'average.')
   try:
     offsets = parse_offsets(f.offsets)
   except ValueError as e:

@@ -446,6 +446,10 @@ def _check_adversary(config: ml_collections.ConfigDict) -> None:
         '(a mixed clip is neither synthetic nor recorded); set one to 0.')
 
 
+# A sweep folder name's setting after a comma ('seed=1', 'fold=2_3').
+_SWEEP_SETTING = re.compile(r'[A-Za-z_][\w.]*=')
+
+
 def teacher_paths(config: ml_collections.ConfigDict) -> list[str]:
   """The paths named by `config.distill_from` (`split_paths`)."""
   return split_paths(config.distill_from)
@@ -455,13 +459,14 @@ def split_paths(text: str) -> list[str]:
   """Comma-separated paths (training workdirs, checkpoints), blanks left
   out.
 
-  A piece that starts with 'fold=' continues the path before it: the
-  unseen-words fold runs of experiments/sweep.py are folders named
+  A piece of the form `field=value` without a '/' continues the path
+  before it: experiments/sweep.py names its folders by their settings
+  ('.../learning_rate=0.01,seed=1') and its unseen-words fold runs
   '<point>,fold=i_k'.
   """
   paths = []
   for piece in (p.strip() for p in text.split(',')):
-    if piece.startswith('fold=') and paths:
+    if paths and _SWEEP_SETTING.match(piece) and '/' not in piece:
       paths[-1] += ',' + piece
     elif piece:
       paths.append(piece)

@@ -15,9 +15,10 @@ folder per word, clips with any names, WAV or FLAC. Every folder must be one
 of the model's labels; label folders may be missing (counted as 0 clips).
 `--data_dir` scores the `--split` (by speaker, as in training) of that data
 folder, prepared by `input_pipeline` with the model's stored config;
-`--split=silence_stress` scores the silence stress set instead (112
-one-second non-speech clips at RMS 0.0003-0.3, from that folder's
-background noise and generated noise: README, "What is not a command").
+`--split=silence_stress` scores the silence stress set instead (one-second
+non-speech clips at RMS 0.0003-0.3 from that folder's background noise and
+generated noise, 112 with Speech Commands' six recordings: README, "What
+is not a command").
 
 Prints `Test accuracy = X% (N=...)`, the confusion matrix and per-class
 precision and recall, and writes `results.json` and `confusion_matrix.png`

@@ -60,10 +60,9 @@ def command_negative(rng: np.random.Generator, clip: np.ndarray,
   kind = rng.integers(4)
   if kind == 0 or (kind == 3 and not other_differs):
     return clip[::-1].copy()
-  frame = max(length // 100, 1)
-  start, end = word_extent(clip, frame)
-  out = np.zeros_like(clip)
   if kind in (1, 2):
+    start, end = word_extent(clip, max(length // 100, 1))
+    out = np.zeros_like(clip)
     keep = max(int((end - start) * rng.uniform(*_PART_OF_WORD)), 1)
     part = slice(start, start + keep) if kind == 1 else slice(end - keep, end)
     out[part] = clip[part]

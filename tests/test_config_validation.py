@@ -331,12 +331,15 @@ def test_reverberation_time_is_checked_only_when_used():
     config_validation.validate_config(config)
 
 
-def test_teachers_are_comma_separated_fold_runs_kept_whole():
+def test_teachers_are_comma_separated_sweep_folders_kept_whole():
   config = default.get_config()
   config.distill_from = ('/runs/a,fold=1_3, /runs/b,fold=1_3,relative/c,'
-                         '/runs/fold=2')
+                         '/runs/fold=2,/w/learning_rate=0.01,seed=1,'
+                         '/w/model.width_multiplier=1.5,seed=2,fold=1_3')
   assert config_validation.teacher_paths(config) == [
-      '/runs/a,fold=1_3', '/runs/b,fold=1_3', 'relative/c', '/runs/fold=2']
+      '/runs/a,fold=1_3', '/runs/b,fold=1_3', 'relative/c', '/runs/fold=2',
+      '/w/learning_rate=0.01,seed=1',
+      '/w/model.width_multiplier=1.5,seed=2,fold=1_3']
 
 
 def test_distillation_needs_a_teacher_named():

@@ -339,6 +339,9 @@ def test_an_ensemble_needs_members_that_agree(tmp_path):
   with pytest.raises(convert.EnsembleError, match='two or more'):
     convert.convert_ensemble([plain], out)
   with pytest.raises(convert.EnsembleError,
+                     match=f'{plain} is named more than once'):
+    convert.convert_ensemble([plain, plain + '/'], out)
+  with pytest.raises(convert.EnsembleError,
                      match='different unknown_offset.*--unknown_offset'):
     convert.convert_ensemble([plain, other_offset], out)
   with pytest.raises(convert.EnsembleError,
@@ -353,8 +356,10 @@ def test_an_ensemble_needs_members_that_agree(tmp_path):
                           timeout=300)
   assert result.returncode != 0
   assert 'error: The members decide with different' in result.stderr
+  assert f'{other_offset}/checkpoints/1: 1' in result.stderr
   assert 'Traceback' not in result.stderr
-  result = subprocess.run(cli + [f'--workdir={plain},{plain}', '--streaming'],
+  result = subprocess.run(cli + [f'--workdir={plain},{more_bins}',
+                                 '--streaming'],
                           cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
   assert 'no --quantize or --streaming' in result.stderr

@@ -1,7 +1,7 @@
 """Tests for kws_jax.runtime.inference (TFLite models built with TF, no JAX)."""
 
-import logging
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -176,9 +176,16 @@ def test_the_shipped_ensemble_is_three_models_deciding_as_one():
       np.zeros(recognizer.clip_samples, np.float32))
   assert probabilities.sum() == pytest.approx(1.0, abs=1e-5)
   assert recognizer.labels[probabilities.argmax()] == '_silence_'
-  # Its streaming settings were chosen for it.
-  assert os.path.exists(os.path.join(inference.SHIPPED_DIR,
-                                     'ensemble_smoothing.json'))
+  # It decides with its own offset, and its streaming settings were chosen
+  # for it (README, "A second model").
+  with open(os.path.join(inference.SHIPPED_DIR,
+                         'ensemble_config.json')) as f:
+    assert json.load(f)['unknown_offset'] == 0.5
+  with open(os.path.join(inference.SHIPPED_DIR,
+                         'ensemble_smoothing.json')) as f:
+    smoothing = json.load(f)
+  assert (smoothing['average_window_ms'], smoothing['detection_threshold'],
+          smoothing['suppression_ms']) == (1000, 0.75, 750)
 
 
 def test_falls_back_to_tf_lite(monkeypatch):

@@ -513,3 +513,9 @@ def test_calibration_finds_a_points_unseen_words_folds(tmp_path):
   shutil.rmtree(tmp_path / 'w1.2_s1,fold=2_2')
   both = fold_count(f'{point},{other}')
   assert (both.returncode, both.stdout) == (0, '3\n')
+  # A sweep folder named by its settings holds commas of its own.
+  named = tmp_path / 'lr=0.01,seed=1'
+  named.mkdir()
+  for i in (1, 2, 3):
+    (tmp_path / f'lr=0.01,seed=1,fold={i}_3').mkdir()
+  assert fold_count(f'{named},{point}').stdout == '3\n'

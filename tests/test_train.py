@@ -527,6 +527,14 @@ def test_training_distils_from_teachers(tiny_data_dir, tmp_path, caplog):
                            r"'1/2'"):
     checkpoint.check_checkpoints_fit(fold_student,
                                      str(tmp_path / 'fold_student'))
+  # A teacher that left out the same fold is taken.
+  fold_teacher = tmp_path / 'fold_teacher'
+  train.train_and_evaluate(
+      _config(tiny_data_dir, tmp_path, unseen_words_fold='1/2'),
+      str(fold_teacher))
+  fold_student.distill_from = str(fold_teacher)
+  checkpoint.check_checkpoints_fit(fold_student,
+                                   str(tmp_path / 'fold_student'))
 
 
 def test_results_score_unseen_words_and_the_silence_stress_set(

@@ -186,7 +186,9 @@ def test_seeds_and_their_folds_end_to_end(shared_tiny_data, tmp_path):
   assert ' ± ' in text  # Two seeds: a spread.
   # As one ensemble: the second seed's folds never ran, so its unseen-word
   # clips are not the first's.
-  with pytest.raises(ValueError, match="unseen words clips differ"):
+  with pytest.raises(ValueError,
+                     match=f'unseen words clips of {second} are not those '
+                           f'of {first}'):
     unknown_offset.measure([first, second], None, offsets, ensemble=True)
 
 
@@ -225,15 +227,17 @@ def test_the_mean_prediction_averages_probabilities():
   clips = _log([[0.0, 0.0, 0.5, 0.5], [0.0, 1.0, 0.0, 0.0]])
   second = ((labels, clips), (labels, clips),
             (words, _log([[0.0, 0.4, 0.0, 0.6]])))
-  validation, test, unseen = unknown_offset.mean_prediction([first, second])
+  validation, test, unseen = unknown_offset.mean_prediction(
+      [first, second], ['a', 'b'])
   np.testing.assert_allclose(np.exp(validation[1]),
                              [[0, 0, 0.75, 0.25], [0.05, 0.95, 0, 0]])
   np.testing.assert_array_equal(validation[0], labels)
   np.testing.assert_array_equal(test[1], validation[1])
   assert unknown_offset.offset_predictions(unseen[1], 0.0)[0] == 1
   other = (first[0], first[1], (np.array(['cat']), first[2][1]))
-  with pytest.raises(ValueError, match="unseen words clips differ"):
-    unknown_offset.mean_prediction([first, other])
+  with pytest.raises(ValueError, match='unseen words clips of c are not '
+                                      'those of a'):
+    unknown_offset.mean_prediction([first, other], ['a', 'c'])
 
 
 def test_bad_workdirs_are_refused(shared_tiny_data, tmp_path):

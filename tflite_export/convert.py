@@ -57,7 +57,6 @@ streaming export for `--streaming`. Imports go one way: this module ->
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any, Callable, Sequence
 
@@ -74,7 +73,6 @@ from kws_jax import audio_io
 from kws_jax import checkpoint
 from kws_jax import config_validation
 from kws_jax import log_lines
-from kws_jax import models
 from kws_jax import scoring
 from kws_jax import workdir as workdir_lib
 from kws_jax.runtime import inference
@@ -408,6 +406,12 @@ def convert_ensemble(sources: Sequence[str],
   if len(sources) < 2:
     raise EnsembleError(
         f'An ensemble needs two or more models, got {list(sources)}.')
+  resolved = [os.path.realpath(s) for s in sources]
+  repeated = sorted({s for s in resolved if resolved.count(s) > 1})
+  if repeated:
+    raise EnsembleError(
+        f'{", ".join(repeated)} is named more than once: each member of an '
+        'ensemble must be another run (twice would weigh it double).')
   members = [checkpoint.restore_model(s, which=checkpoint.BEST)
              for s in sources]
   first = members[0]
@@ -423,19 +427,18 @@ def convert_ensemble(sources: Sequence[str],
             f'{first.path} {first.config[field]}: the members of an '
             'ensemble share one front end, so these settings must agree.')
   if unknown_offset is None:
-    offsets = sorted({float(m.config.unknown_offset) for m in members})
-    if len(offsets) > 1:
+    offsets = {m.path: float(m.config.unknown_offset) for m in members}
+    if len(set(offsets.values())) > 1:
       raise EnsembleError(
-          f'The members decide with different unknown_offset values '
-          f'{offsets}; give the ensemble its own (--unknown_offset).')
-    unknown_offset = offsets[0]
+          'The members decide with different unknown_offset values (' +
+          ', '.join(f'{path}: {value:g}' for path, value in offsets.items())
+          + '); give the ensemble its own (--unknown_offset).')
+    unknown_offset = offsets[first.path]
   config = ml_collections.ConfigDict(first.config.to_dict())
   config.unknown_offset = float(unknown_offset)
-  states = jax.device_get(tuple((m.params, m.batch_stats) for m in members))
-  probabilities = functools.partial(
-      models.ensemble_predict_fn([m.eval_graphdef for m in members],
-                                 float(unknown_offset), probabilities=True,
-                                 dft='matrices'), states)
+  probabilities = tflite_model.ensemble_probabilities_fn(
+      [m.eval_graphdef for m in members],
+      [(m.params, m.batch_stats) for m in members], float(unknown_offset))
   metadata = {'ensemble': [{'checkpoint': m.path, 'step': m.step,
                             'selected_by': m.selected_by} for m in members]}
   return _export(probabilities, config, first.labels, output_path,
@@ -516,7 +519,7 @@ def main(argv: list[str]) -> None:
                                 android_signature=values.android_signature)
     else:
       result = convert_checkpoint(
-          values.workdir or values.checkpoint, values.output,
+          sources[0] if sources else values.checkpoint, values.output,
           quantize=values.quantize,
           android_signature=values.android_signature,
           data_dir=values.data_dir,

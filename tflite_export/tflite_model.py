@@ -156,6 +156,19 @@ def probabilities_fn(eval_graphdef: nnx.GraphDef, params: Any,
       params, batch_stats)
 
 
+def ensemble_probabilities_fn(eval_graphdefs: Sequence[nnx.GraphDef],
+                              states: Sequence[tuple[Any, Any]],
+                              unknown_offset: float
+                              ) -> Callable[[jax.Array], jax.Array]:
+  """`probabilities_fn` of several models deciding as one
+  (`models.ensemble_predict_fn`): `states` holds each one's (params,
+  batch_stats), bound as host numpy arrays."""
+  states = jax.device_get(tuple(tuple(state) for state in states))
+  return functools.partial(
+      models.ensemble_predict_fn(eval_graphdefs, unknown_offset,
+                                 dft='matrices'), states)
+
+
 def _tensorflow() -> types.ModuleType:
   """TensorFlow, with the GPUs hidden (conversion runs on the CPU)."""
   # Imported here, not at the top: it takes seconds and is needed only once

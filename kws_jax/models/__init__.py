@@ -261,32 +261,28 @@ def predict_fn(graphdef: nnx.GraphDef, *, probabilities: bool = False,
 
 def ensemble_predict_fn(graphdefs: Sequence[nnx.GraphDef],
                         unknown_offset: float, *,
-                        probabilities: bool = False,
-                        clip_audio: bool = False,
                         dft: str = 'fft') -> Callable[..., jax.Array]:
-  """Returns `f(states, audio float32 [B, L]) -> [B, C]`: several models
-  deciding as one.
+  """Returns `f(states, audio float32 [B, L]) -> probabilities [B, C]`:
+  several models deciding as one.
 
   `states` holds each model's (params, batch_stats). The models share one
   front end (the caller checks their front-end settings agree), so the
   features are computed once, by the first model's. The ensemble's logits
   are the log of the mean of the models' probabilities (without their own
   offsets) with `unknown_offset` added to `_unknown_`'s, as
-  `KWSModel.decide` does for one model; `probabilities` gives their
-  softmax. Arguments as `predict_fn`'s.
+  `KWSModel.decide` does for one model; it returns their softmax. `dft`
+  as `predict_fn`'s.
   """
   def predict(states, audio):
     members = [nnx.merge(graphdef, params, batch_stats)
                for graphdef, (params, batch_stats) in zip(graphdefs, states)]
     with jax.named_scope(FRONTEND_SCOPE):
-      if clip_audio:
-        audio = jnp.clip(audio, -1.0, 1.0)
       features = members[0].features(audio, dft)
     mean = jnp.mean(jnp.stack([
         jax.nn.softmax(member.classify(features).astype(jnp.float32), -1)
         for member in members]), axis=0)
     logits = jnp.log(mean) + unknown_row(mean.shape[-1], unknown_offset)
-    return jax.nn.softmax(logits, axis=-1) if probabilities else logits
+    return jax.nn.softmax(logits, axis=-1)
   return predict
 
 
