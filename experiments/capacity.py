@@ -30,8 +30,8 @@ SHARED = {**tc_resnet.UNTIL_2026_12_05, 'log_step_interval': 100}
 # Every setting of the 'w1.2_x2' points but the seed: the offset of the
 # default model when they ran, its width and 8000 steps. The sweeps that
 # add one option to that recipe (unknown_negatives.py, one_vs_rest.py,
-# synthetic_adversary.py, same_speaker_joins.py) share it and compare with
-# them seed for seed.
+# synthetic_adversary.py, same_speaker_joins.py, weight_average.py) share it
+# and compare with them seed for seed.
 W1_2_X2 = {**SHARED, 'how_many_training_steps': '5000,2000,1000',
            'model.width_multiplier': 1.2}
 
