@@ -44,24 +44,14 @@ chosen_settings() {
   echo "$settings"
 }
 
-# split_points POINTS: the workdirs of a comma-separated list, one a line.
-# A piece of the form field=value without a '/' continues the workdir
-# before it, as kws_jax's config_validation.split_paths reads them
-# (experiments.sweep names folders by their settings: 'lr=0.01,seed=1').
+# split_points POINTS: the workdirs of a comma-separated list, one a line,
+# read as kws_jax reads such lists (config_validation.split_paths: sweep
+# folders named by their settings, 'lr=0.01,seed=1', stay whole).
 split_points() {
-  local piece current=
-  local -a pieces
-  IFS=, read -ra pieces <<< "$1"
-  for piece in "${pieces[@]}"; do
-    if [[ -n $current && $piece =~ ^[A-Za-z_][A-Za-z0-9_.]*= && $piece != */* ]]; then
-      current+=,$piece
-    else
-      [[ -n $current ]] && echo "$current"
-      current=$piece
-    fi
-  done
-  [[ -n $current ]] && echo "$current"
-  return 0
+  python -c 'import sys
+from kws_jax import config_validation
+for path in config_validation.split_paths(sys.argv[1]):
+  print(path)' "$1"
 }
 
 # unseen_fold_count POINT: k, the number of unseen-words folds that ran
