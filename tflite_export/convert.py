@@ -270,6 +270,12 @@ def _export(probabilities: Callable[[jax.Array], jax.Array],
       android_signature=android_signature, metadata=metadata)
 
 
+def _provenance(restored: checkpoint.RestoredModel) -> dict[str, Any]:
+  """Where an exported model came from, for `<stem>_export.json`."""
+  return {'checkpoint': restored.path, 'step': restored.step,
+          'selected_by': restored.selected_by}
+
+
 def convert_checkpoint(source: str,
                        output_path: str,
                        *,
@@ -307,8 +313,7 @@ def convert_checkpoint(source: str,
                      'it cannot be combined with quantize or '
                      'android_signature.')
   restored = checkpoint.restore_model(source, which=checkpoint.BEST)
-  metadata = {'checkpoint': restored.path, 'step': restored.step,
-              'selected_by': restored.selected_by}
+  metadata = _provenance(restored)
   if streaming:
     return streaming_export.export_streaming_tflite(
         restored.params, restored.batch_stats, restored.eval_graphdef,
@@ -439,8 +444,7 @@ def convert_ensemble(sources: Sequence[str],
   probabilities = tflite_model.ensemble_probabilities_fn(
       [m.eval_graphdef for m in members],
       [(m.params, m.batch_stats) for m in members], float(unknown_offset))
-  metadata = {'ensemble': [{'checkpoint': m.path, 'step': m.step,
-                            'selected_by': m.selected_by} for m in members]}
+  metadata = {'ensemble': [_provenance(m) for m in members]}
   return _export(probabilities, config, first.labels, output_path,
                  quantize='', representative_audio=None,
                  android_signature=android_signature, verify=True,
