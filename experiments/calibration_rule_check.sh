@@ -4,8 +4,11 @@
 # stay unseen:
 #
 #   experiments/calibration_rule_check.sh MODEL DATA_DIR OUT [--ignore_unknown]
+#       [--per_label_thresholds]
 #
 # MODEL, DATA_DIR and --ignore_unknown as for streaming_calibration.sh.
+# --per_label_thresholds: each choice is refined label by label
+# (streaming_roc --per_label_thresholds), as the calibration does.
 # The validation speakers fall in two halves that share no speaker, a
 # 30-minute stream each, made as streaming_calibration.sh makes them
 # (OUT/validation_{1,2}.wav, reused when OUT already has them, so OUT may be
@@ -26,7 +29,7 @@
 # OUT/rule_check/.
 set -euo pipefail
 if [[ $# -lt 3 ]]; then
-  sed -n '2,26p' "$0"
+  sed -n '2,29p' "$0"
   exit 2
 fi
 model=$(realpath "$1")
@@ -34,9 +37,11 @@ data=$(realpath "$2")
 out=$(realpath -m "$3")
 shift 3
 ignore_unknown=false
+per_label=false
 for option in "$@"; do
   case $option in
     --ignore_unknown) ignore_unknown=true ;;
+    --per_label_thresholds) per_label=true ;;
     *) echo "Unknown option $option; see the usage above." >&2; exit 2 ;;
   esac
 done
@@ -65,6 +70,7 @@ choose() {
       --ground_truth="$(IFS=,; echo "${truths[*]}")" \
       --output_dir="$check/$name" \
       "${roc_grid[@]}" --ignore_unknown="$ignore_unknown" \
+      --per_label_thresholds="$per_label" \
       >"$check/$name.txt" 2>>"$check/roc.log"
 }
 # false_alarms: wrong + false-positive % of the summary line on stdin.
@@ -87,7 +93,7 @@ rows=()
 for half in 1 2; do
   other=$((3 - half))
   choose "half$half" "$half"
-  picked=($(chosen_settings "$check/half$half.txt")
+  picked=($(chosen_settings "$check/half$half")
           --ignore_unknown="$ignore_unknown")
   python -m kws_jax.test_streaming_accuracy --graph="$model" \
       --wav="$out/validation_$other.wav" \

@@ -31,17 +31,23 @@ validation_half() {
 roc_grid=(--average_window_ms=500,750,1000 --suppression_ms=750,1500
           --minimum_count=3)
 
-# chosen_settings ROC_STDOUT: streaming_roc's chosen point as
-# test_streaming_accuracy flags, from its line "Chosen: window W ms,
-# threshold T, suppression S ms, minimum count C (...)".
+# chosen_settings ROC_DIR: streaming_roc's chosen point (the row marked
+# chosen in ROC_DIR/roc.csv) as test_streaming_accuracy flags, its labels'
+# own thresholds included.
 chosen_settings() {
-  local settings
-  settings=$(sed -nE 's/^Chosen: window ([0-9.]+) ms, threshold ([0-9.]+), suppression ([0-9.]+) ms, minimum count ([0-9]+).*/--average_window_ms=\1 --detection_threshold=\2 --suppression_ms=\3 --minimum_count=\4/p' "$1")
-  if [[ -z $settings ]]; then
-    echo "No 'Chosen:' line in $1; see the streaming_roc log beside it." >&2
-    return 1
-  fi
-  echo "$settings"
+  python -c 'import csv, sys
+rows = [row for row in csv.DictReader(open(sys.argv[1], encoding="utf-8"))
+        if row["chosen"] == "True"]
+if len(rows) != 1:
+  sys.exit(f"{sys.argv[1]} marks {len(rows)} chosen points, not 1; see the "
+           "streaming_roc log beside it.")
+row = rows[0]
+for name in ("average_window_ms", "detection_threshold", "suppression_ms",
+             "minimum_count"):
+  print("--" + name + "=" + row[name])
+if row["class_thresholds"]:
+  print("--class_thresholds=" + ",".join(row["class_thresholds"].split()))' \
+      "$1/roc.csv"
 }
 
 # split_points POINTS: the workdirs of a comma-separated list, one a line,

@@ -13,8 +13,9 @@ The WebSocket protocol (JSON text messages, binary audio):
 
 * server → page, on connect: `{"type": "hello", "protocol": 1, "labels":
   [...], "sample_rate": 16000, "clip_duration_ms", "clip_stride_ms",
-  "detection_threshold", "formats": ["float32", "int16"],
-  "max_frame_samples", "idle_timeout_s"}`.
+  "detection_threshold", "class_thresholds": {label: threshold},
+  "formats": ["float32", "int16"], "max_frame_samples", "idle_timeout_s"}`
+  (`class_thresholds`: the labels with a threshold of their own).
 * page → server: `{"type": "start", "format": "int16" | "float32",
   "sample_rate": 16000}` (optional; starts a fresh stream; the format
   defaults to float32 and `sample_rate`, if given, must be the announced
@@ -264,6 +265,7 @@ class _Session:
         'clip_duration_ms': s.clip_duration_ms,
         'clip_stride_ms': s.clip_stride_ms,
         'detection_threshold': s.smoothing.detection_threshold,
+        'class_thresholds': dict(s.smoothing.class_thresholds),
         'formats': list(FORMATS),
         'max_frame_samples': s.max_frame_samples,
         'idle_timeout_s': s.idle_timeout_s,
@@ -579,10 +581,11 @@ def main(argv: Sequence[str]) -> None:
   try:
     model = streaming.load_model(f.graph or None, f.labels or None,
                                  f.num_threads)
-  except ValueError as e:  # ModelError, or a bad <stem>_smoothing.json.
+    smoothing, source = streaming.smoothing_from_flags(model, f)
+  except ValueError as e:  # ModelError, a bad <stem>_smoothing.json or
+    # --class_thresholds.
     print(f'kws_jax.serve: {e}', file=sys.stderr)
     sys.exit(1)
-  smoothing, source = streaming.smoothing_from_flags(model, f)
   logging.info('Smoothing: %s (%s).', smoothing.describe(), source)
   settings = ServerSettings(
       sample_rate=model.sample_rate,

@@ -40,6 +40,15 @@ on them too, pooled over the folds, and the chosen point must also keep the
 share of those words that fire a command within
 `--max_unseen_fired_percent` (1% by default, the streaming issue's target).
 
+`--per_label_thresholds` then refines the chosen point label by label:
+words outside the vocabulary are heard as some commands far more than
+others (in this project's data, cat as yes), so one threshold for all must
+be as high as the most tempted label needs. Starting from the grid's
+choice, each round tries every label at every one of `--thresholds` and
+keeps the one change that adds the most correct detections while keeping
+both budgets, until no change adds any (`refine_class_thresholds`); the
+result has at least the grid choice's correct detections.
+
 To calibrate a model, run it on streams of *validation* words
 (`generate_streaming_test_wav --split=validation`, one per speaker group)
 with `--write_smoothing`: the chosen settings go beside the model as
@@ -86,7 +95,8 @@ CSV_FIELDS = ('average_window_ms', 'suppression_ms', 'detection_threshold',
               'wrong_percent', 'false_positive_percent',
               'false_alarms_per_hour', 'mean_delay_ms',
               'unknown_fired_percent', 'worst_false_alarm_percent',
-              'unseen_fired_percent', 'operating_point', 'chosen')
+              'unseen_fired_percent', 'class_thresholds', 'operating_point',
+              'chosen')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +158,9 @@ class RocPoint:
         'worst_false_alarm_percent': round(self.worst_false_alarm_percent,
                                            4),
         'unseen_fired_percent': round(self.unseen_fired_percent, 4),
+        'class_thresholds': ' '.join(
+            f'{label}={value:g}'
+            for label, value in self.settings.class_thresholds),
         'operating_point': self.operating_point,
         'chosen': self.chosen,
     }
@@ -167,6 +180,19 @@ class ScoredStream:
   scores: np.ndarray
   ground_truth: Sequence[tuple[str, float]]
   duration_ms: float
+  _averages: dict[tuple[float, int], streaming.WindowAverages] = (
+      dataclasses.field(default_factory=dict, repr=False))
+
+  def detect(self, labels: Sequence[str],
+             settings: streaming.SmoothingSettings
+             ) -> list[streaming.Detection]:
+    """`streaming.detect_from_scores`, averaging each window length once."""
+    key = (settings.average_window_ms, settings.minimum_count)
+    if key not in self._averages:
+      self._averages[key] = streaming.window_averages(
+          self.times_ms, self.scores, *key)
+    return streaming.detect_from_averages(self._averages[key], labels,
+                                          settings)
 
 
 def sweep(streams: Sequence[ScoredStream], labels: Sequence[str],
@@ -192,17 +218,91 @@ def sweep(streams: Sequence[ScoredStream], labels: Sequence[str],
   if operating_point is not None and operating_point not in settings:
     settings.append(operating_point)
 
-  def score(setting, stream):
-    detections = streaming.detect_from_scores(
-        stream.times_ms, stream.scores, labels, setting)
-    return stream_scoring.streaming_accuracy(
-        detections, stream.ground_truth, time_tolerance_ms,
-        stream.duration_ms, score_unknown=not setting.ignore_unknown)
-
-  return [RocPoint(setting, tuple(score(setting, s) for s in streams),
-                   tuple(score(setting, s) for s in unseen),
-                   setting == operating_point)
+  return [_score(setting, streams, unseen, labels, time_tolerance_ms,
+                 setting == operating_point)
           for setting in settings]
+
+
+def _score(setting: streaming.SmoothingSettings,
+           streams: Sequence[ScoredStream], unseen: Sequence[ScoredStream],
+           labels: Sequence[str], time_tolerance_ms: float,
+           operating_point: bool = False) -> RocPoint:
+  """One setting on every stream (see `sweep`)."""
+
+  def on(stream):
+    return stream_scoring.streaming_accuracy(
+        stream.detect(labels, setting), stream.ground_truth,
+        time_tolerance_ms, stream.duration_ms,
+        score_unknown=not setting.ignore_unknown)
+
+  return RocPoint(setting, tuple(on(s) for s in streams),
+                  tuple(on(s) for s in unseen), operating_point)
+
+
+def within_budgets(point: RocPoint,
+                   max_false_alarm_percent: float = (
+                       DEFAULT_MAX_FALSE_ALARM_PERCENT),
+                   max_unseen_fired_percent: float = (
+                       DEFAULT_MAX_UNSEEN_FIRED_PERCENT)) -> bool:
+  """Whether a point keeps the false-alarm budget on every stream and, when
+  scored on unseen words, the unseen-words budget (see `choose`)."""
+  return (point.worst_false_alarm_percent <= max_false_alarm_percent + 1e-9
+          and (not point.unseen or point.unseen_fired_percent <=
+               max_unseen_fired_percent + 1e-9))
+
+
+def refine_class_thresholds(
+    start: RocPoint, streams: Sequence[ScoredStream], labels: Sequence[str],
+    thresholds: Sequence[float], *, time_tolerance_ms: float,
+    unseen: Sequence[ScoredStream] = (),
+    max_false_alarm_percent: float = DEFAULT_MAX_FALSE_ALARM_PERCENT,
+    max_unseen_fired_percent: float = DEFAULT_MAX_UNSEEN_FIRED_PERCENT
+) -> RocPoint:
+  """Gives labels thresholds of their own where that finds more words.
+
+  Coordinate ascent from `start` (the grid's choice): each round tries
+  every label at every threshold in `thresholds`, and takes the one change
+  with the most correct detections over all streams among those that keep
+  both budgets (`within_budgets`) and add at least one (ties: fewer false
+  alarms, then fewer unseen words fired, then the higher threshold); it
+  stops when no change adds one. Labels whose threshold ends equal to
+  `start`'s `detection_threshold` are left out of `class_thresholds`.
+
+  Returns:
+    The refined point (`chosen` as `start`'s); `start` itself when it
+    keeps no budget (nothing to keep) or nothing adds a detection.
+  """
+  if not within_budgets(start, max_false_alarm_percent,
+                        max_unseen_fired_percent):
+    return start
+  base = start.settings.detection_threshold
+  own = dict(start.settings.class_thresholds)
+  best = start
+  while True:
+    current = {label: own.get(label, base) for label in labels}
+    candidates = []
+    for label, threshold in itertools.product(labels, thresholds):
+      if threshold == current[label]:
+        continue
+      trial = dict(current, **{label: threshold})
+      setting = dataclasses.replace(
+          start.settings, class_thresholds=tuple(
+              (name, value) for name, value in trial.items()
+              if value != base))
+      point = _score(setting, streams, unseen, labels, time_tolerance_ms)
+      if (point.stats.num_correct > best.stats.num_correct and
+          within_budgets(point, max_false_alarm_percent,
+                         max_unseen_fired_percent)):
+        candidates.append((point, threshold))
+    if not candidates:
+      return (best if best is start else
+              dataclasses.replace(best, chosen=start.chosen))
+    best, _ = max(candidates, key=lambda c: (
+        c[0].stats.num_correct, -c[0].stats.num_false_alarms,
+        -np.nan_to_num(c[0].unseen_fired_percent), c[1]))
+    own = dict(best.settings.class_thresholds)
+    logging.info('Refined: %s, %d correct.', best.settings.describe(),
+                 best.stats.num_correct)
 
 
 def choose(points: Sequence[RocPoint],
@@ -230,8 +330,8 @@ def choose(points: Sequence[RocPoint],
   within = [p for p in points
             if p.worst_false_alarm_percent <= max_false_alarm_percent + 1e-9]
   quiet = [p for p in within
-           if not p.unseen or
-           p.unseen_fired_percent <= max_unseen_fired_percent + 1e-9]
+           if within_budgets(p, max_false_alarm_percent,
+                             max_unseen_fired_percent)]
   if quiet:
     return max(quiet, key=lambda p: (
         round(p.stats.correct_percent, 6), -p.stats.num_false_alarms,
@@ -268,6 +368,8 @@ def plot_roc(points: Sequence[RocPoint], path: str, title: str = '') -> None:
   ax = fig.add_subplot()
   curves = {}
   for point in points:
+    if point.settings.class_thresholds:
+      continue  # Not on a threshold curve; marked below when chosen.
     key = (point.settings.average_window_ms, point.settings.suppression_ms,
            point.settings.minimum_count)
     curves.setdefault(key, []).append(point)
@@ -318,8 +420,8 @@ def run(predict_fn: streaming.PredictFn, labels: Sequence[str],
         max_false_alarm_percent: float = DEFAULT_MAX_FALSE_ALARM_PERCENT,
         unseen_words: Sequence[tuple[streaming.PredictFn, np.ndarray,
                                      Sequence[tuple[str, float]]]] = (),
-        max_unseen_fired_percent: float = DEFAULT_MAX_UNSEEN_FIRED_PERCENT
-        ) -> list[RocPoint]:
+        max_unseen_fired_percent: float = DEFAULT_MAX_UNSEEN_FIRED_PERCENT,
+        per_label_thresholds: bool = False) -> list[RocPoint]:
   """Scores each stream once, sweeps the settings, writes CSV and plot.
 
   Args:
@@ -328,9 +430,12 @@ def run(predict_fn: streaming.PredictFn, labels: Sequence[str],
       when not on the grid); every point takes its `ignore_unknown`.
     unseen_words: (predict_fn, audio, ground truth) per stream of
       non-command words that its model (with `labels`) never heard.
+    per_label_thresholds: refine the grid's choice label by label
+      (`refine_class_thresholds`, over `thresholds`); the refined point,
+      when it finds more words, is added after the grid's and chosen.
 
   Returns:
-    The points written, the chosen one flagged (`choose`).
+    The points written, the chosen one flagged (`choose`, then refined).
   """
   if not thresholds or not suppressions_ms or not average_windows_ms:
     raise ValueError('Give at least one threshold, suppression and window.')
@@ -370,6 +475,16 @@ def run(predict_fn: streaming.PredictFn, labels: Sequence[str],
       scored, labels, settings, time_tolerance_ms=time_tolerance_ms,
       operating_point=in_use, unseen=scored_unseen),
       max_false_alarm_percent, max_unseen_fired_percent)
+  if per_label_thresholds:
+    chosen = next(p for p in points if p.chosen)
+    refined = refine_class_thresholds(
+        chosen, scored, labels, thresholds,
+        time_tolerance_ms=time_tolerance_ms, unseen=scored_unseen,
+        max_false_alarm_percent=max_false_alarm_percent,
+        max_unseen_fired_percent=max_unseen_fired_percent)
+    if refined is not chosen:
+      points = [dataclasses.replace(p, chosen=False) for p in points]
+      points.append(refined)
   os.makedirs(output_dir, exist_ok=True)
   write_csv(points, os.path.join(output_dir, 'roc.csv'))
   plot_roc(points, os.path.join(output_dir, 'roc.png'))
@@ -432,6 +547,11 @@ def _define_flags() -> None:
                      'Budget of the chosen point on --unseen_words_wav: '
                      'non-command words that fire a command, % of them, '
                      'over all those streams.')
+  flags.DEFINE_bool('per_label_thresholds', False,
+                    'Refine the chosen point label by label: each label may '
+                    'get its own threshold from --thresholds where that '
+                    'finds more words within the budgets (choose on '
+                    'validation streams, with --unseen_words_wav).')
   flags.DEFINE_bool('write_smoothing', False,
                     'Write the chosen settings beside the model as '
                     '<stem>_smoothing.json (run on a validation stream).')
@@ -535,18 +655,21 @@ def main(argv: Sequence[str]) -> None:
       time_tolerance_ms=f.time_tolerance_ms, output_dir=f.output_dir,
       max_false_alarm_percent=f.max_false_alarm_percent,
       unseen_words=unseen,
-      max_unseen_fired_percent=f.max_unseen_fired_percent)
+      max_unseen_fired_percent=f.max_unseen_fired_percent,
+      per_label_thresholds=f.per_label_thresholds)
   for point in points:
     marks = (('  <- in use' if point.operating_point else '') +
              ('  <- chosen' if point.chosen else ''))
-    print(f'window {point.settings.average_window_ms:g} ms, suppression '
-          f'{point.settings.suppression_ms:g} ms, threshold '
-          f'{point.settings.detection_threshold:g}: '
-          f'{point.stats.summary()}; '
+    print(f'{point.settings.describe()}: {point.stats.summary()}; '
           f'{point.stats.false_alarms_per_hour:.1f} false alarms/hour'
           f'{_unseen_note(point)}{marks}')
   print(f'Wrote {os.path.join(f.output_dir, "roc.csv")} and roc.png.')
   chosen = next(p for p in points if p.chosen)
+  if chosen.settings.class_thresholds:
+    grid = choose([p for p in points if not p.settings.class_thresholds],
+                  f.max_false_alarm_percent, f.max_unseen_fired_percent)
+    print(f'One threshold for all labels: {grid.settings.describe()} '
+          f'({grid.stats.summary()}{_unseen_note(grid)}).')
   print(f'Chosen: {chosen.settings.describe()} ({chosen.stats.summary()}; '
         f'{chosen.stats.false_alarms_per_hour:.1f} false alarms/hour'
         f'{_unseen_note(chosen)}).')
@@ -569,7 +692,11 @@ def main(argv: Sequence[str]) -> None:
           'unseen_fired_percent': round(chosen.unseen_fired_percent, 2)}
     path = streaming.write_smoothing(model.model_path, chosen.settings, {
         'chosen_on': [os.path.abspath(wav) for wav in f.wav],
-        'rule': rule + ' (streaming_roc.choose)',
+        'rule': rule + (
+            ' (streaming_roc.choose, then labels given thresholds of their '
+            'own within the same budgets: refine_class_thresholds)'
+            if chosen.settings.class_thresholds else
+            ' (streaming_roc.choose)'),
         'correct_percent': round(chosen.stats.correct_percent, 2),
         'wrong_percent': round(chosen.stats.wrong_percent, 2),
         'false_positive_percent': round(

@@ -63,11 +63,12 @@ def main(argv: Sequence[str]) -> None:
     model, audio, ground_truth = stream_scoring.load_inputs(
         f.graph, f.labels, f.clip_duration_ms, f.num_threads, f.wav,
         f.ground_truth)
+    settings, source = streaming.smoothing_from_flags(model, f)
   except (ValueError, OSError) as e:  # ModelError and AudioError included.
-    # A missing or unreadable file: one line, not a traceback.
+    # A missing or unreadable file, or a bad --class_thresholds: one line,
+    # not a traceback.
     print(f'Error: {e}', file=sys.stderr)
     sys.exit(1)
-  settings, source = streaming.smoothing_from_flags(model, f)
   print(f'Smoothing: {settings.describe()} ({source}).')
   _, stats = stream_scoring.evaluate_stream(
       model.predict_fn, model.labels, audio, ground_truth,

@@ -296,3 +296,24 @@ def test_ignore_unknown_never_reports_nor_suppresses_it():
   assert run(between, ignore_unknown=True) == [(0, 'yes'),
                                                (3000, '_silence_'),
                                                (3010, 'yes')]
+
+
+def test_a_label_may_have_a_threshold_of_its_own():
+  # yes averages 0.6, no 0.8: the common threshold 0.7 lets only no
+  # through; a lower one for yes and a higher one for no turn that round.
+  def commands(**kwargs):
+    recognizer = RecognizeCommands(LABELS, average_window_duration_ms=100,
+                                   detection_threshold=0.7, suppression_ms=0,
+                                   **kwargs)
+    return _new_commands(_feed(recognizer, 'yes', 0, 300, value=0.6) +
+                         _feed(recognizer, 'no', 300, 600, value=0.8))
+  assert [c for _, c in commands()] == ['no']
+  assert [c for _, c in commands(class_thresholds={'yes': 0.5})] == [
+      'yes', 'no']
+  assert [c for _, c in commands(class_thresholds={'yes': 0.5, 'no': 0.9})
+          ] == ['yes']
+  recognizer = RecognizeCommands(LABELS, detection_threshold=0.7,
+                                 class_thresholds={'no': 0.9})
+  assert recognizer.thresholds == [0.7, 0.7, 0.7, 0.9]
+  with pytest.raises(ValueError, match=r"\['maybe'\].*not among the labels"):
+    RecognizeCommands(LABELS, class_thresholds={'maybe': 0.5})

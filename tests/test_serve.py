@@ -180,6 +180,7 @@ def test_hello_announces_labels_and_rate():
     assert hello['max_frame_samples'] == SAMPLE_RATE  # 1000 ms.
     assert hello['detection_threshold'] == (
         streaming.DEFAULT_DETECTION_THRESHOLD)
+    assert hello['class_thresholds'] == {}
 
   _run(app, body)
 
@@ -803,16 +804,23 @@ def test_command_line_uses_the_models_calibrated_smoothing(tiny_tflite,
   graph = tmp_path / 'model.tflite'
   streaming.write_smoothing(graph, streaming.SmoothingSettings(
       average_window_ms=750, detection_threshold=0.42, suppression_ms=900,
-      minimum_count=2), {'chosen_on': 'a test'})
+      minimum_count=2, class_thresholds=((LABELS[-1], 0.6),)),
+      {'chosen_on': 'a test'})
   _, hello, _, output = _serve_and_talk(_free_port(), [f'--graph={graph}'])
   assert hello['detection_threshold'] == 0.42
-  assert ('Smoothing: window 750 ms, threshold 0.42, suppression 900 ms, '
-          f'minimum count 2 (calibrated, {tmp_path}/model_smoothing.json)'
-          in output), output
+  assert hello['class_thresholds'] == {LABELS[-1]: 0.6}
+  assert (f'Smoothing: window 750 ms, threshold 0.42 ({LABELS[-1]} 0.6), '
+          'suppression 900 ms, minimum count 2 (calibrated, '
+          f'{tmp_path}/model_smoothing.json)' in output), output
   _, hello, _, output = _serve_and_talk(
       _free_port(), [f'--graph={graph}', '--detection_threshold=0.8'])
   assert hello['detection_threshold'] == 0.8
+  assert hello['class_thresholds'] == {}
   assert '(--detection_threshold; the rest calibrated' in output, output
+  _, hello, _, _ = _serve_and_talk(
+      _free_port(), [f'--graph={graph}',
+                     f'--class_thresholds={LABELS[0]}=0.9'])
+  assert hello['class_thresholds'] == {LABELS[0]: 0.9}
 
 
 # --- Abuse and load --------------------------------------------------------

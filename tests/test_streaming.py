@@ -1,5 +1,6 @@
 """Tests for kws_jax.runtime.streaming."""
 
+import json
 import os
 
 import hypothesis
@@ -167,6 +168,101 @@ def test_cached_scores_replay_like_streaming():
         minimum_count=settings.minimum_count)
     assert streaming.detect_from_scores(times, scores, fakes.LABELS,
                                         settings) == want
+
+
+def _replay(times, scores, labels, settings):
+  """The recogniser fed result by result, as a live stream feeds it."""
+  smoother = settings.make(labels)
+  detections = []
+  for time_ms, row in zip(times, scores):
+    result = smoother.process_latest_result(row, float(time_ms))
+    if result.is_new_command and result.found_command != '_silence_':
+      detections.append(streaming.Detection(float(time_ms),
+                                            result.found_command,
+                                            result.score))
+  return detections
+
+
+@hypothesis.settings(max_examples=100, deadline=None, database=None)
+@hypothesis.given(
+    gaps=st.lists(st.sampled_from([0, 10, 30, 30, 30, 45]), min_size=0,
+                  max_size=150),
+    seed=st.integers(0, 2**16), window=st.sampled_from([0, 40, 90, 300]),
+    threshold=st.sampled_from([0.2, 0.4, 0.6]),
+    own=st.dictionaries(st.sampled_from(fakes.LABELS),
+                        st.sampled_from([0.1, 0.3, 0.5, 0.9]), max_size=3),
+    suppression=st.sampled_from([0, 60, 500]),
+    minimum_count=st.integers(1, 4), ignore_unknown=st.booleans())
+def test_replaying_averaged_windows_equals_the_recogniser_to_the_bit(
+    gaps, seed, window, threshold, own, suppression, minimum_count,
+    ignore_unknown):
+  # Times that repeat and skip; peaked scores, so labels take turns.
+  times = np.cumsum(np.float64(gaps))
+  rng = np.random.default_rng(seed)
+  scores = rng.dirichlet([0.3] * len(fakes.LABELS), len(times)).astype(
+      np.float32)
+  settings = streaming.SmoothingSettings(
+      window, threshold, suppression, minimum_count, ignore_unknown,
+      tuple(own.items()))
+  want = _replay(times, scores, fakes.LABELS, settings)
+  assert streaming.detect_from_scores(times, scores, fakes.LABELS,
+                                      settings) == want
+
+
+def test_averaged_windows_replay_only_their_own_settings():
+  times = np.arange(10) * 30.0
+  scores = np.tile(np.float32([0, 0, 1, 0]), (10, 1))
+  averages = streaming.window_averages(times, scores, 300, 3)
+  assert streaming.detect_from_averages(
+      averages, fakes.LABELS, streaming.SmoothingSettings(300, 0.5, 0, 3)
+  ) == [streaming.Detection(90.0, 'yes', 1.0)]
+  with pytest.raises(ValueError, match='300 ms with minimum count 3 cannot'):
+    streaming.detect_from_averages(
+        averages, fakes.LABELS, streaming.SmoothingSettings(500, 0.5, 0, 3))
+
+
+def test_class_thresholds_are_kept_beside_the_model(tmp_path):
+  model_path = tmp_path / 'm.tflite'
+  settings = streaming.SmoothingSettings(
+      1000, 0.75, 750, 3, class_thresholds=(('no', 0.9), ('yes', 0.3)))
+  streaming.write_smoothing(model_path, settings, {'rule': 'a test'})
+  payload = json.loads((tmp_path / 'm_smoothing.json').read_text())
+  assert payload['class_thresholds'] == {'no': 0.9, 'yes': 0.3}
+  assert streaming.read_smoothing(model_path) == settings
+  assert settings.describe() == (
+      'window 1000 ms, threshold 0.75 (no 0.9, yes 0.3), suppression 750 ms, '
+      'minimum count 3')
+  # Files written before class thresholds existed have none.
+  del payload['class_thresholds']
+  (tmp_path / 'm_smoothing.json').write_text(json.dumps(payload))
+  assert streaming.read_smoothing(model_path).class_thresholds == ()
+  payload['class_thresholds'] = [['no', 0.9]]
+  (tmp_path / 'm_smoothing.json').write_text(json.dumps(payload))
+  with pytest.raises(ValueError, match='class_thresholds must be an object'):
+    streaming.read_smoothing(model_path)
+
+
+def test_a_threshold_flag_alone_is_every_labels_threshold():
+  calibrated = streaming.SmoothingSettings(
+      1000, 0.75, 750, 3, class_thresholds=(('no', 0.9),))
+  model = streaming.LoadedModel(fakes.ToneModel(RATE), fakes.LABELS, RATE,
+                                1000, model_path='m.tflite',
+                                smoothing=calibrated)
+  assert streaming.smoothing_for(model)[0] == calibrated
+  assert streaming.smoothing_for(model, suppression_ms=500)[0] \
+      .class_thresholds == (('no', 0.9),)
+  only = streaming.smoothing_for(model, detection_threshold=0.6)[0]
+  assert (only.detection_threshold, only.class_thresholds) == (0.6, ())
+  both = streaming.smoothing_for(
+      model, detection_threshold=0.6,
+      class_thresholds=streaming.parse_class_thresholds(['yes=0.4']))[0]
+  assert both.class_thresholds == (('yes', 0.4),)
+  with pytest.raises(ValueError, match=r"\['maybe'\], which are not labels "
+                     'of m.tflite'):
+    streaming.smoothing_for(model, class_thresholds=(('maybe', 0.5),))
+  for bad in (['yes'], ['yes=high'], ['=0.5'], ['yes=0.1', 'yes=0.2']):
+    with pytest.raises(ValueError, match='--class_thresholds'):
+      streaming.parse_class_thresholds(bad)
 
 
 def test_short_audio_gives_nothing():

@@ -204,6 +204,22 @@ def test_command_line(tmp_path):
         [f'--wav={wav}', f'--ground_truth={labels}',
          '--clip_duration_ms=750'], RATE)
   assert '--clip_duration_ms=1000' in error.value.stderr
+  # A label's own threshold: for a label the model has, as label=value.
+  stdout = fakes.run_tool_with_tone_model(
+      'kws_jax.test_streaming_accuracy',
+      [f'--wav={wav}', f'--ground_truth={labels}',
+       '--class_thresholds=no=1.0'], RATE)
+  assert 'threshold 0.7 (no 1), suppression' in stdout
+  assert '0.0% wrongly' in stdout and '100.0% correctly' not in stdout
+  for bad, message in (('maybe=0.5', "['maybe'], which are not labels"),
+                       ('no:0.5', 'takes label=value pairs')):
+    with pytest.raises(subprocess.CalledProcessError) as error:
+      fakes.run_tool_with_tone_model(
+          'kws_jax.test_streaming_accuracy',
+          [f'--wav={wav}', f'--ground_truth={labels}',
+           f'--class_thresholds={bad}'], RATE)
+    assert error.value.stderr.startswith('Error: ') and message in (
+        error.value.stderr), error.value.stderr
 
 
 def test_non_command_words_that_fire_a_command():

@@ -519,3 +519,113 @@ def test_calibration_finds_a_points_unseen_words_folds(tmp_path):
   for i in (1, 2, 3):
     (tmp_path / f'lr=0.01,seed=1,fold={i}_3').mkdir()
   assert fold_count(f'{named},{point}').stdout == '3\n'
+
+
+def _blocks(times, labels, blocks):
+  """Scores: `_silence_` at 1, except (start_ms, scores) blocks of 800 ms."""
+  scores = np.tile(np.float32([1] + [0] * (len(labels) - 1)),
+                   (len(times), 1))
+  for start, row in blocks:
+    scores[(times >= start) & (times < start + 800)] = row
+  return scores
+
+
+def test_refining_gives_a_label_its_own_threshold_where_words_allow():
+  # yes is said weakly (0.6) and nothing else is heard as yes; no is said
+  # at 0.95, and unseen non-command words are heard as no at 0.8. One
+  # threshold for all must stay over 0.8 (else the unseen words fire) and
+  # misses every yes; yes alone can go down to 0.5.
+  labels = ['_silence_', '_unknown_', 'yes', 'no']
+  times = np.arange(0, 13000, 30, dtype=np.float64)
+  yes, no = [0.4, 0, 0.6, 0], [0.05, 0, 0, 0.95]
+  commands = streaming_roc.ScoredStream(
+      times, _blocks(times, labels, [(800, yes), (3800, no), (6800, yes),
+                                     (9800, no)]),
+      [('yes', 1000.0), ('no', 4000.0), ('yes', 7000.0), ('no', 10000.0)],
+      13000)
+  heard_as_no = [0.2, 0, 0, 0.8]
+  unseen = streaming_roc.ScoredStream(
+      times, _blocks(times, labels, [(800, heard_as_no), (3800, [0, 1, 0, 0]),
+                                     (6800, heard_as_no),
+                                     (9800, [0, 1, 0, 0])]),
+      [('_unknown_', t) for t in (1000.0, 4000.0, 7000.0, 10000.0)], 13000)
+  thresholds = [0.5, 0.7, 0.85]
+  grid = streaming_roc.mark_chosen(streaming_roc.sweep(
+      [commands], labels,
+      [streaming.SmoothingSettings(300, t, 500, 3) for t in thresholds],
+      time_tolerance_ms=750, unseen=[unseen]))
+  start = next(p for p in grid if p.chosen)
+  assert start.settings.detection_threshold == 0.85
+  assert (start.stats.num_correct, start.unseen_fired_percent) == (2, 0.0)
+  assert [p.unseen_fired_percent for p in grid] == [50.0, 50.0, 0.0]
+
+  refined = streaming_roc.refine_class_thresholds(
+      start, [commands], labels, thresholds, time_tolerance_ms=750,
+      unseen=[unseen])
+  assert refined.settings.class_thresholds == (('yes', 0.5),)
+  assert refined.settings.detection_threshold == 0.85
+  assert (refined.stats.num_correct, refined.stats.num_false_alarms,
+          refined.unseen_fired_percent) == (4, 0, 0.0)
+  assert refined.chosen
+  assert refined.row()['class_thresholds'] == 'yes=0.5'
+  # The same search without the unseen words lowers every command instead.
+  assert streaming_roc.refine_class_thresholds(
+      start, [commands], labels, thresholds,
+      time_tolerance_ms=750).stats.num_correct == 4
+  # Nothing to add, or no budget kept at the start: the start itself.
+  assert streaming_roc.refine_class_thresholds(
+      start, [commands], labels, [0.85], time_tolerance_ms=750,
+      unseen=[unseen]) is start
+  loud = grid[0]
+  assert streaming_roc.refine_class_thresholds(
+      loud, [commands], labels, thresholds, time_tolerance_ms=750,
+      unseen=[unseen]) is loud
+
+
+def test_per_label_thresholds_on_the_command_line(tmp_path, stream):
+  wav, labels = stream
+  model_path = tmp_path / 'my_model.tflite'
+  stdout = fakes.run_tool_with_tone_model(
+      'kws_jax.streaming_roc',
+      [f'--wav={wav}', f'--ground_truth={labels}',
+       f'--output_dir={tmp_path / "roc"}', '--thresholds=0.5,0.95,1.0',
+       '--suppression_ms=500', '--average_window_ms=500',
+       '--per_label_thresholds', '--write_smoothing'], RATE,
+      model_path=str(model_path))
+  with open(tmp_path / 'roc' / 'roc.csv', newline='') as f:
+    chosen = [row for row in csv.DictReader(f) if row['chosen'] == 'True']
+  assert len(chosen) == 1
+  written = streaming.read_smoothing(model_path)
+  assert f'Chosen: {written.describe()} (' in stdout
+  assert chosen[0]['class_thresholds'] == ' '.join(
+      f'{label}={value:g}' for label, value in written.class_thresholds)
+  # The calibration scripts read the chosen row back as the tools' flags.
+  flags = subprocess.run(
+      ['bash', '-c', f'out={tmp_path} data={tmp_path}; '
+       'source experiments/streaming_common.sh; chosen_settings "$0"',
+       str(tmp_path / 'roc')], capture_output=True, text=True, check=True,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  want = [f'--average_window_ms={chosen[0]["average_window_ms"]}',
+          f'--detection_threshold={chosen[0]["detection_threshold"]}',
+          f'--suppression_ms={chosen[0]["suppression_ms"]}',
+          f'--minimum_count={chosen[0]["minimum_count"]}']
+  if written.class_thresholds:
+    want.append('--class_thresholds=' + ','.join(
+        f'{label}={value:g}' for label, value in written.class_thresholds))
+  assert flags.stdout.split() == want
+  stdout = fakes.run_tool_with_tone_model(
+      'kws_jax.test_streaming_accuracy',
+      [f'--wav={wav}', f'--ground_truth={labels}', *want], RATE)
+  assert f'Smoothing: {written.describe()} (' in stdout
+
+
+def test_chosen_settings_names_a_roc_without_one_choice(tmp_path):
+  (tmp_path / 'roc.csv').write_text(
+      ','.join(streaming_roc.CSV_FIELDS) + '\n')
+  result = subprocess.run(
+      ['bash', '-c', f'out={tmp_path} data={tmp_path}; '
+       'source experiments/streaming_common.sh; chosen_settings "$0"',
+       str(tmp_path)], capture_output=True, text=True,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert result.returncode != 0
+  assert f'{tmp_path}/roc.csv marks 0 chosen points, not 1' in result.stderr

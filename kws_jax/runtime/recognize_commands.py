@@ -14,6 +14,12 @@ speech_commands tutorial's `RecognizeCommands` (C++ and Python), this class:
    command, and more than `suppression_ms` have passed since that command
    (no wait when the last reported command was `_silence_`, or none yet).
 
+With `class_thresholds` (not in the tutorial), some labels have a threshold
+of their own: the averaged top score must exceed the top label's threshold.
+Words outside the vocabulary are heard as some commands more than others
+(a cat as yes, a dog as down), so a calibration can ask more of those and
+less of the rest (`streaming_roc --per_label_thresholds`).
+
 With `ignore_unknown` (not in the tutorial), an averaged top label of
 `_unknown_` is treated like a score under the threshold: never reported,
 and it neither starts a suppression nor clears the last command. That is
@@ -27,7 +33,7 @@ the start of the analysed clip, as the tutorial does).
 import collections
 import dataclasses
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -64,7 +70,8 @@ class RecognizeCommands:
                detection_threshold: float = 0.2,
                suppression_ms: float = 1500,
                minimum_count: int = 3,
-               ignore_unknown: bool = False):
+               ignore_unknown: bool = False,
+               class_thresholds: Mapping[str, float] | None = None):
     """Initialises the smoother.
 
     Args:
@@ -78,9 +85,12 @@ class RecognizeCommands:
         was `_silence_`).
       minimum_count: fewest results in the window for an answer.
       ignore_unknown: never report `_unknown_` (see the module's notes).
+      class_thresholds: label → its own threshold, in place of
+        `detection_threshold` for that label.
 
     Raises:
-      ValueError: no labels, or a negative duration or count.
+      ValueError: no labels, a negative duration or count, or a class
+        threshold of a label not in `labels`.
     """
     if not labels:
       raise ValueError('labels must not be empty.')
@@ -92,8 +102,15 @@ class RecognizeCommands:
     if minimum_count < 1:
       raise ValueError(f'minimum_count must be >= 1, got {minimum_count}.')
     self._labels = list(labels)
+    class_thresholds = dict(class_thresholds or {})
+    strangers = sorted(set(class_thresholds) - set(self._labels))
+    if strangers:
+      raise ValueError(f'class_thresholds names {strangers}, which are not '
+                       f'among the labels {self._labels}.')
+    self._thresholds = [float(class_thresholds.get(label,
+                                                   detection_threshold))
+                        for label in self._labels]
     self._average_window_duration_ms = float(average_window_duration_ms)
-    self._detection_threshold = float(detection_threshold)
     self._suppression_ms = float(suppression_ms)
     self._minimum_count = int(minimum_count)
     self._ignore_unknown = bool(ignore_unknown)
@@ -102,6 +119,11 @@ class RecognizeCommands:
   @property
   def labels(self) -> list[str]:
     return list(self._labels)
+
+  @property
+  def thresholds(self) -> list[float]:
+    """Each label's detection threshold, in `labels` order."""
+    return list(self._thresholds)
 
   def reset(self) -> None:
     """Forgets all results, as if newly made."""
@@ -152,14 +174,27 @@ class RecognizeCommands:
     average = np.mean([s for _, s in self._results], axis=0)
     # argmax takes the first of equal scores, like the tutorial's stable sort.
     top_index = int(np.argmax(average))
-    top_label = self._labels[top_index]
-    top_score = float(average[top_index])
+    return self.decide(top_index, float(average[top_index]), current_time_ms)
 
+  def clears_threshold(self, top_index: int, top_score: float) -> bool:
+    """Whether an averaged top score is high enough for its label."""
+    return top_score > self._thresholds[top_index]
+
+  def decide(self, top_index: int, top_score: float,
+             current_time_ms: float) -> RecognizeResult:
+    """Rule 3 alone, for a window's averaged top label and score.
+
+    `process_latest_result` calls it for every full window; a replay of
+    cached scores (`streaming.detect_from_scores`) averages the windows
+    itself and calls it only where `clears_threshold`, since nothing
+    changes elsewhere.
+    """
+    top_label = self._labels[top_index]
     if self._previous_top_label == SILENCE_LABEL:
       time_since_last_ms = math.inf
     else:
       time_since_last_ms = current_time_ms - self._previous_top_time_ms
-    is_new = (top_score > self._detection_threshold and
+    is_new = (self.clears_threshold(top_index, top_score) and
               not (self._ignore_unknown and top_label == UNKNOWN_LABEL) and
               top_label != self._previous_top_label and
               time_since_last_ms > self._suppression_ms)

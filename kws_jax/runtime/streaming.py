@@ -65,10 +65,10 @@ def define_smoothing_flags() -> None:
   """Defines the streaming tools' shared absl flags.
 
   --clip_stride_ms (default DEFAULT_CLIP_STRIDE_MS), and --average_window_ms,
-  --suppression_ms, --detection_threshold and --minimum_count, whose default
-  is the model's calibrated setting (`smoothing_for`), else the tutorial's
-  value above; called by each tool's own flag definitions, only when it runs
-  as a program.
+  --suppression_ms, --detection_threshold, --minimum_count, --ignore_unknown
+  and --class_thresholds, whose default is the model's calibrated setting
+  (`smoothing_for`), else the tutorial's value above; called by each tool's
+  own flag definitions, only when it runs as a program.
   """
   from absl import flags  # Only programs define flags.
   flags.DEFINE_float('clip_stride_ms', DEFAULT_CLIP_STRIDE_MS,
@@ -89,6 +89,11 @@ def define_smoothing_flags() -> None:
                     'Commands only: never report _unknown_, which then '
                     'neither suppresses nor is scored' +
                     _FROM_MODEL.format('off'))
+  flags.DEFINE_list('class_thresholds', None,
+                    'Labels with a threshold of their own, as label=value '
+                    'pairs, e.g. off=0.3,_unknown_=0.55 (default: the '
+                    'model\'s calibrated ones, else none; '
+                    '--detection_threshold without this flag drops them)')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +121,11 @@ class SmoothingSettings:
   # Commands only (`RecognizeCommands(ignore_unknown=True)`); the scorers
   # then leave `_unknown_` words out of the words to find.
   ignore_unknown: bool = False
+  # (label, threshold) pairs: labels whose averaged score must clear a
+  # threshold of their own instead of `detection_threshold`
+  # (`RecognizeCommands(class_thresholds=...)`). A tuple, so that settings
+  # stay hashable and comparable.
+  class_thresholds: tuple[tuple[str, float], ...] = ()
 
   def make(self, labels: Sequence[str]
            ) -> recognize_commands.RecognizeCommands:
@@ -124,21 +134,57 @@ class SmoothingSettings:
         labels, average_window_duration_ms=self.average_window_ms,
         detection_threshold=self.detection_threshold,
         suppression_ms=self.suppression_ms, minimum_count=self.minimum_count,
-        ignore_unknown=self.ignore_unknown)
+        ignore_unknown=self.ignore_unknown,
+        class_thresholds=dict(self.class_thresholds))
 
   @classmethod
   def field_names(cls) -> tuple[str, ...]:
     return tuple(field.name for field in dataclasses.fields(cls))
 
   def describe(self) -> str:
+    own = ''
+    if self.class_thresholds:
+      own = ' (' + ', '.join(f'{label} {value:g}'
+                             for label, value in self.class_thresholds) + ')'
     return (f'window {self.average_window_ms:g} ms, threshold '
-            f'{self.detection_threshold:g}, suppression '
+            f'{self.detection_threshold:g}{own}, suppression '
             f'{self.suppression_ms:g} ms, minimum count {self.minimum_count}'
             + (', commands only' if self.ignore_unknown else ''))
 
+  def as_json(self) -> dict[str, Any]:
+    """The settings as `<stem>_smoothing.json` holds them (class
+    thresholds as an object, label: threshold)."""
+    payload = dataclasses.asdict(self)
+    payload['class_thresholds'] = dict(self.class_thresholds)
+    return payload
+
 
 # SmoothingSettings fields that older settings files lack (their default).
-_LATER_FIELDS = ('ignore_unknown',)
+_LATER_FIELDS = ('ignore_unknown', 'class_thresholds')
+
+
+def parse_class_thresholds(pairs: Sequence[str]
+                           ) -> tuple[tuple[str, float], ...]:
+  """'label=value' strings (the --class_thresholds flag) as settings pairs.
+
+  Raises:
+    ValueError: a piece that is not label=number, or a label named twice.
+  """
+  parsed = {}
+  for pair in pairs:
+    label, sep, value = pair.partition('=')
+    try:
+      if not sep or not label:
+        raise ValueError
+      number = float(value)
+    except ValueError:
+      raise ValueError(
+          f'--class_thresholds takes label=value pairs, e.g. '
+          f'off=0.3,_unknown_=0.55; got {pair!r}.') from None
+    if label in parsed:
+      raise ValueError(f'--class_thresholds names {label} twice.')
+    parsed[label] = number
+  return tuple(parsed.items())
 
 
 def smoothing_path(model_path: str | os.PathLike[str]) -> str:
@@ -171,6 +217,11 @@ def read_smoothing(model_path: str | os.PathLike[str]
       value = payload[field.name]
       if isinstance(field.default, bool) and not isinstance(value, bool):
         raise TypeError(f'{field.name} must be true or false, got {value!r}')
+      if field.name == 'class_thresholds':
+        if not isinstance(value, dict):
+          raise TypeError('class_thresholds must be an object, label: '
+                          f'threshold, got {value!r}')
+        value = tuple((str(k), float(v)) for k, v in value.items())
       values[field.name] = type(field.default)(value)
     return SmoothingSettings(**values)
   except (ValueError, KeyError, TypeError) as e:
@@ -191,7 +242,7 @@ def write_smoothing(model_path: str | os.PathLike[str],
   if not os.fspath(model_path):
     raise ValueError('write_smoothing needs the model\'s path.')
   path = smoothing_path(model_path)
-  payload = dict(dataclasses.asdict(settings), **details)
+  payload = dict(settings.as_json(), **details)
   files.write_atomic(path, json.dumps(payload, indent=2) + '\n')
   return path
 
@@ -201,9 +252,14 @@ def smoothing_for(model: 'LoadedModel', **flag_values: float | int | None
   """The settings a tool uses, and where they came from, for the log.
 
   Each of `average_window_ms`, `detection_threshold`, `suppression_ms`,
-  `minimum_count` and `ignore_unknown` is the flag's value when given (not
-  None), else the model's calibrated value (`<stem>_smoothing.json`), else
-  the tutorial's.
+  `minimum_count`, `ignore_unknown` and `class_thresholds` is the flag's
+  value when given (not None), else the model's calibrated value
+  (`<stem>_smoothing.json`), else the tutorial's; a `detection_threshold`
+  given without `class_thresholds` is every label's threshold (the
+  calibrated class thresholds are dropped).
+
+  Raises:
+    ValueError: a class threshold of a label the model does not have.
   """
   base = model.smoothing or SmoothingSettings()
   given = {k: v for k, v in flag_values.items() if v is not None}
@@ -211,6 +267,14 @@ def smoothing_for(model: 'LoadedModel', **flag_values: float | int | None
   if unknown:
     raise TypeError(f'Not smoothing settings: {sorted(unknown)}')
   settings = dataclasses.replace(base, **given)
+  if 'detection_threshold' in given and 'class_thresholds' not in given:
+    settings = dataclasses.replace(settings, class_thresholds=())
+  strangers = [label for label, _ in settings.class_thresholds
+               if label not in model.labels]
+  if strangers:
+    raise ValueError(
+        f'Class thresholds for {strangers}, which are not labels of '
+        f'{model.model_path or "the model"} ({", ".join(model.labels)}).')
   source = (f'calibrated, {smoothing_path(model.model_path)}'
             if model.smoothing else 'the tutorial\'s defaults')
   if given:
@@ -224,9 +288,12 @@ def smoothing_for(model: 'LoadedModel', **flag_values: float | int | None
 def smoothing_from_flags(model: 'LoadedModel', flag_values: Any
                          ) -> tuple[SmoothingSettings, str]:
   """`smoothing_for` with the flags of `define_smoothing_flags`."""
-  return smoothing_for(model, **{
-      name: getattr(flag_values, name)
-      for name in SmoothingSettings.field_names()})
+  values = {name: getattr(flag_values, name)
+            for name in SmoothingSettings.field_names()}
+  if values['class_thresholds'] is not None:
+    values['class_thresholds'] = parse_class_thresholds(
+        values['class_thresholds'])
+  return smoothing_for(model, **values)
 
 
 def ms_to_samples(duration_ms: float, sample_rate: int) -> int:
@@ -375,7 +442,8 @@ class StreamingRecognizer:
                detection_threshold: float = DEFAULT_DETECTION_THRESHOLD,
                suppression_ms: float = DEFAULT_SUPPRESSION_MS,
                minimum_count: int = DEFAULT_MINIMUM_COUNT,
-               ignore_unknown: bool = False):
+               ignore_unknown: bool = False,
+               class_thresholds: tuple[tuple[str, float], ...] = ()):
     """Initialises the recognizer.
 
     Args:
@@ -392,9 +460,11 @@ class StreamingRecognizer:
       suppression_ms: quiet time after a command before another, ms.
       minimum_count: fewest results in the window for an answer.
       ignore_unknown: commands only: never report `_unknown_`.
+      class_thresholds: (label, threshold) pairs, labels with their own.
 
     Raises:
-      ValueError: a duration that gives no samples.
+      ValueError: a duration that gives no samples, or a class threshold of
+        a label not in `labels`.
     """
     if sample_rate <= 0:
       raise ValueError(f'sample_rate must be positive, got {sample_rate}.')
@@ -402,9 +472,10 @@ class StreamingRecognizer:
     self._sample_rate = int(sample_rate)
     self._clip_samples, self._stride_samples = _clip_and_stride(
         clip_duration_ms, clip_stride_ms, sample_rate)
-    self._settings = SmoothingSettings(average_window_ms, detection_threshold,
-                                       suppression_ms, minimum_count,
-                                       ignore_unknown)
+    self._settings = SmoothingSettings(
+        average_window_ms, detection_threshold, suppression_ms,
+        minimum_count, ignore_unknown,
+        tuple((label, float(value)) for label, value in class_thresholds))
     self._smoother = self._settings.make(self._labels)
     self._steps = steps_for(predict_fn, self._clip_samples,
                             self._stride_samples)
@@ -543,6 +614,82 @@ def score_array(predict_fn: PredictFn | SteppedModel, audio: np.ndarray,
   return np.asarray(times, np.float64), np.stack([s for _, s in results])
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class WindowAverages:
+  """Every stride's smoothing window, averaged, as rule 3 reads it.
+
+  Attributes:
+    times_ms: float [N], each result's time.
+    top_index: int [N], the label with the highest averaged score.
+    top_score: float64 [N], its averaged score.
+    answers: bool [N], whether the window holds enough results for an
+      answer (`RecognizeCommands` rule 2).
+    average_window_ms, minimum_count: the settings they were made with.
+  """
+  times_ms: np.ndarray
+  top_index: np.ndarray
+  top_score: np.ndarray
+  answers: np.ndarray
+  average_window_ms: float
+  minimum_count: int
+
+
+def window_averages(times_ms: np.ndarray, scores: np.ndarray,
+                    average_window_ms: float, minimum_count: int
+                    ) -> WindowAverages:
+  """Averages each result's window as `RecognizeCommands` does, at once.
+
+  The window of result i holds the results from the first whose time is no
+  more than `average_window_ms` before it; the sum adds them in time order
+  in float64, as `np.mean` does over the recogniser's queue, so the
+  averages (and with them every decision) are the same to the bit.
+  """
+  times = np.asarray(times_ms, np.float64).reshape(-1)
+  scores = np.asarray(scores, np.float64)
+  count = times.shape[0]
+  last = np.arange(count)
+  first = np.searchsorted(times, times - float(average_window_ms),
+                          side='left')
+  total = scores[first].copy()
+  for offset in range(1, int(np.max(last - first, initial=0)) + 1):
+    rows = first + offset
+    inside = rows <= last
+    total[inside] += scores[rows[inside]]
+  held = last - first + 1
+  average = total / held[:, None]
+  top_index = np.argmax(average, axis=1) if count else np.zeros(0, int)
+  answers = ((held >= minimum_count) &
+             (times - times[first] >= float(average_window_ms) / 4))
+  return WindowAverages(times, top_index, average[last, top_index], answers,
+                        float(average_window_ms), int(minimum_count))
+
+
+def detect_from_averages(averages: WindowAverages, labels: Sequence[str],
+                         settings: SmoothingSettings) -> list[Detection]:
+  """The detections of `settings` from windows averaged with its window and
+  count: rule 3 (`RecognizeCommands.decide`) at every result whose top
+  score clears its label's threshold, the only ones where anything can
+  change."""
+  if (averages.average_window_ms != settings.average_window_ms or
+      averages.minimum_count != settings.minimum_count):
+    raise ValueError(
+        f'Windows averaged over {averages.average_window_ms:g} ms with '
+        f'minimum count {averages.minimum_count} cannot be replayed with '
+        f'{settings.describe()}.')
+  smoother = settings.make(labels)
+  thresholds = np.asarray(smoother.thresholds, np.float64)
+  clear = averages.answers & (
+      averages.top_score > thresholds[averages.top_index])
+  detections = []
+  for i in np.flatnonzero(clear):
+    index, score = int(averages.top_index[i]), float(averages.top_score[i])
+    time_ms = float(averages.times_ms[i])
+    result = smoother.decide(index, score, time_ms)
+    if result.is_new_command and result.found_command != SILENCE_LABEL:
+      detections.append(Detection(time_ms, result.found_command, score))
+  return detections
+
+
 def detect_from_scores(times_ms: np.ndarray, scores: np.ndarray,
                        labels: Sequence[str],
                        settings: SmoothingSettings = SmoothingSettings()
@@ -558,13 +705,9 @@ def detect_from_scores(times_ms: np.ndarray, scores: np.ndarray,
   Returns:
     The detections `recognize_array` gives with the same settings.
   """
-  smoother = settings.make(labels)
-  detections = []
-  for time_ms, row in zip(times_ms, scores):
-    _, detection = _smooth(smoother, float(time_ms), row)
-    if detection is not None:
-      detections.append(detection)
-  return detections
+  return detect_from_averages(
+      window_averages(times_ms, scores, settings.average_window_ms,
+                      settings.minimum_count), labels, settings)
 
 
 @dataclasses.dataclass(frozen=True)

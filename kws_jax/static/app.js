@@ -81,13 +81,21 @@ function buildWords(labels) {
   }
 }
 
+// " (off 0.3, up 0.8)": the labels whose threshold differs from the rest.
+function ownThresholds(thresholds) {
+  const pairs = Object.entries(thresholds).map(
+      ([label, value]) => `${label} ${value}`);
+  return pairs.length ? ` (${pairs.join(', ')})` : '';
+}
+
 function onHello(hello) {
   app.hello = hello;
   buildWords(hello.labels);
   const words = hello.labels.filter(isWord).length;
   $('model').textContent =
       `${words} words · ${hello.sample_rate / 1000} kHz · ` +
-      `threshold ${hello.detection_threshold}`;
+      `threshold ${hello.detection_threshold}` +
+      ownThresholds(hello.class_thresholds || {});
   $('mic').disabled = false;
   if (!app.audio) setStatus('ready', 'Ready');
 }
