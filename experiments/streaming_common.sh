@@ -27,7 +27,7 @@ validation_half() {
 }
 
 # The settings streaming_roc tries.
-# (The thresholds: streaming_roc's DEFAULT_THRESHOLDS.)
+# (The thresholds: runtime/calibration.py's DEFAULT_THRESHOLDS.)
 roc_grid=(--average_window_ms=500,750,1000 --suppression_ms=750,1500
           --minimum_count=3)
 

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from kws_jax.runtime import inference
+from kws_jax.runtime import calibration
 from kws_jax.runtime import streaming
 from kws_jax.runtime import streaming_inference
 import streaming_fakes as fakes
@@ -152,75 +153,6 @@ def test_recognize_file_matches_array(tmp_path):
                                     sample_rate=RATE))
 
 
-def test_cached_scores_replay_like_streaming():
-  audio = fakes.place_words(WORDS, 5000, RATE)
-  model = fakes.ToneModel(RATE)
-  times, scores = streaming.score_array(model, audio, RATE)
-  assert scores.shape == (len(times), len(fakes.LABELS))
-  np.testing.assert_allclose(times, np.arange(len(times)) * 30.0)
-  for settings in [streaming.SmoothingSettings(),
-                   streaming.SmoothingSettings(300, 0.5, 500, 2)]:
-    want = streaming.recognize_array(
-        model, audio, fakes.LABELS, sample_rate=RATE,
-        average_window_ms=settings.average_window_ms,
-        detection_threshold=settings.detection_threshold,
-        suppression_ms=settings.suppression_ms,
-        minimum_count=settings.minimum_count)
-    assert streaming.detect_from_scores(times, scores, fakes.LABELS,
-                                        settings) == want
-
-
-def _replay(times, scores, labels, settings):
-  """The recogniser fed result by result, as a live stream feeds it."""
-  smoother = settings.make(labels)
-  detections = []
-  for time_ms, row in zip(times, scores):
-    result = smoother.process_latest_result(row, float(time_ms))
-    if result.is_new_command and result.found_command != '_silence_':
-      detections.append(streaming.Detection(float(time_ms),
-                                            result.found_command,
-                                            result.score))
-  return detections
-
-
-@hypothesis.settings(max_examples=100, deadline=None, database=None)
-@hypothesis.given(
-    gaps=st.lists(st.sampled_from([0, 10, 30, 30, 30, 45]), min_size=0,
-                  max_size=150),
-    seed=st.integers(0, 2**16), window=st.sampled_from([0, 40, 90, 300]),
-    threshold=st.sampled_from([0.2, 0.4, 0.6]),
-    own=st.dictionaries(st.sampled_from(fakes.LABELS),
-                        st.sampled_from([0.1, 0.3, 0.5, 0.9]), max_size=3),
-    suppression=st.sampled_from([0, 60, 500]),
-    minimum_count=st.integers(1, 4), ignore_unknown=st.booleans())
-def test_replaying_averaged_windows_equals_the_recogniser_to_the_bit(
-    gaps, seed, window, threshold, own, suppression, minimum_count,
-    ignore_unknown):
-  # Times that repeat and skip; peaked scores, so labels take turns.
-  times = np.cumsum(np.float64(gaps))
-  rng = np.random.default_rng(seed)
-  scores = rng.dirichlet([0.3] * len(fakes.LABELS), len(times)).astype(
-      np.float32)
-  settings = streaming.SmoothingSettings(
-      window, threshold, suppression, minimum_count, ignore_unknown,
-      tuple(own.items()))
-  want = _replay(times, scores, fakes.LABELS, settings)
-  assert streaming.detect_from_scores(times, scores, fakes.LABELS,
-                                      settings) == want
-
-
-def test_averaged_windows_replay_only_their_own_settings():
-  times = np.arange(10) * 30.0
-  scores = np.tile(np.float32([0, 0, 1, 0]), (10, 1))
-  averages = streaming.window_averages(times, scores, 300, 3)
-  assert streaming.detect_from_averages(
-      averages, fakes.LABELS, streaming.SmoothingSettings(300, 0.5, 0, 3)
-  ) == [streaming.Detection(90.0, 'yes', 1.0)]
-  with pytest.raises(ValueError, match='300 ms with minimum count 3 cannot'):
-    streaming.detect_from_averages(
-        averages, fakes.LABELS, streaming.SmoothingSettings(500, 0.5, 0, 3))
-
-
 def test_class_thresholds_are_kept_beside_the_model(tmp_path):
   model_path = tmp_path / 'm.tflite'
   settings = streaming.SmoothingSettings(
@@ -266,10 +198,10 @@ def test_a_threshold_flag_alone_is_every_labels_threshold():
 
 
 def test_short_audio_gives_nothing():
-  times, scores = streaming.score_array(fakes.ToneModel(RATE),
+  times, scores = calibration.score_array(fakes.ToneModel(RATE),
                                         np.zeros(RATE - 1, np.float32), RATE)
   assert times.shape == (0,)
-  assert streaming.detect_from_scores(times, scores, fakes.LABELS) == []
+  assert calibration.detect_from_scores(times, scores, fakes.LABELS) == []
 
 
 def test_bad_settings_raise():
@@ -343,7 +275,7 @@ def test_a_streaming_model_steps_to_the_scores_of_its_clips(
   audio += np.random.default_rng(0).normal(0, 0.02, audio.shape).astype(
       np.float32)
   as_clips = lambda clip: adaptor(clip)  # No steps: re-primed at each clip.
-  want_times, want = streaming.score_array(
+  want_times, want = calibration.score_array(
       as_clips, audio, clip_stride_ms=model.clip_stride_ms)
   assert adaptor.reprimes == len(want_times) > 0
 

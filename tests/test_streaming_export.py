@@ -24,6 +24,7 @@ import pytest
 from kws_jax import features
 from kws_jax import models
 from kws_jax.runtime import inference
+from kws_jax.runtime import calibration
 from kws_jax.runtime import streaming
 from kws_jax.runtime import streaming_inference
 from tflite_export import convert
@@ -248,12 +249,12 @@ def test_adaptor_gives_the_clip_model_scores_in_the_recognizer(
     tc_resnet_pair):
   stream_path, clip_path = tc_resnet_pair
   stream = streaming_export.test_stream(3 * RATE, RATE, seed=3)
-  want_times, want = streaming.score_array(
+  want_times, want = calibration.score_array(
       inference.Recognizer(clip_path).predict, stream, clip_stride_ms=30)
   model = streaming_inference.StreamingTFLiteModel(stream_path)
   adaptor = model.predict_fn()
   calls = model.calls
-  times, got = streaming.score_array(adaptor, stream, clip_stride_ms=30)
+  times, got = calibration.score_array(adaptor, stream, clip_stride_ms=30)
   np.testing.assert_array_equal(times, want_times)
   diff = float(np.max(np.abs(got - want)))
   print(f'tc_resnet in StreamingRecognizer: streaming vs non-streaming '
@@ -265,10 +266,10 @@ def test_adaptor_gives_the_clip_model_scores_in_the_recognizer(
   assert adaptor.reprimes == 0
   assert model.calls - calls == -(-16000 // 480) + len(got) - 1
   # Another stride still gives the right scores (re-priming at each clip).
-  times, got = streaming.score_array(adaptor, stream[:int(1.3 * RATE)],
+  times, got = calibration.score_array(adaptor, stream[:int(1.3 * RATE)],
                                      clip_stride_ms=60)
   assert adaptor.reprimes == len(got)
-  _, want = streaming.score_array(inference.Recognizer(clip_path).predict,
+  _, want = calibration.score_array(inference.Recognizer(clip_path).predict,
                                   stream[:int(1.3 * RATE)], clip_stride_ms=60)
   assert np.max(np.abs(got - want)) < TFLITE_TOLERANCE
 

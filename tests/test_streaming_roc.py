@@ -13,6 +13,7 @@ from kws_jax import audio_io
 from kws_jax import generate_streaming_test_wav as gen
 from kws_jax import streaming_roc
 from kws_jax.runtime import stream_scoring
+from kws_jax.runtime import calibration
 from kws_jax.runtime import streaming
 import streaming_fakes as fakes
 
@@ -91,12 +92,12 @@ def test_sweep_scores_once_and_matches_direct_runs(tmp_path, stream):
   with open(out / 'roc.csv') as f:
     rows = list(csv.DictReader(f))
   assert len(rows) == 16
-  assert tuple(rows[0]) == streaming_roc.CSV_FIELDS
+  assert tuple(rows[0]) == calibration.CSV_FIELDS
   assert [r['operating_point'] for r in rows].count('True') == 1
   # One point is chosen, the one `choose` picks.
   assert [r['chosen'] for r in rows].count('True') == 1
   chosen = next(p for p in points if p.chosen)
-  assert chosen == streaming_roc.choose(points)
+  assert chosen == calibration.choose(points)
   assert float(rows[0]['false_alarms_per_hour']) == pytest.approx(
       points[0].stats.false_alarms_per_hour, abs=1e-3)
   assert (out / 'roc.png').stat().st_size > 10_000
@@ -214,69 +215,6 @@ def test_command_line(tmp_path, stream):
   assert sorted(os.listdir(out)) == ['roc.csv', 'roc.png']
 
 
-def test_choose_takes_the_most_detections_within_the_false_alarm_budget():
-  def point(threshold, correct, wrong, false_positives):
-    stats = stream_scoring.StreamingStats(
-        num_ground_truth=100, num_matched=correct + wrong, num_correct=correct,
-        num_wrong=wrong, num_false_positives=false_positives,
-        duration_ms=600_000)
-    return streaming_roc.RocPoint(
-        streaming.SmoothingSettings(500, threshold, 1500, 3), (stats,))
-  low, middle, high = point(0.3, 95, 20, 5), point(0.6, 85, 2, 1), point(
-      0.9, 60, 0, 0)
-  # Within 3% of false alarms: middle (3%) has more detections than high.
-  assert streaming_roc.choose([low, middle, high]) is middle
-  assert streaming_roc.choose([low, middle, high], 2.0) is high
-  assert streaming_roc.choose([low, middle, high], 30.0) is low
-  # Equal detections: fewer false alarms win.
-  fewer = point(0.7, 85, 1, 0)
-  assert streaming_roc.choose([middle, fewer]) is fewer
-  # None within the budget: the fewest false alarms.
-  assert streaming_roc.choose([low, point(0.5, 90, 5, 0)]).stats.num_wrong == 5
-  with pytest.raises(ValueError):
-    streaming_roc.choose([])
-
-
-def _stats(correct, false_alarms, words=100):
-  return stream_scoring.StreamingStats(
-      num_ground_truth=words, num_matched=correct + false_alarms,
-      num_correct=correct, num_wrong=false_alarms, num_false_positives=0,
-      duration_ms=1_800_000)
-
-
-def test_choose_keeps_the_budget_on_every_stream():
-  def point(threshold, *streams):
-    return streaming_roc.RocPoint(
-        streaming.SmoothingSettings(500, threshold, 1500, 3),
-        tuple(_stats(*stream) for stream in streams))
-  # 0.5 keeps to 3% over the two streams pooled (6 of 200 words) only
-  # because the first stream's speakers make few false alarms: the
-  # second's make 5%. 0.6 keeps to 3% on each.
-  pooled_only = point(0.5, (90, 1), (90, 5))
-  each = point(0.6, (80, 2), (80, 3))
-  strict = point(0.9, (50, 0), (50, 0))
-  points = [pooled_only, each, strict]
-  assert pooled_only.stats.false_alarm_percent == 3.0
-  assert pooled_only.worst_false_alarm_percent == 5.0
-  # The pooled figures alone (one stream of all the words) would take 0.5.
-  as_one_stream = [streaming_roc.RocPoint(p.settings, (p.stats,))
-                   for p in points]
-  assert streaming_roc.choose(as_one_stream) is as_one_stream[0]
-  chosen = streaming_roc.choose(points)
-  assert chosen is each
-  assert all(s.false_alarm_percent <= 3.0 for s in chosen.streams)
-  # None keeps to the budget on both streams: the fewest false alarms on
-  # the worst stream wins (0.6: 4 against 5), although both make 6 pooled
-  # and 0.5 detects more.
-  assert streaming_roc.choose([point(0.5, (90, 1), (90, 5)),
-                               point(0.6, (80, 2), (80, 4))],
-                              2.0).settings.detection_threshold == 0.6
-  # Mark one point as chosen: the CSV row says so, with the worst stream.
-  marked = streaming_roc.mark_chosen(points)
-  assert [p.chosen for p in marked] == [False, True, False]
-  assert marked[1].row()['worst_false_alarm_percent'] == 3.0
-
-
 def test_command_line_with_two_streams(tmp_path, stream, second_stream):
   (wav, labels), (wav2, labels2) = stream, second_stream
   out = tmp_path / 'cli'
@@ -350,32 +288,6 @@ def test_a_broken_settings_file_is_named(tmp_path):
   assert streaming.read_smoothing(tmp_path / 'other.tflite') is None
 
 
-def test_sweep_takes_each_settings_ignore_unknown():
-  """Commands only: `_unknown_` before a word no longer swallows it, and the
-  non-command word is no longer a word to find."""
-  labels = ['_silence_', '_unknown_', 'yes']
-  times = np.arange(0, 3000, 30, dtype=np.float64)
-  # `_unknown_` at 0-300 ms (a non-command word), yes at 900-1400 ms.
-  scores = np.tile(np.float32([1, 0, 0]), (len(times), 1))
-  scores[times < 300] = [0, 1, 0]
-  scores[(times >= 900) & (times < 1400)] = [0, 0, 1]
-  truth = [('_unknown_', 0.0), ('yes', 1000.0)]
-  settings = [streaming.SmoothingSettings(100, 0.5, 1500, 1, ignore)
-              for ignore in (False, True)]
-  tutorial, commands = streaming_roc.sweep(
-      [streaming_roc.ScoredStream(times, scores, truth, 3000)], labels,
-      settings, time_tolerance_ms=750)
-  # The tutorial's recogniser: `_unknown_` is found, and suppresses yes.
-  assert (tutorial.stats.num_ground_truth, tutorial.stats.num_correct) == (
-      2, 1)
-  assert tutorial.stats.outcomes == ('correct',)
-  # Commands only: yes is the one word to find, and it is found.
-  assert (commands.stats.num_ground_truth, commands.stats.num_correct,
-          commands.stats.num_wrong) == (1, 1, 0)
-  assert [p.row()['ignore_unknown'] for p in (tutorial, commands)] == [
-      False, True]
-
-
 def test_a_settings_file_says_yes_or_no_with_json_booleans(tmp_path):
   model_path = tmp_path / 'm.tflite'
   (tmp_path / 'm_smoothing.json').write_text(json.dumps(
@@ -383,43 +295,6 @@ def test_a_settings_file_says_yes_or_no_with_json_booleans(tmp_path):
        'suppression_ms': 750, 'minimum_count': 3, 'ignore_unknown': 'false'}))
   with pytest.raises(ValueError, match='ignore_unknown must be true or false'):
     streaming.read_smoothing(model_path)
-
-
-def _unseen(fired, words=400):
-  return stream_scoring.StreamingStats(
-      num_ground_truth=words, num_matched=fired, num_correct=0,
-      num_wrong=fired, num_false_positives=0, duration_ms=1_200_000,
-      num_unknown_words=words, num_unknown_fired=fired)
-
-
-def test_choose_keeps_the_unseen_words_budget_pooled_over_the_folds():
-  def point(threshold, correct, false_alarms, *fired):
-    return streaming_roc.RocPoint(
-        streaming.SmoothingSettings(500, threshold, 1500, 3),
-        (_stats(correct, false_alarms),), tuple(_unseen(f) for f in fired))
-  # 0.7 keeps to 3% of false alarms but fires at 3% of the words its
-  # models never heard; 0.9 fires at 1% over both folds (8 of 800), though
-  # at 2% on one of them: the folds' words are pooled, not each fold held
-  # to the budget.
-  loose = point(0.7, 80, 3, 4, 20)
-  quiet = point(0.9, 60, 0, 0, 8)
-  assert loose.unseen_fired_percent == 3.0
-  assert quiet.unseen_fired_percent == 1.0
-  assert streaming_roc.choose([loose, quiet]) is quiet
-  assert streaming_roc.choose([loose, quiet], 3.0, 3.0) is loose
-  # Points scored without unseen streams take the false-alarm budget alone.
-  plain = [streaming_roc.RocPoint(p.settings, p.streams)
-           for p in (loose, quiet)]
-  assert np.isnan(plain[0].unseen_fired_percent)
-  assert streaming_roc.choose(plain) is plain[0]
-  # None within both budgets: of those within the false-alarm budget, the
-  # one that fires least at unseen words; the rest as before.
-  louder = point(0.8, 70, 1, 10, 10)
-  assert streaming_roc.choose([loose, louder], 3.0, 0.5) is louder
-  assert streaming_roc.choose([point(0.5, 90, 9, 0)], 3.0, 0.5).settings \
-      .detection_threshold == 0.5
-  assert streaming_roc.mark_chosen([loose, quiet])[1].row()[
-      'unseen_fired_percent'] == 1.0
 
 
 def test_unseen_words_streams_on_the_command_line(tmp_path, stream):
@@ -521,67 +396,6 @@ def test_calibration_finds_a_points_unseen_words_folds(tmp_path):
   assert fold_count(f'{named},{point}').stdout == '3\n'
 
 
-def _blocks(times, labels, blocks):
-  """Scores: `_silence_` at 1, except (start_ms, scores) blocks of 800 ms."""
-  scores = np.tile(np.float32([1] + [0] * (len(labels) - 1)),
-                   (len(times), 1))
-  for start, row in blocks:
-    scores[(times >= start) & (times < start + 800)] = row
-  return scores
-
-
-def test_refining_gives_a_label_its_own_threshold_where_words_allow():
-  # yes is said weakly (0.6) and nothing else is heard as yes; no is said
-  # at 0.95, and unseen non-command words are heard as no at 0.8. One
-  # threshold for all must stay over 0.8 (else the unseen words fire) and
-  # misses every yes; yes alone can go down to 0.5.
-  labels = ['_silence_', '_unknown_', 'yes', 'no']
-  times = np.arange(0, 13000, 30, dtype=np.float64)
-  yes, no = [0.4, 0, 0.6, 0], [0.05, 0, 0, 0.95]
-  commands = streaming_roc.ScoredStream(
-      times, _blocks(times, labels, [(800, yes), (3800, no), (6800, yes),
-                                     (9800, no)]),
-      [('yes', 1000.0), ('no', 4000.0), ('yes', 7000.0), ('no', 10000.0)],
-      13000)
-  heard_as_no = [0.2, 0, 0, 0.8]
-  unseen = streaming_roc.ScoredStream(
-      times, _blocks(times, labels, [(800, heard_as_no), (3800, [0, 1, 0, 0]),
-                                     (6800, heard_as_no),
-                                     (9800, [0, 1, 0, 0])]),
-      [('_unknown_', t) for t in (1000.0, 4000.0, 7000.0, 10000.0)], 13000)
-  thresholds = [0.5, 0.7, 0.85]
-  grid = streaming_roc.mark_chosen(streaming_roc.sweep(
-      [commands], labels,
-      [streaming.SmoothingSettings(300, t, 500, 3) for t in thresholds],
-      time_tolerance_ms=750, unseen=[unseen]))
-  start = next(p for p in grid if p.chosen)
-  assert start.settings.detection_threshold == 0.85
-  assert (start.stats.num_correct, start.unseen_fired_percent) == (2, 0.0)
-  assert [p.unseen_fired_percent for p in grid] == [50.0, 50.0, 0.0]
-
-  refined = streaming_roc.refine_class_thresholds(
-      start, [commands], labels, thresholds, time_tolerance_ms=750,
-      unseen=[unseen])
-  assert refined.settings.class_thresholds == (('yes', 0.5),)
-  assert refined.settings.detection_threshold == 0.85
-  assert (refined.stats.num_correct, refined.stats.num_false_alarms,
-          refined.unseen_fired_percent) == (4, 0, 0.0)
-  assert refined.chosen
-  assert refined.row()['class_thresholds'] == 'yes=0.5'
-  # The same search without the unseen words lowers every command instead.
-  assert streaming_roc.refine_class_thresholds(
-      start, [commands], labels, thresholds,
-      time_tolerance_ms=750).stats.num_correct == 4
-  # Nothing to add, or no budget kept at the start: the start itself.
-  assert streaming_roc.refine_class_thresholds(
-      start, [commands], labels, [0.85], time_tolerance_ms=750,
-      unseen=[unseen]) is start
-  loud = grid[0]
-  assert streaming_roc.refine_class_thresholds(
-      loud, [commands], labels, thresholds, time_tolerance_ms=750,
-      unseen=[unseen]) is loud
-
-
 def test_per_label_thresholds_on_the_command_line(tmp_path, stream):
   wav, labels = stream
   model_path = tmp_path / 'my_model.tflite'
@@ -621,7 +435,7 @@ def test_per_label_thresholds_on_the_command_line(tmp_path, stream):
 
 def test_chosen_settings_names_a_roc_without_one_choice(tmp_path):
   (tmp_path / 'roc.csv').write_text(
-      ','.join(streaming_roc.CSV_FIELDS) + '\n')
+      ','.join(calibration.CSV_FIELDS) + '\n')
   result = subprocess.run(
       ['bash', '-c', f'out={tmp_path} data={tmp_path}; '
        'source experiments/streaming_common.sh; chosen_settings "$0"',

@@ -185,7 +185,7 @@ class RecognizeCommands:
     """Rule 3 alone, for a window's averaged top label and score.
 
     `process_latest_result` calls it for every full window; a replay of
-    cached scores (`streaming.detect_from_scores`) averages the windows
+    cached scores (`calibration.detect_from_scores`) averages the windows
     itself and calls it only where `clears_threshold`, since nothing
     changes elsewhere.
     """

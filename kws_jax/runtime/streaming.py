@@ -21,9 +21,9 @@ the start of the clip that triggered it; that clip's audio has only fully
 arrived `clip_duration_ms` later. The last run is the last clip that fits
 entirely in the audio received (the stream is not padded).
 
-For tuning (ROC sweeps), `score_array` runs the model once and keeps the
-per-stride scores, and `detect_from_scores` replays them through
-`RecognizeCommands` with other settings; both share the steps above, so
+For tuning (ROC sweeps), `calibration.score_array` runs the model once
+through the same steps and keeps the per-stride scores, and
+`calibration.detect_from_scores` replays them with other settings, so
 `detect_from_scores(*score_array(...))` equals `recognize_array(...)`.
 """
 
@@ -410,7 +410,7 @@ def steps_for(model: PredictFn | SteppedModel, clip_samples: int,
   return WindowSteps(model, clip_samples, stride_samples)
 
 
-def _clip_and_stride(clip_duration_ms: float, clip_stride_ms: float,
+def clip_and_stride(clip_duration_ms: float, clip_stride_ms: float,
                      sample_rate: int) -> tuple[int, int]:
   """(clip, stride) in samples; ValueError where either has none."""
   clip_samples = audio_io.samples_per_clip(sample_rate, clip_duration_ms)
@@ -470,7 +470,7 @@ class StreamingRecognizer:
       raise ValueError(f'sample_rate must be positive, got {sample_rate}.')
     self._labels = list(labels)
     self._sample_rate = int(sample_rate)
-    self._clip_samples, self._stride_samples = _clip_and_stride(
+    self._clip_samples, self._stride_samples = clip_and_stride(
         clip_duration_ms, clip_stride_ms, sample_rate)
     self._settings = SmoothingSettings(
         average_window_ms, detection_threshold, suppression_ms,
@@ -586,128 +586,6 @@ def recognize_file(predict_fn: PredictFn | SteppedModel,
   audio = audio_io.read_audio(path, sample_rate)
   return recognize_array(predict_fn, audio, labels, sample_rate=sample_rate,
                          **kwargs)
-
-
-def score_array(predict_fn: PredictFn | SteppedModel, audio: np.ndarray,
-                sample_rate: int = 16000, clip_duration_ms: float = 1000,
-                clip_stride_ms: float = DEFAULT_CLIP_STRIDE_MS) -> tuple[
-                    np.ndarray, np.ndarray]:
-  """Runs the model over a recording at every stride, without smoothing.
-
-  Args:
-    predict_fn: as for `StreamingRecognizer`.
-    audio: float32 [T] at `sample_rate`.
-    sample_rate: Hz.
-    clip_duration_ms: the model's input length, ms.
-    clip_stride_ms: ms between model runs.
-
-  Returns:
-    (times_ms float64 [N], scores float32 [N, C]): each run's clip start in ms
-    and its scores; C = 0 when no clip fits.
-  """
-  clip_samples, stride_samples = _clip_and_stride(
-      clip_duration_ms, clip_stride_ms, sample_rate)
-  results = steps_for(predict_fn, clip_samples, stride_samples).push(audio)
-  if not results:
-    return np.zeros([0]), np.zeros([0, 0], np.float32)
-  times = [start * 1000.0 / sample_rate for start, _ in results]
-  return np.asarray(times, np.float64), np.stack([s for _, s in results])
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class WindowAverages:
-  """Every stride's smoothing window, averaged, as rule 3 reads it.
-
-  Attributes:
-    times_ms: float [N], each result's time.
-    top_index: int [N], the label with the highest averaged score.
-    top_score: float64 [N], its averaged score.
-    answers: bool [N], whether the window holds enough results for an
-      answer (`RecognizeCommands` rule 2).
-    average_window_ms, minimum_count: the settings they were made with.
-  """
-  times_ms: np.ndarray
-  top_index: np.ndarray
-  top_score: np.ndarray
-  answers: np.ndarray
-  average_window_ms: float
-  minimum_count: int
-
-
-def window_averages(times_ms: np.ndarray, scores: np.ndarray,
-                    average_window_ms: float, minimum_count: int
-                    ) -> WindowAverages:
-  """Averages each result's window as `RecognizeCommands` does, at once.
-
-  The window of result i holds the results from the first whose time is no
-  more than `average_window_ms` before it; the sum adds them in time order
-  in float64, as `np.mean` does over the recogniser's queue, so the
-  averages (and with them every decision) are the same to the bit.
-  """
-  times = np.asarray(times_ms, np.float64).reshape(-1)
-  scores = np.asarray(scores, np.float64)
-  count = times.shape[0]
-  last = np.arange(count)
-  first = np.searchsorted(times, times - float(average_window_ms),
-                          side='left')
-  total = scores[first].copy()
-  for offset in range(1, int(np.max(last - first, initial=0)) + 1):
-    rows = first + offset
-    inside = rows <= last
-    total[inside] += scores[rows[inside]]
-  held = last - first + 1
-  average = total / held[:, None]
-  top_index = np.argmax(average, axis=1) if count else np.zeros(0, int)
-  answers = ((held >= minimum_count) &
-             (times - times[first] >= float(average_window_ms) / 4))
-  return WindowAverages(times, top_index, average[last, top_index], answers,
-                        float(average_window_ms), int(minimum_count))
-
-
-def detect_from_averages(averages: WindowAverages, labels: Sequence[str],
-                         settings: SmoothingSettings) -> list[Detection]:
-  """The detections of `settings` from windows averaged with its window and
-  count: rule 3 (`RecognizeCommands.decide`) at every result whose top
-  score clears its label's threshold, the only ones where anything can
-  change."""
-  if (averages.average_window_ms != settings.average_window_ms or
-      averages.minimum_count != settings.minimum_count):
-    raise ValueError(
-        f'Windows averaged over {averages.average_window_ms:g} ms with '
-        f'minimum count {averages.minimum_count} cannot be replayed with '
-        f'{settings.describe()}.')
-  smoother = settings.make(labels)
-  thresholds = np.asarray(smoother.thresholds, np.float64)
-  clear = averages.answers & (
-      averages.top_score > thresholds[averages.top_index])
-  detections = []
-  for i in np.flatnonzero(clear):
-    index, score = int(averages.top_index[i]), float(averages.top_score[i])
-    time_ms = float(averages.times_ms[i])
-    result = smoother.decide(index, score, time_ms)
-    if result.is_new_command and result.found_command != SILENCE_LABEL:
-      detections.append(Detection(time_ms, result.found_command, score))
-  return detections
-
-
-def detect_from_scores(times_ms: np.ndarray, scores: np.ndarray,
-                       labels: Sequence[str],
-                       settings: SmoothingSettings = SmoothingSettings()
-                       ) -> list[Detection]:
-  """Replays cached per-stride scores through `RecognizeCommands`.
-
-  Args:
-    times_ms: float [N], from `score_array`.
-    scores: float [N, C], from `score_array`.
-    labels: class names, C of them.
-    settings: smoothing settings.
-
-  Returns:
-    The detections `recognize_array` gives with the same settings.
-  """
-  return detect_from_averages(
-      window_averages(times_ms, scores, settings.average_window_ms,
-                      settings.minimum_count), labels, settings)
 
 
 @dataclasses.dataclass(frozen=True)
