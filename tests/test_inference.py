@@ -12,6 +12,7 @@ import soundfile as sf
 
 from kws_jax import audio_io
 from kws_jax.runtime import inference
+from kws_jax.runtime import streaming
 
 import export_test_util as util
 
@@ -186,6 +187,21 @@ def test_the_shipped_ensemble_is_three_models_deciding_as_one():
     smoothing = json.load(f)
   assert (smoothing['average_window_ms'], smoothing['detection_threshold'],
           smoothing['suppression_ms']) == (1000, 0.75, 750)
+
+
+@pytest.mark.parametrize('stem', ['model', 'model_streaming', 'ensemble'])
+def test_shipped_streaming_settings_fit_their_model(stem):
+  """Each shipped model's calibrated settings load, and name only its
+  labels; the streaming model carries the clip model's."""
+  path = os.path.join(inference.SHIPPED_DIR, f'{stem}.tflite')
+  settings = streaming.read_smoothing(path)
+  labels = inference.read_labels(
+      os.path.join(inference.SHIPPED_DIR, f'{stem}_labels.txt'))
+  assert settings is not None
+  assert {label for label, _ in settings.class_thresholds} <= set(labels)
+  if stem == 'model_streaming':
+    assert settings == streaming.read_smoothing(
+        os.path.join(inference.SHIPPED_DIR, 'model.tflite'))
 
 
 def test_falls_back_to_tf_lite(monkeypatch):
