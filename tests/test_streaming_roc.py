@@ -351,15 +351,20 @@ def test_an_unseen_words_stream_needs_non_command_words(tmp_path, stream):
         unseen_words=[(fakes.ToneModel(RATE), audio, commands)])
 
 
+def _common_sh(tmp_path, function, argument):
+  """Runs a function of experiments/streaming_common.sh on one argument."""
+  return subprocess.run(
+      ['bash', '-c', f'out={tmp_path} data={tmp_path}; '
+       f'source experiments/streaming_common.sh; {function} "$0"',
+       str(argument)], capture_output=True, text=True,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def test_calibration_finds_a_points_unseen_words_folds(tmp_path):
   # streaming_calibration.sh --unseen_words=POINT takes the folds that
   # experiments.sweep runs beside POINT: POINT,fold=i_k for i = 1..k.
   def fold_count(point):
-    return subprocess.run(
-        ['bash', '-c', f'out={tmp_path} data={tmp_path}; '
-         'source experiments/streaming_common.sh; unseen_fold_count "$0"',
-         str(point)], capture_output=True, text=True,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return _common_sh(tmp_path, 'unseen_fold_count', point)
   point = tmp_path / 'w1.2_s0'
   point.mkdir()
   missing = fold_count(point)
@@ -414,11 +419,8 @@ def test_per_label_thresholds_on_the_command_line(tmp_path, stream):
   assert chosen[0]['class_thresholds'] == ' '.join(
       f'{label}={value:g}' for label, value in written.class_thresholds)
   # The calibration scripts read the chosen row back as the tools' flags.
-  flags = subprocess.run(
-      ['bash', '-c', f'out={tmp_path} data={tmp_path}; '
-       'source experiments/streaming_common.sh; chosen_settings "$0"',
-       str(tmp_path / 'roc')], capture_output=True, text=True, check=True,
-      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  flags = _common_sh(tmp_path, 'chosen_settings', tmp_path / 'roc')
+  assert flags.returncode == 0, flags.stderr
   want = [f'--average_window_ms={chosen[0]["average_window_ms"]}',
           f'--detection_threshold={chosen[0]["detection_threshold"]}',
           f'--suppression_ms={chosen[0]["suppression_ms"]}',
@@ -436,10 +438,6 @@ def test_per_label_thresholds_on_the_command_line(tmp_path, stream):
 def test_chosen_settings_names_a_roc_without_one_choice(tmp_path):
   (tmp_path / 'roc.csv').write_text(
       ','.join(calibration.CSV_FIELDS) + '\n')
-  result = subprocess.run(
-      ['bash', '-c', f'out={tmp_path} data={tmp_path}; '
-       'source experiments/streaming_common.sh; chosen_settings "$0"',
-       str(tmp_path)], capture_output=True, text=True,
-      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  result = _common_sh(tmp_path, 'chosen_settings', tmp_path)
   assert result.returncode != 0
   assert f'{tmp_path}/roc.csv marks 0 chosen points, not 1' in result.stderr

@@ -23,12 +23,12 @@ Any input other than `audio` is a state; its new value is the output named
   `step(samples)` runs one stride, `process(chunk)` takes any number of
   samples, `reset()` starts a new stream.
 * `StreamingTFLiteModel.predict_fn()` / `ClipAdaptor`: the model as
-  `streaming.StreamingRecognizer` (and `score_array`, `load_model`, the live
-  app, ...) takes it. At the model's own stride the recogniser runs it
-  through `StrideSteps` (the recogniser's step interface, `ScoreSteps`):
-  one call a stride, with a state of its own for each stream; at any other
-  stride it is a whole-clip `predict_fn` that re-primes the model at each
-  clip.
+  `streaming.StreamingRecognizer` (and `calibration.score_array`,
+  `load_model`, the live app, ...) takes it. At the model's own stride the
+  recogniser runs it through `StrideSteps` (the recogniser's step
+  interface, `ScoreSteps`): one call a stride, with a state of its own for
+  each stream; at any other stride it is a whole-clip `predict_fn` that
+  re-primes the model at each clip.
 
 Like `inference.Recognizer`, one interpreter is not thread-safe: use one
 model per thread (several streams may share it from one thread: each
