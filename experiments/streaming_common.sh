@@ -36,8 +36,12 @@ roc_grid=(--average_window_ms=500,750,1000 --suppression_ms=750,1500
 # own thresholds included.
 chosen_settings() {
   python -c 'import csv, sys
-rows = [row for row in csv.DictReader(open(sys.argv[1], encoding="utf-8"))
-        if row["chosen"] == "True"]
+try:
+  with open(sys.argv[1], encoding="utf-8") as f:
+    rows = [row for row in csv.DictReader(f) if row.get("chosen") == "True"]
+except OSError as e:
+  sys.exit(f"Cannot read {sys.argv[1]} ({e.strerror}): streaming_roc did "
+           "not finish; see its log beside the folder.")
 if len(rows) != 1:
   sys.exit(f"{sys.argv[1]} marks {len(rows)} chosen points, not 1; see the "
            "streaming_roc log beside it.")
@@ -45,7 +49,7 @@ row = rows[0]
 for name in ("average_window_ms", "detection_threshold", "suppression_ms",
              "minimum_count"):
   print("--" + name + "=" + row[name])
-if row["class_thresholds"]:
+if row.get("class_thresholds"):
   print("--class_thresholds=" + ",".join(row["class_thresholds"].split()))' \
       "$1/roc.csv"
 }

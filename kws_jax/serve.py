@@ -509,11 +509,13 @@ def make_app(predict_fn: streaming.PredictFn | streaming.SteppedModel,
   labels = list(labels)
   if not labels:
     raise ValueError('labels must not be empty.')
-  # Fails early, with the streaming code's message, on bad durations.
+  # Fails early, with the streaming code's message, on bad durations or
+  # smoothing settings (a class threshold of a label the model lacks).
   streaming.StreamingRecognizer(
       predict_fn, labels, sample_rate=settings.sample_rate,
       clip_duration_ms=settings.clip_duration_ms,
-      clip_stride_ms=settings.clip_stride_ms)
+      clip_stride_ms=settings.clip_stride_ms,
+      **dataclasses.asdict(settings.smoothing))
   application = web.Application()
   application[_STATE] = _AppState(
       predict_fn=predict_fn, labels=labels, settings=settings,

@@ -20,10 +20,11 @@ rate (correct detections per ground-truth word, %) against false alarms
 (wrong detections and false positives) per hour, one curve per
 (average window, suppression) pair. Two points are marked: the settings in
 use (the model's calibrated ones, else the tutorial's, as the other tools
-take them; flags override) and the chosen one: within a false-alarm budget
-(`--max_false_alarm_percent`, wrong detections plus false positives as a
-share of the words, 3% by default) on *every* stream, the setting with the
-most correct detections (`calibration.choose`). The worst stream decides, so a choice
+take them; flags override; shown, never chosen unless on the grid) and the
+chosen one: within a false-alarm budget (`--max_false_alarm_percent`,
+wrong detections plus false positives as a share of the words, 3% by
+default) on *every* stream, the setting of the grid with the most correct
+detections (`calibration.choose`). The worst stream decides, so a choice
 made on several groups of speakers keeps to the budget for each group, not
 only for their pool. For both points the figures on each stream are
 printed, to show the spread.
@@ -105,8 +106,8 @@ def plot_roc(points: Sequence[calibration.RocPoint], path: str,
     if point.operating_point:
       ax.plot(point.stats.false_alarms_per_hour, point.stats.correct_percent,
               marker='*', markersize=16, color='crimson', linestyle='none',
-              label=(f'in use: threshold '
-                     f'{point.settings.detection_threshold:g}'))
+              label=textwrap.fill(f'in use: {point.settings.describe()}',
+                                  60))
     if point.chosen:
       ax.plot(point.stats.false_alarms_per_hour, point.stats.correct_percent,
               marker='D', markersize=10, markerfacecolor='none',
@@ -181,7 +182,7 @@ def run(predict_fn: streaming.PredictFn, labels: Sequence[str],
         predict, audio, sample_rate, clip_duration_ms, clip_stride_ms)
     logging.info('Scored %d clips.', times_ms.shape[0])
     return calibration.ScoredStream(times_ms, scores, ground_truth,
-                        audio.shape[0] * 1000.0 / sample_rate)
+                                    audio.shape[0] * 1000.0 / sample_rate)
 
   scored = [score(predict_fn, *stream) for stream in streams]
   scored_unseen = [score(*stream) for stream in unseen_words]
@@ -356,13 +357,14 @@ def main(argv: Sequence[str]) -> None:
                 stream_scoring.read_ground_truth(truth))
                for wav, truth in zip(f.wav, f.ground_truth)]
     unseen = _load_unseen(f, model)
+    in_use, source = streaming.smoothing_for(
+        model, detection_threshold=f.detection_threshold,
+        minimum_count=f.minimum_count, ignore_unknown=f.ignore_unknown)
   except (ValueError, OSError) as e:  # ModelError and AudioError included.
-    # A missing or unreadable file: one line, not a traceback.
+    # A missing or unreadable file (or settings file): one line, not a
+    # traceback.
     print(f'Error: {e}', file=sys.stderr)
     sys.exit(1)
-  in_use, source = streaming.smoothing_for(
-      model, detection_threshold=f.detection_threshold,
-      minimum_count=f.minimum_count, ignore_unknown=f.ignore_unknown)
   print(f'In use: {in_use.describe()} ({source}).')
   points = run(
       model.predict_fn, model.labels, streams,
@@ -387,7 +389,7 @@ def main(argv: Sequence[str]) -> None:
   chosen = next(p for p in points if p.chosen)
   if chosen.settings.class_thresholds:
     grid = calibration.choose(
-        [p for p in points if not p.settings.class_thresholds],
+        [p for p in points if p.on_grid],
         f.max_false_alarm_percent, f.max_unseen_fired_percent)
     print(f'One threshold for all labels: {grid.settings.describe()} '
           f'({grid.stats.summary()}{_unseen_note(grid)}).')

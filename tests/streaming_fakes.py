@@ -88,6 +88,21 @@ class ToneModel:
     return scores
 
 
+class TemptedToneModel(ToneModel):
+  """ToneModel that says yes weakly (0.6) and hears every non-command word
+  as no (0.8): one threshold for all must stay over 0.8, and misses yes."""
+
+  def __call__(self, clip: np.ndarray) -> np.ndarray:
+    scores = super().__call__(clip)
+    top = self.labels[int(np.argmax(scores))]
+    if top in ('yes', '_unknown_'):
+      heard, score = ('yes', 0.6) if top == 'yes' else ('no', 0.8)
+      scores = np.zeros(len(self.labels), np.float32)
+      scores[self.labels.index(heard)] = score
+      scores[self.labels.index('_silence_')] = 1.0 - score
+    return scores
+
+
 def write(path, audio, sample_rate):
   os.makedirs(os.path.dirname(path), exist_ok=True)
   sf.write(path, audio, sample_rate, subtype='PCM_16')
@@ -127,12 +142,14 @@ def make_dataset(root, sample_rate: int, clips_per_word: int = 4) -> str:
 
 
 def run_tool_with_tone_model(module: str, args: list[str],
-                             sample_rate: int, model_path: str = '') -> str:
+                             sample_rate: int, model_path: str = '',
+                             model_class: str = 'ToneModel') -> str:
   """Runs a tool's `main` in a subprocess with `ToneModel` as its model.
 
   The tool's flags are parsed for real; only `streaming.load_model` is
   replaced, so no trained model is needed. `model_path` plays the model's
-  file (its `<stem>_smoothing.json` is read as for a real model). Returns
+  file (its `<stem>_smoothing.json` is read as for a real model);
+  `model_class` names the stub (`ToneModel`, `TemptedToneModel`). Returns
   stdout.
   """
   tests_dir = os.path.dirname(os.path.abspath(__file__))
@@ -142,7 +159,7 @@ sys.path.insert(0, {tests_dir!r})
 from absl import app
 from kws_jax.runtime import streaming
 import streaming_fakes
-model = streaming_fakes.ToneModel({sample_rate})
+model = getattr(streaming_fakes, {model_class!r})({sample_rate})
 streaming.load_model = lambda *args, **kwargs: streaming.LoadedModel(
     model, streaming_fakes.LABELS, {sample_rate}, streaming_fakes.CLIP_MS,
     model_path={model_path!r},

@@ -30,7 +30,7 @@ def test_cached_scores_replay_like_streaming():
         suppression_ms=settings.suppression_ms,
         minimum_count=settings.minimum_count)
     assert calibration.detect_from_scores(times, scores, fakes.LABELS,
-                                        settings) == want
+                                          settings) == want
 
 
 def _replay(times, scores, labels, settings):
@@ -69,7 +69,17 @@ def test_replaying_averaged_windows_equals_the_recogniser_to_the_bit(
       tuple(own.items()))
   want = _replay(times, scores, fakes.LABELS, settings)
   assert calibration.detect_from_scores(times, scores, fakes.LABELS,
-                                      settings) == want
+                                        settings) == want
+
+
+def test_a_replay_refuses_scores_a_recogniser_would_refuse():
+  times = np.array([0.0, 30.0, 20.0])
+  with pytest.raises(ValueError, match='increasing time order'):
+    calibration.window_averages(times, np.zeros((3, 4)), 300, 3)
+  with pytest.raises(ValueError, match='one row of scores per time'):
+    calibration.window_averages(times[:2], np.zeros((3, 4)), 300, 3)
+  with pytest.raises(ValueError, match='Expected 4 scores'):
+    calibration.detect_from_scores(times[:2], np.zeros((2, 3)), fakes.LABELS)
 
 
 def test_averaged_windows_replay_only_their_own_settings():
@@ -245,6 +255,17 @@ def test_refining_gives_a_label_its_own_threshold_where_words_allow():
       time_tolerance_ms=750, unseen=[unseen]))
   start = next(p for p in grid if p.chosen)
   assert start.settings.detection_threshold == 0.85
+  # Settings in use from elsewhere (e.g. chosen on other streams) are shown,
+  # never chosen, however well they do here.
+  in_use = streaming.SmoothingSettings(300, 0.85, 500, 3,
+                                       class_thresholds={'yes': 0.5})
+  shown = calibration.mark_chosen(calibration.sweep(
+      [commands], labels,
+      [streaming.SmoothingSettings(300, t, 500, 3) for t in thresholds],
+      time_tolerance_ms=750, unseen=[unseen], operating_point=in_use))
+  assert [(p.operating_point, p.on_grid) for p in shown][-1] == (True, False)
+  assert shown[-1].stats.num_correct == 4
+  assert next(p for p in shown if p.chosen).settings == start.settings
   assert (start.stats.num_correct, start.unseen_fired_percent) == (2, 0.0)
   assert [p.unseen_fired_percent for p in grid] == [50.0, 50.0, 0.0]
 
@@ -255,7 +276,7 @@ def test_refining_gives_a_label_its_own_threshold_where_words_allow():
   assert refined.settings.detection_threshold == 0.85
   assert (refined.stats.num_correct, refined.stats.num_false_alarms,
           refined.unseen_fired_percent) == (4, 0, 0.0)
-  assert refined.chosen
+  assert refined.chosen and not refined.on_grid
   assert refined.row()['class_thresholds'] == 'yes=0.5'
   # The same search without the unseen words lowers every command instead.
   assert calibration.refine_class_thresholds(

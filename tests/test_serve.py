@@ -816,7 +816,8 @@ def test_command_line_uses_the_models_calibrated_smoothing(tiny_tflite,
       _free_port(), [f'--graph={graph}', '--detection_threshold=0.8'])
   assert hello['detection_threshold'] == 0.8
   assert hello['class_thresholds'] == {}
-  assert '(--detection_threshold; the rest calibrated' in output, output
+  assert ('(--detection_threshold (one threshold for every label); the rest '
+          'calibrated' in output), output
   _, hello, _, _ = _serve_and_talk(
       _free_port(), [f'--graph={graph}',
                      f'--class_thresholds={LABELS[0]}=0.9'])

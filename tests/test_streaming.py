@@ -1,5 +1,6 @@
 """Tests for kws_jax.runtime.streaming."""
 
+import dataclasses
 import json
 import os
 
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kws_jax.runtime import inference
 from kws_jax.runtime import calibration
+from kws_jax.runtime import inference
 from kws_jax.runtime import streaming
 from kws_jax.runtime import streaming_inference
 import streaming_fakes as fakes
@@ -153,6 +154,19 @@ def test_recognize_file_matches_array(tmp_path):
                                     sample_rate=RATE))
 
 
+def test_class_thresholds_compare_by_what_they_decide():
+  one = streaming.SmoothingSettings(
+      500, 0.7, class_thresholds=(('on', 0.5), ('off', 0.3), ('no', 0.7)))
+  other = streaming.SmoothingSettings(500, 0.7,
+                                      class_thresholds={'off': 0.3, 'on': 0.5})
+  # Sorted, and a label at the common threshold is no label of its own.
+  assert one == other and hash(one) == hash(other)
+  assert one.class_thresholds == (('off', 0.3), ('on', 0.5))
+  for bad in (float('nan'), float('inf')):
+    with pytest.raises(ValueError, match='Class thresholds must be numbers'):
+      streaming.SmoothingSettings(class_thresholds={'on': bad})
+
+
 def test_class_thresholds_are_kept_beside_the_model(tmp_path):
   model_path = tmp_path / 'm.tflite'
   settings = streaming.SmoothingSettings(
@@ -189,9 +203,17 @@ def test_a_threshold_flag_alone_is_every_labels_threshold():
       model, detection_threshold=0.6,
       class_thresholds=streaming.parse_class_thresholds(['yes=0.4']))[0]
   assert both.class_thresholds == (('yes', 0.4),)
-  with pytest.raises(ValueError, match=r"\['maybe'\], which are not labels "
-                     'of m.tflite'):
+  with pytest.raises(ValueError, match=r"\['maybe'\] in --class_thresholds, "
+                     'which are not labels of m.tflite'):
     streaming.smoothing_for(model, class_thresholds=(('maybe', 0.5),))
+  stale = dataclasses.replace(model, smoothing=streaming.SmoothingSettings(
+      class_thresholds={'maybe': 0.5}))
+  with pytest.raises(ValueError, match='in m_smoothing.json .write it again'):
+    streaming.smoothing_for(stale)
+  # Flags say where the settings came from, and that one threshold holds.
+  assert streaming.smoothing_for(model, detection_threshold=0.6)[1] == (
+      '--detection_threshold (one threshold for every label); the rest '
+      'calibrated, m_smoothing.json')
   for bad in (['yes'], ['yes=high'], ['=0.5'], ['yes=0.1', 'yes=0.2']):
     with pytest.raises(ValueError, match='--class_thresholds'):
       streaming.parse_class_thresholds(bad)

@@ -211,7 +211,7 @@ def test_command_line(tmp_path):
        '--class_thresholds=no=1.0'], RATE)
   assert 'threshold 0.7 (no 1), suppression' in stdout
   assert '0.0% wrongly' in stdout and '100.0% correctly' not in stdout
-  for bad, message in (('maybe=0.5', "['maybe'], which are not labels"),
+  for bad, message in (('maybe=0.5', "['maybe'] in --class_thresholds, which"),
                        ('no:0.5', 'takes label=value pairs')):
     with pytest.raises(subprocess.CalledProcessError) as error:
       fakes.run_tool_with_tone_model(

@@ -23,8 +23,8 @@ import pytest
 
 from kws_jax import features
 from kws_jax import models
-from kws_jax.runtime import inference
 from kws_jax.runtime import calibration
+from kws_jax.runtime import inference
 from kws_jax.runtime import streaming
 from kws_jax.runtime import streaming_inference
 from tflite_export import convert
@@ -267,10 +267,11 @@ def test_adaptor_gives_the_clip_model_scores_in_the_recognizer(
   assert model.calls - calls == -(-16000 // 480) + len(got) - 1
   # Another stride still gives the right scores (re-priming at each clip).
   times, got = calibration.score_array(adaptor, stream[:int(1.3 * RATE)],
-                                     clip_stride_ms=60)
+                                       clip_stride_ms=60)
   assert adaptor.reprimes == len(got)
-  _, want = calibration.score_array(inference.Recognizer(clip_path).predict,
-                                  stream[:int(1.3 * RATE)], clip_stride_ms=60)
+  _, want = calibration.score_array(
+      inference.Recognizer(clip_path).predict, stream[:int(1.3 * RATE)],
+      clip_stride_ms=60)
   assert np.max(np.abs(got - want)) < TFLITE_TOLERANCE
 
 

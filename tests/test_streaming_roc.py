@@ -12,8 +12,8 @@ import pytest
 from kws_jax import audio_io
 from kws_jax import generate_streaming_test_wav as gen
 from kws_jax import streaming_roc
-from kws_jax.runtime import stream_scoring
 from kws_jax.runtime import calibration
+from kws_jax.runtime import stream_scoring
 from kws_jax.runtime import streaming
 import streaming_fakes as fakes
 
@@ -402,42 +402,56 @@ def test_calibration_finds_a_points_unseen_words_folds(tmp_path):
 
 
 def test_per_label_thresholds_on_the_command_line(tmp_path, stream):
+  # The stub says yes weakly and hears non-command words as no: one
+  # threshold for all must stay over no's 0.8, which misses every yes; yes
+  # gets a threshold of its own.
   wav, labels = stream
   model_path = tmp_path / 'my_model.tflite'
   stdout = fakes.run_tool_with_tone_model(
       'kws_jax.streaming_roc',
       [f'--wav={wav}', f'--ground_truth={labels}',
-       f'--output_dir={tmp_path / "roc"}', '--thresholds=0.5,0.95,1.0',
+       f'--output_dir={tmp_path / "roc"}', '--thresholds=0.5,0.95',
        '--suppression_ms=500', '--average_window_ms=500',
        '--per_label_thresholds', '--write_smoothing'], RATE,
-      model_path=str(model_path))
-  with open(tmp_path / 'roc' / 'roc.csv', newline='') as f:
-    chosen = [row for row in csv.DictReader(f) if row['chosen'] == 'True']
-  assert len(chosen) == 1
+      model_path=str(model_path), model_class='TemptedToneModel')
   written = streaming.read_smoothing(model_path)
+  assert (written.detection_threshold, written.class_thresholds) == (
+      0.95, (('yes', 0.5),))
+  assert ('One threshold for all labels: window 500 ms, threshold 0.95, '
+          'suppression 500 ms') in stdout
   assert f'Chosen: {written.describe()} (' in stdout
-  assert chosen[0]['class_thresholds'] == ' '.join(
-      f'{label}={value:g}' for label, value in written.class_thresholds)
-  # The calibration scripts read the chosen row back as the tools' flags.
+  with open(tmp_path / 'roc' / 'roc.csv', newline='') as f:
+    rows = list(csv.DictReader(f))
+  chosen = [row for row in rows if row['chosen'] == 'True']
+  assert len(chosen) == 1 and chosen[0]['class_thresholds'] == 'yes=0.5'
+  refined = float(chosen[0]['correct_percent'])
+  grid = [float(row['correct_percent']) for row in rows
+          if row['detection_threshold'] == '0.95' and
+          not row['class_thresholds']]
+  assert len(grid) == 1 and refined > grid[0]
+  # The calibration scripts read the chosen row back as the tools' flags,
+  # which find as many words on the same stream.
   flags = _common_sh(tmp_path, 'chosen_settings', tmp_path / 'roc')
   assert flags.returncode == 0, flags.stderr
-  want = [f'--average_window_ms={chosen[0]["average_window_ms"]}',
-          f'--detection_threshold={chosen[0]["detection_threshold"]}',
-          f'--suppression_ms={chosen[0]["suppression_ms"]}',
-          f'--minimum_count={chosen[0]["minimum_count"]}']
-  if written.class_thresholds:
-    want.append('--class_thresholds=' + ','.join(
-        f'{label}={value:g}' for label, value in written.class_thresholds))
+  want = ['--average_window_ms=500.0', '--detection_threshold=0.95',
+          '--suppression_ms=500.0', '--minimum_count=3',
+          '--class_thresholds=yes=0.5']
   assert flags.stdout.split() == want
   stdout = fakes.run_tool_with_tone_model(
       'kws_jax.test_streaming_accuracy',
-      [f'--wav={wav}', f'--ground_truth={labels}', *want], RATE)
+      [f'--wav={wav}', f'--ground_truth={labels}', *want], RATE,
+      model_class='TemptedToneModel')
   assert f'Smoothing: {written.describe()} (' in stdout
+  assert f'{refined:.1f}% correctly' in stdout
 
 
 def test_chosen_settings_names_a_roc_without_one_choice(tmp_path):
   (tmp_path / 'roc.csv').write_text(
       ','.join(calibration.CSV_FIELDS) + '\n')
+  missing = _common_sh(tmp_path, 'chosen_settings', tmp_path / 'nowhere')
+  assert missing.returncode != 0
+  assert 'Cannot read' in missing.stderr and 'Traceback' not in (
+      missing.stderr)
   result = _common_sh(tmp_path, 'chosen_settings', tmp_path)
   assert result.returncode != 0
   assert f'{tmp_path}/roc.csv marks 0 chosen points, not 1' in result.stderr

@@ -13,7 +13,9 @@ exported, and nothing of training:
   a stream through one step interface (`ScoreSteps`), the calibrated
   smoothing settings, and `load_model`;
 * `stream_scoring`: the tutorial's ground-truth files and the scoring of a
-  stream's detections against them.
+  stream's detections against them;
+* `calibration`: a stream's scores kept and replayed with other settings,
+  and the rules that choose an app's settings from them.
 
 These modules import only NumPy, SciPy (through `kws_jax.audio_io`), absl
 and LiteRT (`ai_edge_litert`; TensorFlow's `tf.lite.Interpreter` only where

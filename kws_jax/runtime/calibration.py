@@ -81,6 +81,7 @@ class WindowAverages:
     answers: bool [N], whether the window holds enough results for an
       answer (`RecognizeCommands` rule 2).
     average_window_ms, minimum_count: the settings they were made with.
+    num_labels: C, the scores' width.
   """
   times_ms: np.ndarray
   top_index: np.ndarray
@@ -88,6 +89,7 @@ class WindowAverages:
   answers: np.ndarray
   average_window_ms: float
   minimum_count: int
+  num_labels: int
 
 
 def window_averages(times_ms: np.ndarray, scores: np.ndarray,
@@ -99,9 +101,18 @@ def window_averages(times_ms: np.ndarray, scores: np.ndarray,
   more than `average_window_ms` before it; the sum adds them in time order
   in float64, as `np.mean` does over the recogniser's queue, so the
   averages (and with them every decision) are the same to the bit.
+
+  Raises:
+    ValueError: times that go backwards, or not one score row per time.
   """
   times = np.asarray(times_ms, np.float64).reshape(-1)
   scores = np.asarray(scores, np.float64)
+  if scores.ndim != 2 or scores.shape[0] != times.shape[0]:
+    raise ValueError(f'Expected one row of scores per time ({times.shape[0]} '
+                     f'times), got scores of shape {scores.shape}.')
+  if np.any(np.diff(times) < 0):
+    raise ValueError('Results must be in increasing time order, as the '
+                     'recogniser is fed them.')
   count = times.shape[0]
   last = np.arange(count)
   first = np.searchsorted(times, times - float(average_window_ms),
@@ -117,7 +128,8 @@ def window_averages(times_ms: np.ndarray, scores: np.ndarray,
   answers = ((held >= minimum_count) &
              (times - times[first] >= float(average_window_ms) / 4))
   return WindowAverages(times, top_index, average[last, top_index], answers,
-                        float(average_window_ms), int(minimum_count))
+                        float(average_window_ms), int(minimum_count),
+                        scores.shape[1])
 
 
 def detect_from_averages(averages: WindowAverages, labels: Sequence[str],
@@ -126,7 +138,15 @@ def detect_from_averages(averages: WindowAverages, labels: Sequence[str],
   """The detections of `settings` from windows averaged with its window and
   count: rule 3 (`RecognizeCommands.decide`) at every result whose top
   score clears its label's threshold, the only ones where anything can
-  change."""
+  change.
+
+  Raises:
+    ValueError: averages of other settings, or of another number of
+      labels.
+  """
+  if averages.num_labels != len(labels) and averages.times_ms.shape[0]:
+    raise ValueError(f'Expected {len(labels)} scores (one per label), got '
+                     f'{averages.num_labels}.')
   if (averages.average_window_ms != settings.average_window_ms or
       averages.minimum_count != settings.minimum_count):
     raise ValueError(
@@ -192,13 +212,19 @@ class RocPoint:
     unseen: its statistics on each stream of unseen non-command words
       (each scored by the model that never heard them); () without them.
     operating_point: the settings in use.
-    chosen: the point `choose` picks.
+    chosen: the point chosen: `mark_chosen`'s, or the point
+      `refine_class_thresholds` made from it.
+    on_grid: one of the settings tried; the settings in use, when added
+      only to be shown beside them, and a refined point are not, and
+      `mark_chosen` never picks them (a choice must not inherit settings
+      chosen on other streams).
   """
   settings: streaming.SmoothingSettings
   streams: tuple[stream_scoring.StreamingStats, ...]
   unseen: tuple[stream_scoring.StreamingStats, ...] = ()
   operating_point: bool = False
   chosen: bool = False
+  on_grid: bool = True
 
   @functools.cached_property
   def stats(self) -> stream_scoring.StreamingStats:
@@ -242,7 +268,7 @@ class RocPoint:
                                            4),
         'unseen_fired_percent': round(self.unseen_fired_percent, 4),
         'class_thresholds': ' '.join(
-            f'{label}={value:g}'
+            f'{label}={value!r}'
             for label, value in self.settings.class_thresholds),
         'operating_point': self.operating_point,
         'chosen': self.chosen,
@@ -290,7 +316,8 @@ def sweep(streams: Sequence[ScoredStream], labels: Sequence[str],
     labels: class names (of every model).
     settings: the settings to try.
     time_tolerance_ms: see `stream_scoring.streaming_accuracy`.
-    operating_point: the setting to flag; added if not among `settings`.
+    operating_point: the setting to flag; added if not among `settings`
+      (then not `on_grid`).
     unseen: streams of non-command words, each scored by a model that
       never heard them (`RocPoint.unseen`).
 
@@ -298,12 +325,14 @@ def sweep(streams: Sequence[ScoredStream], labels: Sequence[str],
     One point per setting, in order (the operating point last if added).
   """
   settings = list(settings)
+  points = [_score(setting, streams, unseen, labels, time_tolerance_ms,
+                   setting == operating_point)
+            for setting in settings]
   if operating_point is not None and operating_point not in settings:
-    settings.append(operating_point)
-
-  return [_score(setting, streams, unseen, labels, time_tolerance_ms,
-                 setting == operating_point)
-          for setting in settings]
+    points.append(dataclasses.replace(
+        _score(operating_point, streams, unseen, labels, time_tolerance_ms,
+               True), on_grid=False))
+  return points
 
 
 def _score(setting: streaming.SmoothingSettings,
@@ -379,7 +408,7 @@ def refine_class_thresholds(
         candidates.append((point, threshold))
     if not candidates:
       return (best if best is start else
-              dataclasses.replace(best, chosen=start.chosen))
+              dataclasses.replace(best, chosen=start.chosen, on_grid=False))
     best, _ = max(candidates, key=lambda c: (
         c[0].stats.num_correct, -c[0].stats.num_false_alarms,
         -np.nan_to_num(c[0].unseen_fired_percent), c[1]))
@@ -406,7 +435,7 @@ def choose(points: Sequence[RocPoint],
   within that either, the one whose worst stream has the fewest false
   alarms, as a share of its words (ties: more correct detections). With
   one stream, the budget is that stream's. Every stream needs words to
-  find (`run` checks).
+  find (`streaming_roc.run` checks).
   """
   if not points:
     raise ValueError('No points to choose from.')
@@ -431,8 +460,9 @@ def mark_chosen(points: Sequence[RocPoint],
                     DEFAULT_MAX_FALSE_ALARM_PERCENT),
                 max_unseen_fired_percent: float = (
                     DEFAULT_MAX_UNSEEN_FIRED_PERCENT)) -> list[RocPoint]:
-  """`points` with the chosen one (`choose`) flagged."""
-  best = choose(points, max_false_alarm_percent, max_unseen_fired_percent)
+  """`points` with the one `choose` picks among those `on_grid` flagged."""
+  best = choose([p for p in points if p.on_grid], max_false_alarm_percent,
+                max_unseen_fired_percent)
   return [dataclasses.replace(p, chosen=p is best) for p in points]
 
 

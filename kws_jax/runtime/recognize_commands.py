@@ -107,6 +107,9 @@ class RecognizeCommands:
     if strangers:
       raise ValueError(f'class_thresholds names {strangers}, which are not '
                        f'among the labels {self._labels}.')
+    if not all(math.isfinite(float(v)) for v in class_thresholds.values()):
+      raise ValueError(f'class_thresholds must be numbers, got '
+                       f'{class_thresholds}.')
     self._thresholds = [float(class_thresholds.get(label,
                                                    detection_threshold))
                         for label in self._labels]
@@ -176,25 +179,21 @@ class RecognizeCommands:
     top_index = int(np.argmax(average))
     return self.decide(top_index, float(average[top_index]), current_time_ms)
 
-  def clears_threshold(self, top_index: int, top_score: float) -> bool:
-    """Whether an averaged top score is high enough for its label."""
-    return top_score > self._thresholds[top_index]
-
   def decide(self, top_index: int, top_score: float,
              current_time_ms: float) -> RecognizeResult:
     """Rule 3 alone, for a window's averaged top label and score.
 
     `process_latest_result` calls it for every full window; a replay of
     cached scores (`calibration.detect_from_scores`) averages the windows
-    itself and calls it only where `clears_threshold`, since nothing
-    changes elsewhere.
+    itself and calls it only where the top score clears its label's
+    threshold (`thresholds`), since nothing changes elsewhere.
     """
     top_label = self._labels[top_index]
     if self._previous_top_label == SILENCE_LABEL:
       time_since_last_ms = math.inf
     else:
       time_since_last_ms = current_time_ms - self._previous_top_time_ms
-    is_new = (self.clears_threshold(top_index, top_score) and
+    is_new = (top_score > self._thresholds[top_index] and
               not (self._ignore_unknown and top_label == UNKNOWN_LABEL) and
               top_label != self._previous_top_label and
               time_since_last_ms > self._suppression_ms)

@@ -30,7 +30,7 @@ through the same steps and keeps the per-stride scores, and
 import dataclasses
 import json
 import os
-from typing import (Any, Callable, Iterator, Protocol, Sequence,
+from typing import (Any, Callable, Iterator, Mapping, Protocol, Sequence,
                     runtime_checkable)
 
 import numpy as np
@@ -91,9 +91,10 @@ def define_smoothing_flags() -> None:
                     _FROM_MODEL.format('off'))
   flags.DEFINE_list('class_thresholds', None,
                     'Labels with a threshold of their own, as label=value '
-                    'pairs, e.g. off=0.3,_unknown_=0.55 (default: the '
-                    'model\'s calibrated ones, else none; '
-                    '--detection_threshold without this flag drops them)')
+                    'pairs, e.g. off=0.3,_unknown_=0.55; they replace the '
+                    'calibrated ones, all of them (default: the model\'s '
+                    'calibrated ones, else none; --detection_threshold '
+                    'without this flag drops them)')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,9 +124,22 @@ class SmoothingSettings:
   ignore_unknown: bool = False
   # (label, threshold) pairs: labels whose averaged score must clear a
   # threshold of their own instead of `detection_threshold`
-  # (`RecognizeCommands(class_thresholds=...)`). A tuple, so that settings
-  # stay hashable and comparable.
+  # (`RecognizeCommands(class_thresholds=...)`). Given as pairs or a
+  # mapping; kept as pairs sorted by label, without those equal to
+  # `detection_threshold`, so that equal settings compare equal and stay
+  # hashable.
   class_thresholds: tuple[tuple[str, float], ...] = ()
+
+  def __post_init__(self):
+    pairs = {str(label): float(value)
+             for label, value in dict(self.class_thresholds).items()}
+    bad = {label: value for label, value in pairs.items()
+           if not np.isfinite(value)}
+    if bad:
+      raise ValueError(f'Class thresholds must be numbers, got {bad}.')
+    object.__setattr__(self, 'class_thresholds', tuple(sorted(
+        (label, value) for label, value in pairs.items()
+        if value != self.detection_threshold)))
 
   def make(self, labels: Sequence[str]
            ) -> recognize_commands.RecognizeCommands:
@@ -221,7 +235,7 @@ def read_smoothing(model_path: str | os.PathLike[str]
         if not isinstance(value, dict):
           raise TypeError('class_thresholds must be an object, label: '
                           f'threshold, got {value!r}')
-        value = tuple((str(k), float(v)) for k, v in value.items())
+        value = value.items()
       values[field.name] = type(field.default)(value)
     return SmoothingSettings(**values)
   except (ValueError, KeyError, TypeError) as e:
@@ -267,18 +281,26 @@ def smoothing_for(model: 'LoadedModel', **flag_values: float | int | None
   if unknown:
     raise TypeError(f'Not smoothing settings: {sorted(unknown)}')
   settings = dataclasses.replace(base, **given)
-  if 'detection_threshold' in given and 'class_thresholds' not in given:
+  dropped = ('detection_threshold' in given and
+             'class_thresholds' not in given and base.class_thresholds)
+  if dropped:
     settings = dataclasses.replace(settings, class_thresholds=())
   strangers = [label for label, _ in settings.class_thresholds
                if label not in model.labels]
   if strangers:
+    where = ('--class_thresholds' if 'class_thresholds' in given else
+             f'{smoothing_path(model.model_path)} (write it again with '
+             'streaming_roc --write_smoothing, or delete it)')
     raise ValueError(
-        f'Class thresholds for {strangers}, which are not labels of '
-        f'{model.model_path or "the model"} ({", ".join(model.labels)}).')
+        f'Class thresholds for {strangers} in {where}, which are not labels '
+        f'of {model.model_path or "the model"}: '
+        f'{", ".join(model.labels)}.')
   source = (f'calibrated, {smoothing_path(model.model_path)}'
             if model.smoothing else 'the tutorial\'s defaults')
   if given:
     flags_given = ', '.join(f'--{k}' for k in given)
+    if dropped:
+      flags_given += ' (one threshold for every label)'
     source = (flags_given
               if len(given) == len(SmoothingSettings.field_names()) else
               f'{flags_given}; the rest {source}')
@@ -443,7 +465,8 @@ class StreamingRecognizer:
                suppression_ms: float = DEFAULT_SUPPRESSION_MS,
                minimum_count: int = DEFAULT_MINIMUM_COUNT,
                ignore_unknown: bool = False,
-               class_thresholds: tuple[tuple[str, float], ...] = ()):
+               class_thresholds: (tuple[tuple[str, float], ...] |
+                                  Mapping[str, float]) = ()):
     """Initialises the recognizer.
 
     Args:
@@ -460,7 +483,8 @@ class StreamingRecognizer:
       suppression_ms: quiet time after a command before another, ms.
       minimum_count: fewest results in the window for an answer.
       ignore_unknown: commands only: never report `_unknown_`.
-      class_thresholds: (label, threshold) pairs, labels with their own.
+      class_thresholds: labels with a threshold of their own, as (label,
+        threshold) pairs or a mapping.
 
     Raises:
       ValueError: a duration that gives no samples, or a class threshold of
@@ -474,8 +498,7 @@ class StreamingRecognizer:
         clip_duration_ms, clip_stride_ms, sample_rate)
     self._settings = SmoothingSettings(
         average_window_ms, detection_threshold, suppression_ms,
-        minimum_count, ignore_unknown,
-        tuple((label, float(value)) for label, value in class_thresholds))
+        minimum_count, ignore_unknown, class_thresholds)
     self._smoother = self._settings.make(self._labels)
     self._steps = steps_for(predict_fn, self._clip_samples,
                             self._stride_samples)
