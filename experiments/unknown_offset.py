@@ -220,8 +220,10 @@ def _cell(mean: float, sd: float) -> str:
 
 def report(per_seed: Sequence[dict[float, dict[str, float]]],
            notes: Sequence[str], offsets: Sequence[float],
-           budget: float) -> str:
-  """The Markdown report: notes, the table, the legend and the choice."""
+           budget: float, ensemble_of: int = 0) -> str:
+  """The Markdown report: notes, the table, the legend and the choice
+  (`ensemble_of`: the number of workdirs `per_seed`'s one model averages,
+  0 for seeds apart)."""
   rows = summarise(per_seed, offsets)
   base, chosen = _baseline(rows), choose(rows, budget)
   lines = [*notes, '', '| offset | ' + ' | '.join(COLUMNS) + ' |',
@@ -246,7 +248,8 @@ def report(per_seed: Sequence[dict[float, dict[str, float]]],
       f'Chosen: unknown_offset={chosen["offset"]:g} (validation command '
       f'recall {mean(base, _CHOICE)} -> {mean(chosen, _CHOICE)}, cost '
       f'{cost(rows, chosen):.2f} points; {unseen}; '
-      f"{len(per_seed)} seed{'s' if len(per_seed) > 1 else ''})")
+      + (f'one ensemble of {ensemble_of} seeds)' if ensemble_of else
+         f"{len(per_seed)} seed{'s' if len(per_seed) > 1 else ''})"))
   return '\n'.join(lines) + '\n'
 
 
@@ -404,7 +407,8 @@ def main(argv: list[str]) -> None:
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   per_seed, notes = measure(f.workdirs, f.data_dir, offsets, f.ensemble)
-  text = report(per_seed, notes, offsets, f.budget)
+  text = report(per_seed, notes, offsets, f.budget,
+                len(f.workdirs) if f.ensemble else 0)
   print(text, end='')
   if f.out:
     files.write_atomic(f.out, text)

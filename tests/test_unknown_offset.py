@@ -180,6 +180,9 @@ def test_seeds_and_their_folds_end_to_end(shared_tiny_data, tmp_path):
   lines = text.splitlines()
   assert lines[-1].startswith('Chosen: unknown_offset=100 (')
   assert lines[-1].endswith('% over clips; 2 seeds)')
+  assert unknown_offset.report(
+      per_seed[:1], notes, offsets, 100.0, ensemble_of=3).splitlines()[
+          -1].endswith('; one ensemble of 3 seeds)')
   assert lines[-1].split('unseen words ')[1].split(' over words')[0].endswith(
       '-> 100.0%')
   assert '| 100 (chosen) | ' in text
