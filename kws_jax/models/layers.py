@@ -131,20 +131,13 @@ class Conv(nnx.Conv):
     return y[:, :, 0] if one_d else y
 
 
-def _same_padding(size: int, kernel: int, stride: int,
-                  dilation: int) -> tuple[int, int]:
-  """(before, after) padding of 'SAME' (TF/XLA convention: extra after)."""
-  effective = (kernel - 1) * dilation + 1
-  out = -(-size // stride)
-  total = max((out - 1) * stride + effective - size, 0)
-  return total // 2, total - total // 2
-
-
 Pads = tuple[tuple[int, int], tuple[int, int]]
 
 
 def _pool_pads(shape: Sequence[int], window: tuple[int, int]) -> Pads:
-  return tuple(_same_padding(n, k, k, 1) for n, k in zip(shape[1:3], window))
+  """'SAME' padding (TF/XLA convention: the extra after) of a pool whose
+  stride is its window."""
+  return tuple(lax.padtype_to_pads(shape[1:3], window, window, 'SAME'))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
@@ -306,8 +299,11 @@ class DepthwiseConv(nnx.Module):
       raise ValueError(f'Expected {len(self.kernel_size)} spatial axes, got '
                        f'input shape {x.shape}.')
     if self.padding == 'SAME':
-      pads = tuple(_same_padding(n, k, s, d) for n, k, s, d in zip(
-          spatial, self.kernel_size, self.strides, self.dilation))
+      # A dilated kernel covers (k - 1) * d + 1 samples.
+      pads = tuple(lax.padtype_to_pads(
+          spatial, [(k - 1) * d + 1 for k, d in zip(self.kernel_size,
+                                                     self.dilation)],
+          self.strides, 'SAME'))
     elif self.padding == 'VALID':
       pads = ((0, 0),) * len(spatial)
     else:
