@@ -396,11 +396,10 @@ def refine_class_thresholds(
     for label, threshold in itertools.product(labels, thresholds):
       if threshold == current[label]:
         continue
-      trial = dict(current, **{label: threshold})
+      # Labels at the common threshold drop out (`SmoothingSettings`).
       setting = dataclasses.replace(
-          start.settings, class_thresholds=tuple(
-              (name, value) for name, value in trial.items()
-              if value != base))
+          start.settings,
+          class_thresholds=dict(current, **{label: threshold}))
       point = _score(setting, streams, unseen, labels, time_tolerance_ms)
       if (point.stats.num_correct > best.stats.num_correct and
           within_budgets(point, max_false_alarm_percent,

@@ -433,7 +433,7 @@ def steps_for(model: PredictFn | SteppedModel, clip_samples: int,
 
 
 def clip_and_stride(clip_duration_ms: float, clip_stride_ms: float,
-                     sample_rate: int) -> tuple[int, int]:
+                    sample_rate: int) -> tuple[int, int]:
   """(clip, stride) in samples; ValueError where either has none."""
   clip_samples = audio_io.samples_per_clip(sample_rate, clip_duration_ms)
   # The stride rounds (a streaming model's stride comes back from ms that
