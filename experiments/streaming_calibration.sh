@@ -82,16 +82,7 @@ mkdir -p "$out"
 # does an ensemble's fold model (it decides with MODEL's own offset).
 folds=0
 if [[ -n $unseen_point ]]; then
-  points=()
-  while read -r point; do
-    points+=("$(cd "$invoked_from" && realpath -m "$point")")
-  done < <(split_points "$unseen_point")
-  unseen_point=$(IFS=,; echo "${points[*]}")
-  folds=$(unseen_fold_count "$unseen_point")
-  model_offset=$(python -c 'import json, sys; print(json.load(open(sys.argv[1])).get("unknown_offset", 0.0))' "${model%.tflite}_config.json")
-  for i in $(seq "$folds"); do
-    unseen_fold_model "$unseen_point" "$i" "$folds" "$model_offset"
-  done
+  unseen_folds "$unseen_point" "$model"
 fi
 validation_half 1
 validation_half 2
@@ -104,9 +95,7 @@ roc_flags=(--graph="$model"
 if [[ -n $unseen_point ]]; then
   wavs=() truths=() graphs=()
   for i in $(seq "$folds"); do
-    stream "unseen_validation_$i" --split=validation \
-        --unseen_words_fold="$i/$folds" --unknown_percentage=100 \
-        --test_duration_seconds=1200 --seed="$((10 + i))"
+    unseen_validation_stream "$i" "$folds"
     wavs+=("$out/unseen_validation_$i.wav")
     truths+=("$out/unseen_validation_$i.txt")
     graphs+=("$out/unseen_fold_$i.tflite")

@@ -26,6 +26,14 @@ validation_half() {
       --test_duration_seconds=1800 --seed="$1"
 }
 
+# unseen_validation_stream I K: 20 minutes of fold I of K's validation
+# non-command words alone, as $out/unseen_validation_I.wav and .txt.
+unseen_validation_stream() {
+  stream "unseen_validation_$1" --split=validation \
+      --unseen_words_fold="$1/$2" --unknown_percentage=100 \
+      --test_duration_seconds=1200 --seed="$((10 + $1))"
+}
+
 # The settings streaming_roc tries.
 # (The thresholds: runtime/calibration.py's DEFAULT_THRESHOLDS.)
 roc_grid=(--average_window_ms=500,750,1000 --suppression_ms=750,1500
@@ -91,6 +99,25 @@ unseen_fold_count() {
     done
   done
   echo "$k"
+}
+
+# unseen_folds POINT MODEL: resolves POINT's workdirs (relative to
+# $invoked_from), sets $unseen_point to them and $folds to their number of
+# unseen-words folds, and exports each fold's model (unseen_fold_model,
+# deciding with MODEL's offset for an ensemble). Fails, naming what is
+# missing, before any stream is made.
+unseen_folds() {
+  local point offset
+  local -a points=()
+  while read -r point; do
+    points+=("$(cd "$invoked_from" && realpath -m "$point")")
+  done < <(split_points "$1")
+  unseen_point=$(IFS=,; echo "${points[*]}")
+  folds=$(unseen_fold_count "$unseen_point")
+  offset=$(python -c 'import json, sys; print(json.load(open(sys.argv[1])).get("unknown_offset", 0.0))' "${2%.tflite}_config.json")
+  for i in $(seq "$folds"); do
+    unseen_fold_model "$unseen_point" "$i" "$folds" "$offset"
+  done
 }
 
 # unseen_fold_model POINT I K [OFFSET]: fold I of K's model as

@@ -455,3 +455,19 @@ def test_chosen_settings_names_a_roc_without_one_choice(tmp_path):
   result = _common_sh(tmp_path, 'chosen_settings', tmp_path)
   assert result.returncode != 0
   assert f'{tmp_path}/roc.csv marks 0 chosen points, not 1' in result.stderr
+
+
+@pytest.mark.parametrize('script', ['streaming_calibration.sh',
+                                    'calibration_rule_check.sh'])
+def test_a_point_without_folds_fails_before_any_stream(tmp_path, script):
+  point = tmp_path / 'w1.2_s0'
+  point.mkdir()
+  out = tmp_path / 'out'
+  result = subprocess.run(
+      ['bash', f'experiments/{script}', str(tmp_path / 'm.tflite'),
+       str(tmp_path), str(out), f'--unseen_words={point}'],
+      capture_output=True, text=True,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert result.returncode != 0
+  assert f'No unseen-words folds beside {point}' in result.stderr
+  assert not list(out.glob('*.wav'))
