@@ -132,7 +132,6 @@ rows+=("$(printf '%-12s %-12s %-12s %s' 'halves 1+2' \
 } | tee "$check/table.txt"
 [[ -n $unseen_point ]] || exit 0
 
-join() { local IFS=,; echo "$*"; }
 for i in $(seq "$folds"); do
   if [[ ! -s $out/unseen_validation_$i.wav ||
         ! -s $out/unseen_validation_$i.txt ]]; then
@@ -141,20 +140,12 @@ for i in $(seq "$folds"); do
 done
 rows=()
 for held in $(seq "$folds"); do
-  wavs=() truths=() graphs=()
-  for i in $(seq "$folds"); do
-    if [[ $i == "$held" ]]; then continue; fi
-    wavs+=("$out/unseen_validation_$i.wav")
-    truths+=("$out/unseen_validation_$i.txt")
-    graphs+=("$out/unseen_fold_$i.tflite")
-  done
+  mapfile -t unseen_flags < <(unseen_roc_flags "$held")
   name=without_fold$held
   python -m kws_jax.streaming_roc --graph="$model" \
       --wav="$out/validation_1.wav,$out/validation_2.wav" \
       --ground_truth="$out/validation_1.txt,$out/validation_2.txt" \
-      --unseen_words_wav="$(join "${wavs[@]}")" \
-      --unseen_words_ground_truth="$(join "${truths[@]}")" \
-      --unseen_words_graph="$(join "${graphs[@]}")" \
+      "${unseen_flags[@]}" \
       --output_dir="$check/$name" "${roc_grid[@]}" \
       --ignore_unknown="$ignore_unknown" --per_label_thresholds="$per_label" \
       >"$check/$name.txt" 2>>"$check/roc.log"

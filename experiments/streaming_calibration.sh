@@ -93,17 +93,11 @@ roc_flags=(--graph="$model"
            --ignore_unknown="$ignore_unknown"
            --per_label_thresholds="$per_label")
 if [[ -n $unseen_point ]]; then
-  wavs=() truths=() graphs=()
   for i in $(seq "$folds"); do
     unseen_validation_stream "$i" "$folds"
-    wavs+=("$out/unseen_validation_$i.wav")
-    truths+=("$out/unseen_validation_$i.txt")
-    graphs+=("$out/unseen_fold_$i.tflite")
   done
-  join() { local IFS=,; echo "$*"; }
-  roc_flags+=(--unseen_words_wav="$(join "${wavs[@]}")"
-              --unseen_words_ground_truth="$(join "${truths[@]}")"
-              --unseen_words_graph="$(join "${graphs[@]}")"
+  mapfile -t unseen_flags < <(unseen_roc_flags)
+  roc_flags+=("${unseen_flags[@]}"
               --max_unseen_fired_percent="$max_unseen_fired")
 fi
 if [[ $write == --write ]]; then

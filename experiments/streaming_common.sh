@@ -34,6 +34,23 @@ unseen_validation_stream() {
       --test_duration_seconds=1200 --seed="$((10 + $1))"
 }
 
+# unseen_roc_flags [LEFT_OUT]: streaming_roc's --unseen_words_* flags, one
+# a line, for the unseen validation streams and fold models of every fold
+# of $folds but LEFT_OUT (none left out without it).
+unseen_roc_flags() {
+  local i wavs=() truths=() graphs=()
+  for i in $(seq "$folds"); do
+    if [[ $i == "${1:-0}" ]]; then continue; fi
+    wavs+=("$out/unseen_validation_$i.wav")
+    truths+=("$out/unseen_validation_$i.txt")
+    graphs+=("$out/unseen_fold_$i.tflite")
+  done
+  local IFS=,
+  echo "--unseen_words_wav=${wavs[*]}"
+  echo "--unseen_words_ground_truth=${truths[*]}"
+  echo "--unseen_words_graph=${graphs[*]}"
+}
+
 # The settings streaming_roc tries.
 # (The thresholds: runtime/calibration.py's DEFAULT_THRESHOLDS.)
 roc_grid=(--average_window_ms=500,750,1000 --suppression_ms=750,1500

@@ -471,3 +471,27 @@ def test_a_point_without_folds_fails_before_any_stream(tmp_path, script):
   assert result.returncode != 0
   assert f'No unseen-words folds beside {point}' in result.stderr
   assert not list(out.glob('*.wav'))
+
+
+def test_unseen_roc_flags_name_every_fold_but_the_one_left_out(tmp_path):
+  def flags(*left_out):
+    return subprocess.run(
+        ['bash', '-c', f'out={tmp_path} data={tmp_path} folds=3; '
+         'source experiments/streaming_common.sh; unseen_roc_flags "$@"',
+         'bash', *left_out], capture_output=True, text=True, check=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ).stdout.splitlines()
+  assert flags() == [
+      f'--unseen_words_wav={tmp_path}/unseen_validation_1.wav,'
+      f'{tmp_path}/unseen_validation_2.wav,{tmp_path}/unseen_validation_3.wav',
+      f'--unseen_words_ground_truth={tmp_path}/unseen_validation_1.txt,'
+      f'{tmp_path}/unseen_validation_2.txt,{tmp_path}/unseen_validation_3.txt',
+      f'--unseen_words_graph={tmp_path}/unseen_fold_1.tflite,'
+      f'{tmp_path}/unseen_fold_2.tflite,{tmp_path}/unseen_fold_3.tflite']
+  assert flags('2') == [
+      f'--unseen_words_wav={tmp_path}/unseen_validation_1.wav,'
+      f'{tmp_path}/unseen_validation_3.wav',
+      f'--unseen_words_ground_truth={tmp_path}/unseen_validation_1.txt,'
+      f'{tmp_path}/unseen_validation_3.txt',
+      f'--unseen_words_graph={tmp_path}/unseen_fold_1.tflite,'
+      f'{tmp_path}/unseen_fold_3.tflite']

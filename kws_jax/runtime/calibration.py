@@ -300,8 +300,7 @@ class ScoredStream:
     if key not in self._averages:
       self._averages[key] = window_averages(
           self.times_ms, self.scores, *key)
-    return detect_from_averages(self._averages[key], labels,
-                                          settings)
+    return detect_from_averages(self._averages[key], labels, settings)
 
 
 def sweep(streams: Sequence[ScoredStream], labels: Sequence[str],
